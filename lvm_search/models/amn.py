@@ -1,0 +1,50 @@
+"""Attention mixture network: attend over the context from its mean, learn a residual over the mean.
+
+Seed defaults at D=768: query Linear(768->256) 196,864 and key Linear(768->256) 196,864 (one head;
+the values are the raw context vectors), then an MLP on [mean, attended] 1536->512->256->768 with
+GELU + LayerNorm after each hidden layer (786,944 + 1,024 + 131,328 + 512 + 197,376) = 1,510,912.
+The output is always mean + MLP; ``residual: true`` additionally starts the last layer at zero.
+"""
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from ..errors import UserError
+from .registry import finish, register, zero_init
+
+
+@dataclass
+class AMNConfig:
+    depth: int = 2  # hidden MLP layers, each half as wide as the one before
+    width: int = 512  # first hidden layer
+    key_dim: int = 256
+    dropout: float = 0.0
+    residual: bool = False
+
+    def validate(self):
+        if self.depth < 1 or self.key_dim < 1 or self.width >> (self.depth - 1) < 1 or not 0 <= self.dropout < 1:
+            raise UserError(f"amn: depth, width (halved per layer) and key_dim must stay >= 1, 0 <= dropout < 1, got {self}")
+
+
+@register("amn", AMNConfig)
+class AMNModel(nn.Module):
+    def __init__(self, cfg: AMNConfig, dim: int, k: int):
+        super().__init__()
+        self.cfg = cfg
+        self.query = nn.Linear(dim, cfg.key_dim)
+        self.key = nn.Linear(dim, cfg.key_dim)
+        layers, width_in = [], 2 * dim
+        for i in range(cfg.depth):
+            width = cfg.width >> i
+            layers += [nn.Linear(width_in, width), nn.GELU(), nn.LayerNorm(width), nn.Dropout(cfg.dropout)]
+            width_in = width
+        self.mlp = nn.Sequential(*layers, nn.Linear(width_in, dim))
+        if cfg.residual:
+            zero_init(self.mlp[-1])
+
+    def forward(self, x):
+        mean = x.mean(dim=1)
+        scores = torch.einsum("bd,bkd->bk", self.query(mean), self.key(x)) / self.cfg.key_dim**0.5
+        attended = torch.einsum("bk,bkd->bd", scores.softmax(dim=-1), x)
+        return finish(x, self.mlp(torch.cat([mean, attended], dim=-1)), residual=True)

@@ -1,0 +1,286 @@
+"""Search-space files: YAML -> a validated ``SearchSpace`` -> Optuna distributions.
+
+A space file (see ``spaces/*.yaml``)::
+
+    arch: lstm                 # a registered architecture
+    samples: 12                # trials in the search
+    seed: 0                    # TPE's seed
+    max_concurrent: 2          # trials running at once
+    scheduler: {type: asha, grace_period: 3, reduction_factor: 3}   # or {type: none}
+    resources: {cpus_per_trial: 1, gpus_per_trial: 0}
+    fixed: {schedule: cosine}  # settings held constant
+    space:                     # searched settings, each one of:
+      depth: {type: int, low: 1, high: 3}
+      lr: {type: float, low: 1.0e-4, high: 3.0e-3, log: true}
+      batch_size: {type: choice, values: [128, 256, 512]}
+
+Keys of ``fixed`` and ``space`` are fields of the architecture's config dataclass (depth, width,
+dropout, residual, ...) or of ``TrainConfig`` (epochs, lr, batch_size, ...). The reference
+configuration (the architecture's seed defaults with the trainer's defaults) must lie inside the
+space: it is always trial 0, so a search can only match or beat it.
+Every mistake raises ``UserError`` naming the file and the field.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import optuna
+import yaml
+
+from .errors import UserError
+from .models import config_fields
+from .train import TRAIN_FIELDS, TrainConfig
+
+METRIC = "val_cosine"  # maximised
+SCHEDULERS = ("asha", "none")
+NOT_SEARCHABLE = {"device", "threads"}  # set per trial by the search from its resources
+
+
+@dataclass(frozen=True)
+class Dimension:
+    type: str  # int, float or choice
+    low: float | None = None
+    high: float | None = None
+    log: bool = False
+    step: float | None = None
+    values: tuple = ()
+
+    def contains(self, value) -> bool:
+        if self.type == "choice":
+            return value in self.values
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return False
+        if not self.low <= value <= self.high:
+            return False
+        return self.step is None or abs((value - self.low) / self.step - round((value - self.low) / self.step)) < 1e-9
+
+    def to_optuna(self) -> optuna.distributions.BaseDistribution:
+        if self.type == "choice":
+            return optuna.distributions.CategoricalDistribution(list(self.values))
+        if self.type == "int":
+            return optuna.distributions.IntDistribution(int(self.low), int(self.high), log=self.log, step=int(self.step or 1))
+        return optuna.distributions.FloatDistribution(self.low, self.high, log=self.log, step=self.step)
+
+
+@dataclass(frozen=True)
+class Scheduler:
+    type: str = "asha"
+    grace_period: int = 3
+    reduction_factor: float = 3.0
+
+
+@dataclass(frozen=True)
+class Resources:
+    cpus_per_trial: float = 1.0
+    gpus_per_trial: float = 0.0
+
+
+@dataclass(frozen=True)
+class SearchSpace:
+    arch: str
+    samples: int = 12
+    seed: int = 0
+    max_concurrent: int = 2
+    scheduler: Scheduler = field(default_factory=Scheduler)
+    resources: Resources = field(default_factory=Resources)
+    fixed: dict = field(default_factory=dict)
+    space: dict[str, Dimension] = field(default_factory=dict)
+    source: str = ""
+
+    @property
+    def max_epochs(self) -> int:
+        dim = self.space.get("epochs")
+        if dim is None:
+            return int(self.fixed.get("epochs", TrainConfig.epochs))
+        return int(max(dim.values) if dim.type == "choice" else dim.high)
+
+    def distributions(self) -> dict[str, optuna.distributions.BaseDistribution]:
+        return {name: dim.to_optuna() for name, dim in self.space.items()}
+
+    def reference_point(self) -> dict:
+        """The reference configuration's value of every searched setting (trial 0)."""
+        defaults = {**reference_defaults(self.arch), **self.fixed}
+        return {name: defaults[name] for name in self.space}
+
+
+def reference_defaults(arch: str) -> dict:
+    train_defaults = {f.name: f.default for f in dataclasses.fields(TrainConfig) if f.name in TRAIN_FIELDS}
+    return {**train_defaults, **config_fields(arch)}
+
+
+def split_params(arch: str, params: dict, where: str = "settings") -> TrainConfig:
+    """Route flat settings to the model config or the training config; unknown keys are errors."""
+    model_keys = set(config_fields(arch))
+    unknown = set(params) - model_keys - TRAIN_FIELDS
+    if unknown:
+        known = sorted(model_keys | TRAIN_FIELDS)
+        raise UserError(f"{where}: unknown setting(s) {sorted(unknown)} for {arch} (known: {', '.join(known)})")
+    model = {k: v for k, v in params.items() if k in model_keys}
+    train = {k: v for k, v in params.items() if k not in model_keys}
+    try:
+        return TrainConfig(arch=arch, model=model, **train).validate()
+    except UserError as e:
+        raise UserError(f"{where}: {e}") from None
+    except TypeError as e:
+        raise UserError(f"{where}: {e}") from None
+
+
+# --- loading ------------------------------------------------------------------------------------
+
+
+def load_space(path: str | Path) -> SearchSpace:
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{path}: no such space file")
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except (yaml.YAMLError, UnicodeDecodeError) as e:
+        where = getattr(e, "problem_mark", None)
+        at = f" at line {where.line + 1}" if where else ""
+        raise UserError(f"{path}: not valid YAML{at}") from None
+    return parse_space(raw, str(path))
+
+
+def parse_space(raw, source: str) -> SearchSpace:
+    if not isinstance(raw, dict):
+        raise UserError(f"{source}: expected a mapping at the top level")
+    allowed = {f.name for f in dataclasses.fields(SearchSpace)} - {"source"}
+    unknown = set(map(str, raw)) - allowed
+    if unknown:
+        raise UserError(f"{source}: unknown key(s) {sorted(unknown)} (allowed: {', '.join(sorted(allowed))})")
+    if "arch" not in raw:
+        raise UserError(f"{source}: missing key 'arch'")
+    if not isinstance(raw["arch"], str):
+        raise UserError(f"{source}: arch: expected a name, got {raw['arch']!r}")
+    arch = raw["arch"]
+    try:
+        settings = set(config_fields(arch)) | TRAIN_FIELDS
+    except UserError as e:
+        raise UserError(f"{source}: arch: {e}") from None
+
+    samples = _int(raw.get("samples", SearchSpace.samples), f"{source}: samples", minimum=1)
+    seed = _int(raw.get("seed", SearchSpace.seed), f"{source}: seed", minimum=0)
+    max_concurrent = _int(raw.get("max_concurrent", SearchSpace.max_concurrent), f"{source}: max_concurrent", minimum=1)
+    scheduler = _scheduler(raw.get("scheduler", {}), f"{source}: scheduler")
+    resources = _resources(raw.get("resources", {}), f"{source}: resources")
+
+    fixed = raw.get("fixed") or {}
+    if not isinstance(fixed, dict):
+        raise UserError(f"{source}: fixed: expected a mapping of setting: value")
+    space_raw = raw.get("space") or {}
+    if not isinstance(space_raw, dict):
+        raise UserError(f"{source}: space: expected a mapping of setting: {{type: ...}}")
+    for section, keys in (("fixed", fixed), ("space", space_raw)):
+        for key in keys:
+            if key not in settings or key in NOT_SEARCHABLE:
+                raise UserError(f"{source}: {section}.{key}: unknown setting for {arch} (known: {', '.join(sorted(settings - NOT_SEARCHABLE))})")
+    both = set(fixed) & set(space_raw)
+    if both:
+        raise UserError(f"{source}: {sorted(both)[0]}: appears in both fixed and space")
+    space = {name: _dimension(spec, f"{source}: space.{name}", name) for name, spec in space_raw.items()}
+
+    result = SearchSpace(arch, samples, seed, max_concurrent, scheduler, resources, fixed, space, source)
+    reference = {**reference_defaults(arch), **fixed}
+    for name, dim in space.items():
+        if not dim.contains(reference[name]):
+            raise UserError(
+                f"{source}: space.{name}: the reference default {reference[name]!r} must lie inside the space "
+                "(it is always trial 0)"
+            )
+    split_params(arch, {**fixed, **result.reference_point()}, where=f"{source}: fixed")
+    return result
+
+
+def _number(value, where: str) -> float:
+    # PyYAML reads 1e-4 (no dot) as a string; accept it as the number the user meant.
+    if isinstance(value, str):
+        try:
+            value = float(value)
+        except ValueError:
+            pass
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise UserError(f"{where}: expected a finite number, got {value!r}")
+    return value
+
+
+def _int(value, where: str, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise UserError(f"{where}: expected an integer >= {minimum}, got {value!r}")
+    return value
+
+
+def _mapping(raw, where: str, cls) -> dict:
+    if not isinstance(raw, dict):
+        raise UserError(f"{where}: expected a mapping")
+    allowed = {f.name for f in dataclasses.fields(cls)}
+    unknown = set(map(str, raw)) - allowed
+    if unknown:
+        raise UserError(f"{where}: unknown key(s) {sorted(unknown)} (allowed: {', '.join(sorted(allowed))})")
+    return raw
+
+
+def _scheduler(raw, where: str) -> Scheduler:
+    raw = _mapping(raw, where, Scheduler)
+    kind = raw.get("type", Scheduler.type)
+    if kind not in SCHEDULERS:
+        raise UserError(f"{where}.type: expected one of {SCHEDULERS}, got {kind!r}")
+    grace = _int(raw.get("grace_period", Scheduler.grace_period), f"{where}.grace_period", minimum=1)
+    factor = _number(raw.get("reduction_factor", Scheduler.reduction_factor), f"{where}.reduction_factor")
+    if factor <= 1:
+        raise UserError(f"{where}.reduction_factor: must be > 1, got {factor}")
+    return Scheduler(kind, grace, float(factor))
+
+
+def _resources(raw, where: str) -> Resources:
+    raw = _mapping(raw, where, Resources)
+    cpus = _number(raw.get("cpus_per_trial", Resources.cpus_per_trial), f"{where}.cpus_per_trial")
+    gpus = _number(raw.get("gpus_per_trial", Resources.gpus_per_trial), f"{where}.gpus_per_trial")
+    if cpus <= 0 or gpus < 0:
+        raise UserError(f"{where}: cpus_per_trial must be > 0 and gpus_per_trial >= 0, got {cpus}, {gpus}")
+    return Resources(float(cpus), float(gpus))
+
+
+def _dimension(spec, where: str, name: str) -> Dimension:
+    spec = _mapping(spec, where, Dimension)
+    kind = spec.get("type")
+    if kind == "choice":
+        values = spec.get("values")
+        if not isinstance(values, list) or not values:
+            raise UserError(f"{where}.values: expected a non-empty list")
+        if not all(v is None or isinstance(v, (bool, int, float, str)) for v in values):
+            raise UserError(f"{where}.values: choices must be plain scalars")
+        if len(set(map(repr, values))) != len(values):
+            raise UserError(f"{where}.values: has duplicates")
+        if set(spec) - {"type", "values"}:
+            raise UserError(f"{where}: a choice takes only 'values'")
+        return Dimension("choice", values=tuple(values))
+    if kind not in ("int", "float"):
+        raise UserError(f"{where}.type: expected int, float or choice, got {kind!r}")
+    if "low" not in spec or "high" not in spec:
+        raise UserError(f"{where}: needs low and high")
+    low, high = _number(spec["low"], f"{where}.low"), _number(spec["high"], f"{where}.high")
+    log = spec.get("log", False)
+    if not isinstance(log, bool):
+        raise UserError(f"{where}.log: expected true or false, got {log!r}")
+    step = spec.get("step")
+    if step is not None:
+        step = _number(step, f"{where}.step")
+        if step <= 0:
+            raise UserError(f"{where}.step: must be > 0, got {step}")
+        if log:
+            raise UserError(f"{where}: step and log cannot be combined")
+    if kind == "int" and not all(float(v).is_integer() for v in (low, high, step or 1)):
+        raise UserError(f"{where}: an int dimension needs integer low, high and step")
+    if low > high:
+        raise UserError(f"{where}: low ({low}) > high ({high})")
+    if log and low <= 0:
+        raise UserError(f"{where}: a log dimension needs low > 0, got {low}")
+    positive = {"lr": 0, "epochs": 1, "batch_size": 1, "depth": 1, "width": 1}
+    if name in positive and low < positive[name] or name == "lr" and low <= 0:
+        raise UserError(f"{where}.low: {name} must be {'> 0' if name == 'lr' else '>= 1'}, got {low}")
+    if kind == "int":
+        return Dimension("int", int(low), int(high), log, int(step) if step else None)
+    return Dimension("float", float(low), float(high), log, float(step) if step else None)

@@ -1,0 +1,202 @@
+"""Train one configuration on one device: per-epoch metrics and the best checkpoint. No Ray here.
+
+Read it top to bottom: config, device, data, model, optimizer and schedule, the loop, evaluation.
+The search wraps ``train`` in a Tune trainable; the CLI's ``train`` command and the benchmarks call
+it directly.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import torch
+from torch.nn import functional as F
+
+from .checkpoint import save_checkpoint
+from .data import LVMData
+from .errors import UserError
+from .metrics import predict
+from .models import build_model, config_fields
+
+SCHEDULES = ("cosine", "plateau", "constant")
+
+
+@dataclass
+class TrainConfig:
+    # model
+    arch: str = "lstm"
+    model: dict = field(default_factory=dict)  # overrides of the architecture's config dataclass
+    # optimizer and schedule
+    epochs: int = 20
+    batch_size: int = 256
+    lr: float = 1e-3
+    weight_decay: float = 0.01
+    schedule: str = "cosine"  # cosine (after linear warm-up), plateau (ReduceLROnPlateau), constant
+    warmup_epochs: float = 1.0
+    grad_clip: float = 1.0
+    # system
+    seed: int = 0
+    device: str = "auto"  # auto picks cuda, then mps, then cpu
+    bf16: bool = False  # bf16 autocast, used on CUDA only
+    threads: int | None = None  # torch intra-op threads on CPU
+
+    def validate(self) -> "TrainConfig":
+        config_fields(self.arch)  # raises on an unknown architecture
+        checks = [
+            (self.epochs >= 1, f"epochs must be >= 1, got {self.epochs}"),
+            (self.batch_size >= 1, f"batch_size must be >= 1, got {self.batch_size}"),
+            (self.lr > 0 and math.isfinite(self.lr), f"lr must be > 0, got {self.lr}"),
+            (self.weight_decay >= 0, f"weight_decay must be >= 0, got {self.weight_decay}"),
+            (self.schedule in SCHEDULES, f"schedule must be one of {SCHEDULES}, got {self.schedule!r}"),
+            (self.warmup_epochs >= 0, f"warmup_epochs must be >= 0, got {self.warmup_epochs}"),
+            (self.grad_clip >= 0, f"grad_clip must be >= 0 (0 = off), got {self.grad_clip}"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise UserError(message)
+        return self
+
+
+TRAIN_FIELDS = {f.name for f in dataclasses.fields(TrainConfig)} - {"arch", "model"}
+
+
+class TrainingDiverged(RuntimeError):
+    """The training loss became NaN or Inf."""
+
+
+@dataclass
+class TrainResult:
+    model: torch.nn.Module  # holding the best epoch's weights
+    best: dict  # metrics of the best epoch (by val cosine)
+    history: list[dict]
+    meta: dict  # what a checkpoint's config.json records
+
+
+# report(epoch, metrics, save) is called after every epoch; save(path) writes the current model as
+# a checkpoint and is given only when val cosine improved, so callers keep the best one for free.
+ReportFn = Callable[[int, dict, Callable[[str], None] | None], None]
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    available = {
+        "cpu": True,
+        "cuda": torch.cuda.is_available(),
+        "mps": torch.backends.mps.is_available(),
+    }
+    if name.split(":")[0] not in available:
+        raise UserError(f"device must be auto, cpu, cuda[:N] or mps, got {name!r}")
+    if not available[name.split(":")[0]]:
+        raise UserError(f"device {name!r} was asked for but is not available on this machine")
+    return torch.device(name)
+
+
+def lr_factor(step: int, warmup_steps: int, total_steps: int) -> float:
+    """Linear warm-up, then cosine decay to zero."""
+    if step < warmup_steps:
+        return (step + 1) / warmup_steps
+    progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
+    return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+
+
+def train(cfg: TrainConfig, data: LVMData, report: ReportFn | None = None) -> TrainResult:
+    cfg.validate()
+    # system
+    device = resolve_device(cfg.device)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    torch.manual_seed(cfg.seed)
+    use_bf16 = cfg.bf16 and device.type == "cuda"
+    data = data.to(device)
+    n_train = len(data.splits["train"])
+
+    # model
+    model = build_model(cfg.arch, data.dim, data.k, **cfg.model).to(device)
+    model_config = dataclasses.asdict(model.cfg)
+    meta = {
+        "arch": cfg.arch,
+        "model_config": model_config,
+        "train_config": {**dataclasses.asdict(cfg), "model": model_config},
+        "dim": data.dim,
+        "k": data.k,
+        "fingerprint": data.fingerprint,
+        "params": sum(p.numel() for p in model.parameters()),
+    }
+
+    # optimizer and schedule
+    optimizer = torch.optim.AdamW(
+        model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, fused=device.type == "cuda"
+    )
+    steps_per_epoch = math.ceil(n_train / cfg.batch_size)
+    total_steps = cfg.epochs * steps_per_epoch
+    warmup_steps = round(cfg.warmup_epochs * steps_per_epoch)
+    step_schedule = plateau = None
+    if cfg.schedule == "cosine":
+        step_schedule = torch.optim.lr_scheduler.LambdaLR(
+            optimizer, lambda step: lr_factor(step, warmup_steps, total_steps)
+        )
+    elif cfg.schedule == "plateau":
+        plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode="max", factor=0.5, patience=2)
+    generator = torch.Generator(device=device).manual_seed(cfg.seed)
+
+    # the loop
+    history, best, best_state = [], None, None
+    for epoch in range(1, cfg.epochs + 1):
+        t0 = time.perf_counter()
+        model.train()
+        loss_sum = torch.zeros((), device=device)
+        order = torch.randperm(n_train, device=device, generator=generator)
+        for lo in range(0, n_train, cfg.batch_size):
+            x, y = data.batch("train", order[lo : lo + cfg.batch_size])
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
+                pred = model(x)
+            loss = F.mse_loss(pred.float(), y)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if cfg.grad_clip:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            optimizer.step()
+            if step_schedule:
+                step_schedule.step()
+            loss_sum += loss.detach()
+        train_loss = loss_sum.item() / steps_per_epoch  # one sync per epoch, not per batch
+        train_s = time.perf_counter() - t0
+        if not math.isfinite(train_loss):
+            raise TrainingDiverged(f"training loss became {train_loss} in epoch {epoch} (lr={cfg.lr})")
+
+        # evaluation
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
+            val_pred = predict(model, data, "val")
+        _, val_target = data.batch("val", slice(None))
+        val_cosine = (val_pred * val_target).sum(-1).mean().item()
+        if plateau:
+            plateau.step(val_cosine)
+        metrics = {
+            "epoch": epoch,
+            "train_loss": train_loss,
+            "val_loss": F.mse_loss(val_pred, val_target).item(),
+            "val_cosine": val_cosine,
+            "lr": optimizer.param_groups[0]["lr"],
+            "epoch_s": time.perf_counter() - t0,
+            "train_samples_per_s": n_train / train_s,
+        }
+        history.append(metrics)
+        improved = best is None or val_cosine > best["val_cosine"]
+        if improved:
+            best = metrics
+            best_state = {name: t.detach().clone() for name, t in model.state_dict().items()}
+        if report:
+            save = (lambda path: save_checkpoint(path, model, {**meta, "epoch": epoch, "metrics": metrics})) if improved else None
+            report(epoch, metrics, save)
+
+    model.load_state_dict(best_state)
+    model.eval()
+    return TrainResult(model, best, history, {**meta, "epoch": best["epoch"], "metrics": best})
