@@ -74,8 +74,18 @@ def parse_sets(pairs: list[str]) -> dict:
         key, sep, value = pair.partition("=")
         if not sep or not key:
             raise UserError(f"--set expects KEY=VALUE, got {pair!r}")
-        out[key.strip()] = yaml.safe_load(value)
+        out[key.strip()] = _scalar(value)
     return out
+
+
+def _scalar(text: str):
+    value = yaml.safe_load(text)
+    if isinstance(value, str):  # PyYAML reads 1e-3 (no dot) as a string
+        try:
+            return float(value)
+        except ValueError:
+            pass
+    return value
 
 
 def cmd_train(args) -> int:
@@ -113,6 +123,88 @@ def cmd_train(args) -> int:
     return 0
 
 
+# --- run --------------------------------------------------------------------------------------
+
+
+def cmd_run(args) -> int:
+    from .spaces import load_space
+
+    space = load_space(args.space).with_overrides(
+        samples=args.samples,
+        seed=args.seed,
+        max_concurrent=args.max_concurrent,
+        cpus_per_trial=args.cpus_per_trial,
+        gpus_per_trial=args.gpus_per_trial,
+        max_epochs=args.max_epochs,
+    )
+    from .search import SearchOptions, run_search
+
+    opts = SearchOptions(
+        data=args.data, k=args.k, storage=args.storage, name=args.name, address=args.address,
+        fresh=args.fresh, verbose=0 if args.json else 1,
+    )
+    summary = run_search(space, opts)
+    if args.json:
+        _print_json(summary)
+        return 0
+    counts, best = summary["counts"], summary["best"]
+    print(
+        f"{summary['name']}: {counts['trials']} trials ({counts['stopped_early']} stopped early, "
+        f"{counts['diverged']} diverged, {counts['errored']} errored) in {summary['wall_s']:.0f} s"
+    )
+    if best is None:
+        print("no trial finished; see the errors in summary.json")
+        return 1
+    baseline = summary["baseline_val"]["mean"]["cosine"]
+    run_dir = Path(args.storage) / summary["name"]
+    print(
+        f"best trial {best['trial_id']}: val cosine {best['val_cosine']:.4f} vs mean-of-context "
+        f"{baseline:.4f} on the same windows ({best['gain_over_mean_pct']:+.2f}%)"
+    )
+    print(f"config: {json.dumps(best['config'])}")
+    print(f"checkpoint: {run_dir / best['checkpoint']}")
+    print(f"summary: {run_dir / 'summary.json'}")
+    return 0
+
+
+# --- ensemble ---------------------------------------------------------------------------------
+
+
+def cmd_ensemble(args) -> int:
+    from .ensemble import build_ensemble, load_recipe
+
+    record = build_ensemble(load_recipe(args.recipe), args.storage, args.data)
+    if args.json:
+        _print_json(record)
+        return 0
+    print(f"ensemble {record['name']} ({record['method']}), written to {record['path']}")
+    print(f"{'member':36s} {'weight':>6s} {'val cos':>8s} {'test cos':>8s}")
+    weights = {(m["run"], m["trial_id"]): m["weight"] for m in record["members"]}
+    for c in record["candidates"]:
+        w = weights.get((c["run"], c["trial_id"]), 0.0)
+        print(f"{c['run'] + '/' + c['trial_id']:36s} {w:6.3f} {c['metrics']['val']['cosine']:8.4f} {c['metrics']['test']['cosine']:8.4f}")
+    rows = [("ensemble", record["metrics"]), ("mean of context", record["baseline"]["mean"])]
+    print(f"{'':36s} {'':6s} {'val cos':>8s} {'test cos':>8s} {'hit@1':>6s} {'hit@5':>6s} {'mrr':>6s}")
+    for label, m in rows:
+        t = m["test"]
+        print(f"{label:36s} {'':6s} {m['val']['cosine']:8.4f} {t['cosine']:8.4f} {t['hit1']:6.3f} {t['hit5']:6.3f} {t['mrr']:6.3f}")
+    g = record["gain_pct"]["test"]
+    print(f"test gain: {g['over_mean']:+.2f}% over the mean-of-context baseline, "
+          f"{g['over_best_single']:+.2f}% over the best single member (chosen on val)")
+    return 0
+
+
+# --- report -----------------------------------------------------------------------------------
+
+
+def cmd_report(args) -> int:
+    from .report import build_report
+
+    result = build_report(args.storage, args.out, args.data)
+    print(f"wrote {result['path']} ({len(result['rows'])} rows) and {len(result['figures'])} plots")
+    return 0
+
+
 # --- embed ------------------------------------------------------------------------------------
 
 
@@ -142,6 +234,36 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="checkpoint folder (default runs/train/ARCH)")
     _data_args(p)
     p.set_defaults(fn=cmd_train)
+
+    p = sub.add_parser("run", help="search a space file with Ray Tune + Optuna (TPE, ASHA)")
+    p.add_argument("space", help="a space file, e.g. spaces/lstm.yaml")
+    p.add_argument("--data", help="an .npz data set (default: the packaged sample)")
+    p.add_argument("--k", type=int, default=None, help="context length (default 5)")
+    p.add_argument("--storage", default="runs", help="folder for results and checkpoints (default ./runs)")
+    p.add_argument("--name", help="run name (default: the space file's name); the same name resumes")
+    p.add_argument("--fresh", action="store_true", help="start over (the previous run is moved aside)")
+    p.add_argument("--samples", type=int, help="number of trials")
+    p.add_argument("--max-epochs", type=int, help="cap the epochs of every trial (smoke runs)")
+    p.add_argument("--seed", type=int, help="TPE's seed")
+    p.add_argument("--max-concurrent", type=int, help="trials running at once")
+    p.add_argument("--cpus-per-trial", type=float)
+    p.add_argument("--gpus-per-trial", type=float, help="fractions share a GPU, e.g. 0.25")
+    p.add_argument("--address", help="an existing Ray cluster: auto or HOST:PORT")
+    p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    p.set_defaults(fn=cmd_run)
+
+    p = sub.add_parser("ensemble", help="weighted average of the best checkpoints, weights fitted on val")
+    p.add_argument("recipe", nargs="?", help="an ensemble recipe, e.g. ensembles/default.yaml")
+    p.add_argument("--storage", default="runs", help="the folder holding the runs (default ./runs)")
+    p.add_argument("--data", help="an .npz data set (default: the data the runs were trained on)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(fn=cmd_ensemble)
+
+    p = sub.add_parser("report", help="markdown leaderboard with plots, from a storage folder")
+    p.add_argument("--storage", default="runs", help="the folder holding the runs (default ./runs)")
+    p.add_argument("--out", default="reports/leaderboard.md")
+    p.add_argument("--data", help="an .npz data set (default: the data the runs were trained on)")
+    p.set_defaults(fn=cmd_report)
 
     p = sub.add_parser("embed", help="turn a folder of documents (or a JSONL file) into a training set")
     p.add_argument("source", help="a folder of .txt/.md/.rst files, or a .jsonl file of {id, text}")

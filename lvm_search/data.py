@@ -18,6 +18,7 @@ import hashlib
 import json
 import warnings
 import zipfile
+import zlib
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -132,10 +133,13 @@ def _read_npz(path: Path) -> dict[str, np.ndarray]:
         raise UserError(f"{path}: is a folder, expected an .npz file")
     wanted = ("vectors", "doc_ids", "context_sequences", "target_vectors")
     try:
-        with np.load(path, allow_pickle=False) as z:
+        z = np.load(path, allow_pickle=False)
+        if not isinstance(z, np.lib.npyio.NpzFile):  # a bare .npy array
+            raise UserError(f"{path}: expected an .npz archive of named arrays, got a single array")
+        with z:
             return {name: z[name] for name in wanted if name in z.files}
-    except (zipfile.BadZipFile, EOFError, OSError, ValueError, KeyError) as e:
-        raise UserError(f"{path}: not a readable .npz file ({type(e).__name__}: {e})") from None
+    except (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError, KeyError) as e:
+        raise UserError(f"{path}: not a readable .npz file ({type(e).__name__}: {str(e).splitlines()[0][:120]})") from None
 
 
 def _check_vectors(path: Path, name: str, v: np.ndarray, ndim: int) -> None:
@@ -202,7 +206,7 @@ def _from_documents(path, arrays, k, fractions, seed) -> LVMData:
             torch.from_numpy(targets[:, None] + offsets), torch.from_numpy(targets), len(docs)
         )
     fingerprint = _fingerprint(vectors, doc_ids, {"k": k}, *split_targets)
-    return LVMData(torch.from_numpy(vectors.astype(np.float32)), splits, k, fingerprint, str(path), "native")
+    return LVMData(_unit_rows(vectors), splits, k, fingerprint, str(path), "native")
 
 
 def _from_windows(path, arrays, k, fractions) -> LVMData:
@@ -230,11 +234,16 @@ def _from_windows(path, arrays, k, fractions) -> LVMData:
         stacklevel=3,
     )
     bounds = {"train": (0, n_train), "val": (n_train + k, n_train + k + n_val), "test": (m - n_test, m)}
-    vectors = np.concatenate([ctx.reshape(m * k, d), tgt]).astype(np.float32)
+    vectors = np.concatenate([ctx.reshape(m * k, d), tgt])
     splits = {}
     for name, (lo, hi) in bounds.items():
         windows = torch.arange(lo, hi)
         contexts = windows[:, None] * k + torch.arange(k)
         splits[name] = Split(contexts, m * k + windows, 1)
     fingerprint = _fingerprint(ctx, tgt, {"k": k, "bounds": bounds})
-    return LVMData(torch.from_numpy(vectors), splits, k, fingerprint, str(path), "windows")
+    return LVMData(_unit_rows(vectors), splits, k, fingerprint, str(path), "windows")
+
+
+def _unit_rows(vectors: np.ndarray) -> torch.Tensor:
+    """float32, L2-normalised: stored float16 rows are unit only to ~1e-4, and the metrics assume 1."""
+    return torch.nn.functional.normalize(torch.from_numpy(vectors.astype(np.float32)), dim=-1)

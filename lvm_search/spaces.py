@@ -57,6 +57,11 @@ class Dimension:
             return False
         return self.step is None or abs((value - self.low) / self.step - round((value - self.low) / self.step)) < 1e-9
 
+    def clamp(self, value):
+        if self.type == "choice":
+            return value
+        return type(value)(min(max(value, self.low), self.high))
+
     def to_optuna(self) -> optuna.distributions.BaseDistribution:
         if self.type == "choice":
             return optuna.distributions.CategoricalDistribution(list(self.values))
@@ -101,9 +106,38 @@ class SearchSpace:
         return {name: dim.to_optuna() for name, dim in self.space.items()}
 
     def reference_point(self) -> dict:
-        """The reference configuration's value of every searched setting (trial 0)."""
+        """The reference configuration's value of every searched setting (trial 0).
+
+        A loaded space always contains it; only an epoch cap (``with_overrides``) can clip it.
+        """
         defaults = {**reference_defaults(self.arch), **self.fixed}
-        return {name: defaults[name] for name in self.space}
+        return {name: dim.clamp(defaults[name]) for name, dim in self.space.items()}
+
+    def with_overrides(self, samples=None, seed=None, max_concurrent=None, cpus_per_trial=None,
+                       gpus_per_trial=None, max_epochs=None) -> "SearchSpace":
+        """The space with command-line overrides applied, validated like the file's own values."""
+        where = "command line"
+        space, fixed = dict(self.space), dict(self.fixed)
+        if max_epochs is not None:
+            cap = _int(max_epochs, f"{where}: --max-epochs", minimum=1)
+            if "epochs" in space:
+                dim = space["epochs"]
+                space["epochs"] = dataclasses.replace(dim, low=min(dim.low, cap), high=min(dim.high, cap))
+            else:
+                fixed["epochs"] = min(fixed.get("epochs", TrainConfig.epochs), cap)
+        resources = Resources(
+            self.resources.cpus_per_trial if cpus_per_trial is None else cpus_per_trial,
+            self.resources.gpus_per_trial if gpus_per_trial is None else gpus_per_trial,
+        )
+        return dataclasses.replace(
+            self,
+            samples=self.samples if samples is None else _int(samples, f"{where}: --samples", minimum=1),
+            seed=self.seed if seed is None else _int(seed, f"{where}: --seed", minimum=0),
+            max_concurrent=self.max_concurrent if max_concurrent is None else _int(max_concurrent, f"{where}: --max-concurrent", minimum=1),
+            resources=_resources(dataclasses.asdict(resources), f"{where}: resources"),
+            space=space,
+            fixed=fixed,
+        )
 
 
 def reference_defaults(arch: str) -> dict:

@@ -47,10 +47,24 @@ def build_model(name: str, dim: int, k: int, **overrides) -> nn.Module:
     unknown = set(overrides) - set(config_fields(name))
     if unknown:
         raise UserError(f"{name}: unknown model setting(s) {sorted(unknown)} (known: {sorted(config_fields(name))})")
+    defaults = config_fields(name)
+    for key, value in overrides.items():
+        if not _same_kind(value, defaults[key]):
+            raise UserError(f"{name}: setting '{key}' expects a {type(defaults[key]).__name__}, got {value!r}")
     cfg = arch.config_cls(**overrides)
     if hasattr(cfg, "validate"):
         cfg.validate()
     return arch.model_cls(cfg, dim, k)
+
+
+def _same_kind(value, default) -> bool:
+    if isinstance(default, bool) or isinstance(value, bool):
+        return isinstance(value, bool) and isinstance(default, bool)
+    if isinstance(default, int):
+        return isinstance(value, int)
+    if isinstance(default, float):
+        return isinstance(value, (int, float))
+    return True
 
 
 def finish(contexts: torch.Tensor, out: torch.Tensor, residual: bool) -> torch.Tensor:

@@ -1,0 +1,95 @@
+"""Shared helpers: tiny data files written into tmp_path, and a CLI runner.
+
+Every data file here is made on the spot from random unit vectors, so no test needs anything outside
+the repository. The packaged sample is the only real data set the tests read.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from lvm_search.data import sample_path
+
+
+def unit_rows(rng: np.random.Generator, n: int, dim: int) -> np.ndarray:
+    """``n`` random unit vectors of dimension ``dim`` (float64)."""
+    v = rng.standard_normal((n, dim))
+    return v / np.linalg.norm(v, axis=1, keepdims=True)
+
+
+def doc_ids_for(lengths, ids=None) -> np.ndarray:
+    """Contiguous document ids for documents of the given lengths (ids default to 0, 1, 2, ...)."""
+    ids = np.arange(len(lengths)) if ids is None else np.asarray(ids)
+    return np.repeat(ids, lengths).astype(np.int32)
+
+
+@pytest.fixture(autouse=True)
+def _deterministic_torch():
+    """Every test starts from the same torch seed, so model initialisations are reproducible."""
+    torch.manual_seed(0)
+
+
+@pytest.fixture
+def write_native(tmp_path):
+    """Factory: write a native-format .npz (``vectors`` [N, D], ``doc_ids`` [N]) and return its path.
+
+    ``write_native(lengths=[12, 12, ...], dim=8, dtype=np.float32, seed=0)``; pass ``vectors`` and/or
+    ``doc_ids`` to write given arrays instead, ``drop=("doc_ids",)`` to leave arrays out, and extra
+    keyword arrays to add them to the file.
+    """
+
+    def write(lengths=(12,) * 10, dim=8, dtype=np.float32, seed=0, name="native.npz", vectors=None,
+              doc_ids=None, drop=(), **extra):
+        rng = np.random.default_rng(seed)
+        if vectors is None:
+            vectors = unit_rows(rng, int(sum(lengths)), dim)
+        if doc_ids is None:
+            doc_ids = doc_ids_for(lengths)
+        arrays = {"vectors": np.asarray(vectors).astype(dtype), "doc_ids": np.asarray(doc_ids), **extra}
+        for key in drop:
+            arrays.pop(key)
+        path = tmp_path / name
+        np.savez(path, **arrays)
+        return path
+
+    return write
+
+
+@pytest.fixture
+def write_windows(tmp_path):
+    """Factory: write a windows-format .npz and return ``(path, context_sequences, target_vectors)``.
+
+    The windows are the sliding windows (stride 1) of one sequence of ``m + k`` distinct random unit
+    vectors, as the reference work builds them: window ``i`` has context ``seq[i:i+k]`` and target
+    ``seq[i+k]``, so neighbouring windows share vectors.
+    """
+
+    def write(m=100, k=3, dim=8, dtype=np.float32, seed=0, name="windows.npz"):
+        seq = unit_rows(np.random.default_rng(seed), m + k, dim).astype(dtype)
+        ctx = np.stack([seq[i : i + k] for i in range(m)])
+        tgt = seq[k : k + m]
+        path = tmp_path / name
+        np.savez(path, context_sequences=ctx, target_vectors=tgt)
+        return path, ctx, tgt
+
+    return write
+
+
+@pytest.fixture
+def sample():
+    """Path of the packaged real sample (3554 passages, 64 documents, D=384)."""
+    return sample_path()
+
+
+@pytest.fixture
+def cli(capsys):
+    """Run ``lvm_search.cli.main(argv)``; returns ``(exit_code, stdout, stderr)``."""
+    from lvm_search.cli import main
+
+    def run(*argv):
+        code = main([str(a) for a in argv])
+        captured = capsys.readouterr()
+        return code, captured.out, captured.err
+
+    return run

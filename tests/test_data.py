@@ -1,0 +1,255 @@
+"""Loading data: windows inside documents, the document split, the fingerprint, the windows format."""
+import warnings
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from lvm_search.data import SPLITS, load_data
+from lvm_search.errors import UserError
+
+
+def doc_ids_for(lengths, ids=None):
+    """Contiguous document ids, as the write_native fixture writes them by default."""
+    ids = np.arange(len(lengths)) if ids is None else np.asarray(ids)
+    return np.repeat(ids, lengths).astype(np.int32)
+
+
+def split_docs(data, doc_ids, name):
+    """The set of document ids whose windows are in split ``name``."""
+    return set(doc_ids[data.splits[name].targets.numpy()].tolist())
+
+
+# --- windows inside documents ----------------------------------------------------------------
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    lengths=st.lists(st.integers(1, 12), min_size=3, max_size=14),
+    k=st.integers(1, 4),
+    seed=st.integers(0, 2**16),
+    id_seed=st.integers(0, 1000),
+)
+def test_no_window_crosses_a_document_border(write_native, lengths, k, seed, id_seed):
+    # Document ids need not be 0..n-1 nor sorted; only contiguous.
+    ids = np.random.default_rng(id_seed).choice(10_000, size=len(lengths), replace=False)
+    doc_ids = doc_ids_for(lengths, ids)
+    path = write_native(lengths, dim=4, doc_ids=doc_ids)
+    with_windows = sum(length > k for length in lengths)
+    if with_windows < 3:
+        with pytest.raises(UserError):
+            load_data(path, k=k, seed=seed)
+        return
+    data = load_data(path, k=k, seed=seed)
+
+    for name in SPLITS:
+        s = data.splits[name]
+        contexts, targets = s.contexts.numpy(), s.targets.numpy()
+        assert contexts.shape == (len(targets), k)
+        # contexts are the k rows just before the target, oldest first
+        np.testing.assert_array_equal(contexts, targets[:, None] + np.arange(-k, 0))
+        # ... and all of them in the target's document
+        assert (doc_ids[contexts] == doc_ids[targets][:, None]).all()
+
+    # Every window of every document with more than k passages is in exactly one split.
+    all_targets = np.concatenate([data.splits[n].targets.numpy() for n in SPLITS])
+    assert len(all_targets) == len(set(all_targets.tolist())) == sum(max(0, n - k) for n in lengths)
+
+
+def test_windows_are_the_k_rows_before_each_target_on_a_hand_made_file(write_native):
+    # Documents of 3, 6, 4, 5 and 7 passages, k=3: windows only at positions >= 3 in a document.
+    lengths = [3, 6, 4, 5, 7]
+    path = write_native(lengths, dim=4)
+    data = load_data(path, k=3)
+    targets = sorted(torch.cat([data.splits[n].targets for n in SPLITS]).tolist())
+    starts = np.cumsum([0] + lengths[:-1])
+    expected = [int(s + i) for s, n in zip(starts, lengths) for i in range(3, n)]
+    assert targets == expected
+    file_vectors = torch.from_numpy(np.load(path)["vectors"])
+    for name in SPLITS:
+        x, y = data.batch(name, slice(None))
+        s = data.splits[name]
+        torch.testing.assert_close(x, file_vectors[s.targets[:, None] + torch.arange(-3, 0)])
+        torch.testing.assert_close(y, file_vectors[s.targets])
+
+
+# --- the document split ----------------------------------------------------------------------
+
+
+def test_no_document_is_in_two_splits(write_native):
+    lengths = [12] * 30
+    path = write_native(lengths)
+    doc_ids = doc_ids_for(lengths)
+    data = load_data(path)
+    docs = {name: split_docs(data, doc_ids, name) for name in SPLITS}
+    assert not docs["train"] & docs["val"]
+    assert not docs["train"] & docs["test"]
+    assert not docs["val"] & docs["test"]
+    assert docs["train"] | docs["val"] | docs["test"] == set(range(30))
+    for name in SPLITS:
+        assert data.splits[name].docs == len(docs[name])
+
+
+@pytest.mark.parametrize("n_docs,expected", [(10, (8, 1, 1)), (30, (24, 3, 3)), (64, (52, 6, 6)), (3, (1, 1, 1))])
+def test_split_sizes_follow_80_10_10_of_documents(write_native, n_docs, expected):
+    data = load_data(write_native([8] * n_docs, dim=4))
+    assert tuple(data.splits[n].docs for n in SPLITS) == expected
+    assert tuple(len(data.splits[n]) for n in SPLITS) == tuple(3 * d for d in expected)  # 8 - k windows per doc
+
+
+def test_documents_without_a_window_are_left_out_of_the_split(write_native):
+    # 20 documents with windows, 5 of exactly k=5 passages (no window): the split is of the 20.
+    lengths = [9] * 20 + [5] * 5
+    data = load_data(write_native(lengths, dim=4))
+    assert tuple(data.splits[n].docs for n in SPLITS) == (16, 2, 2)
+    assert data.split_sizes() == {
+        "train": {"docs": 16, "windows": 64},
+        "val": {"docs": 2, "windows": 8},
+        "test": {"docs": 2, "windows": 8},
+    }
+
+
+def test_sample_split_sizes(sample):
+    data = load_data(sample)
+    assert data.summary()["passages"] == 3554 and data.dim == 384 and data.k == 5
+    assert {n: data.splits[n].docs for n in SPLITS} == {"train": 52, "val": 6, "test": 6}
+    doc_ids = np.load(sample)["doc_ids"]
+    _, lengths = np.unique(doc_ids, return_counts=True)
+    assert sum(len(data.splits[n]) for n in SPLITS) == int(np.maximum(lengths - 5, 0).sum())
+
+
+def test_split_is_seeded(write_native):
+    lengths = [10] * 30
+    path = write_native(lengths, dim=4)
+    doc_ids = doc_ids_for(lengths)
+    a, b, other = load_data(path, seed=7), load_data(path, seed=7), load_data(path, seed=8)
+    for name in SPLITS:
+        assert torch.equal(a.splits[name].contexts, b.splits[name].contexts)
+        assert torch.equal(a.splits[name].targets, b.splits[name].targets)
+    assert split_docs(a, doc_ids, "test") != split_docs(other, doc_ids, "test")
+
+
+def test_vectors_are_float32_unit_rows_of_a_float16_file(write_native):
+    path = write_native([10] * 5, dim=6, dtype=np.float16)
+    data = load_data(path)
+    assert data.vectors.dtype == torch.float32
+    stored = torch.from_numpy(np.load(path)["vectors"].astype(np.float32))
+    assert torch.allclose(data.vectors, stored, atol=1e-3)
+    assert torch.allclose(data.vectors.norm(dim=1), torch.ones(len(stored)), atol=1e-6)
+    assert data.format == "native" and data.dim == 6
+
+
+def test_extra_arrays_in_the_file_are_ignored(write_native):
+    plain = load_data(write_native([10] * 5, name="plain.npz"))
+    extra = load_data(write_native([10] * 5, name="extra.npz", text_bytes=np.zeros(7, np.uint8)))
+    assert plain.fingerprint == extra.fingerprint
+
+
+def test_non_contiguous_document_ids_are_refused(write_native):
+    doc_ids = doc_ids_for([6, 6, 6, 6])
+    doc_ids[[0, -1]] = doc_ids[[-1, 0]]  # one passage of document 3 first, one of document 0 last
+    with pytest.raises(UserError, match="contiguous"):
+        load_data(write_native([6, 6, 6, 6], doc_ids=doc_ids))
+
+
+@pytest.mark.parametrize("fractions", [(0.5, 0.5), (0.8, 0.2, 0.0), (0.7, 0.2, 0.2)])
+def test_bad_split_fractions_are_refused(write_native, fractions):
+    with pytest.raises(UserError, match="fractions"):
+        load_data(write_native(), fractions=fractions)
+
+
+# --- the fingerprint -------------------------------------------------------------------------
+
+
+def test_fingerprint_is_stable_across_reloads(write_native):
+    path = write_native()
+    assert load_data(path).fingerprint == load_data(path).fingerprint
+    assert load_data(path, seed=3).fingerprint == load_data(path, seed=3).fingerprint
+
+
+def test_fingerprint_changes_when_the_split_seed_changes(write_native):
+    path = write_native([10] * 30)
+    assert load_data(path, seed=0).fingerprint != load_data(path, seed=1).fingerprint
+
+
+def test_fingerprint_changes_when_one_test_vector_changes(write_native):
+    lengths = [10] * 20
+    path = write_native(lengths, name="a.npz")
+    vectors = np.load(path)["vectors"].copy()
+    target = int(load_data(path).splits["test"].targets[0])
+    vectors[target] = -vectors[target]
+    changed = write_native(lengths, vectors=vectors, name="b.npz")
+    a, b = load_data(path), load_data(changed)
+    assert torch.equal(a.splits["test"].targets, b.splits["test"].targets)  # same split ...
+    assert a.fingerprint != b.fingerprint  # ... other data
+
+
+def test_fingerprint_changes_with_k(write_native):
+    path = write_native([10] * 10)
+    assert load_data(path, k=4).fingerprint != load_data(path, k=5).fingerprint
+
+
+def test_sample_fingerprint_is_stable(sample):
+    assert load_data().fingerprint == load_data(sample).fingerprint
+
+
+# --- the windows format ----------------------------------------------------------------------
+
+
+def test_windows_format_loads_with_a_warning_about_leakage(write_windows):
+    path, ctx, tgt = write_windows(m=100, k=3, dim=8)
+    with pytest.warns(UserWarning, match="no document ids"):
+        data = load_data(path)
+    assert data.format == "windows"
+    assert data.k == 3 and data.dim == 8
+    assert sum(len(data.splits[n]) for n in SPLITS) == 100 - 2 * 3  # two gaps of k windows
+    assert [len(data.splits[n]) for n in SPLITS] == [74, 10, 10]
+
+
+def test_windows_format_splits_are_contiguous_blocks_in_file_order(write_windows):
+    path, ctx, tgt = write_windows(m=100, k=3, dim=8)
+    with pytest.warns(UserWarning):
+        data = load_data(path)
+    blocks = {"train": (0, 74), "val": (77, 87), "test": (90, 100)}
+    for name, (lo, hi) in blocks.items():
+        x, y = data.batch(name, slice(None))
+        torch.testing.assert_close(x, torch.from_numpy(ctx[lo:hi]))
+        torch.testing.assert_close(y, torch.from_numpy(tgt[lo:hi]))
+
+
+def test_windows_format_splits_share_no_vector(write_windows):
+    # Sliding windows share vectors with their neighbours; the gaps keep the splits apart.
+    path, _, _ = write_windows(m=120, k=4, dim=8)
+    with pytest.warns(UserWarning):
+        data = load_data(path)
+    used = {}
+    for name in SPLITS:
+        x, y = data.batch(name, slice(None))
+        rows = torch.cat([x.reshape(-1, data.dim), y]).numpy()
+        used[name] = {row.tobytes() for row in rows}
+    assert not used["train"] & used["val"]
+    assert not used["train"] & used["test"]
+    assert not used["val"] & used["test"]
+
+
+def test_windows_format_fingerprint_is_stable_and_tracks_the_vectors(write_windows):
+    path, ctx, tgt = write_windows(m=60, k=3)
+    other, _, _ = write_windows(m=60, k=3, seed=1, name="other.npz")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        assert load_data(path).fingerprint == load_data(path).fingerprint
+        assert load_data(path).fingerprint != load_data(other).fingerprint
+
+
+def test_windows_format_refuses_another_k(write_windows):
+    path, _, _ = write_windows(m=60, k=3)
+    with pytest.raises(UserError, match="k=3"):
+        load_data(path, k=5)
+
+
+def test_windows_format_with_too_few_windows_is_refused(write_windows):
+    path, _, _ = write_windows(m=8, k=3)
+    with pytest.raises(UserError, match="too few"):
+        load_data(path)

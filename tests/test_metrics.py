@@ -1,0 +1,190 @@
+"""Scores and the classical baselines, checked against values worked out by hand or with numpy."""
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from lvm_search.data import LVMData, Split, load_data
+from lvm_search.metrics import (
+    RECENCY_DECAYS,
+    RidgeBaseline,
+    baselines,
+    context_mean_baseline,
+    fit_recency_decay,
+    last_vector_baseline,
+    predict,
+    recency_weighted_baseline,
+    score,
+)
+from lvm_search.models import build_model
+
+S = 1 / math.sqrt(2)
+
+# Four unit vectors in the plane (and a diagonal), indexed as rows of a tiny vector table.
+E0, E1, NEG_E0, NEG_E1, DIAG = range(5)
+PLANE = torch.tensor([[1.0, 0.0], [0.0, 1.0], [-1.0, 0.0], [0.0, -1.0], [S, S]])
+
+
+def hand_data(contexts, targets, vectors=PLANE) -> LVMData:
+    """An LVMData whose every split holds the given windows (row indices into ``vectors``)."""
+    split = Split(torch.tensor(contexts), torch.tensor(targets), 1)
+    return LVMData(vectors, {"train": split, "val": split, "test": split}, len(contexts[0]), "hand", "hand", "native")
+
+
+# --- score -----------------------------------------------------------------------------------
+
+
+def test_score_on_three_windows_in_the_plane():
+    # window         context          target   prediction     cos   rank among {DIAG, -E1, E0}   cos(last)
+    #   1           E0, E1            DIAG      (1, 1)          1    1                             s
+    #   2           E1, -E0           -E1       (1, 0)          0    3  (DIAG: s, E0: 1 beat 0)    -1
+    #   3          -E0, -E1           E0        (0, 2)          0    2  (DIAG: s beats 0)          -1
+    data = hand_data([[E0, E1], [E1, NEG_E0], [NEG_E0, NEG_E1]], [DIAG, NEG_E1, E0])
+    pred = torch.tensor([[1.0, 1.0], [1.0, 0.0], [0.0, 2.0]])  # score normalises predictions
+    got = score(pred, data, "val")
+    assert got["cosine"] == pytest.approx(1 / 3)
+    assert got["hit1"] == pytest.approx(1 / 3)
+    assert got["hit5"] == pytest.approx(1.0)
+    assert got["mrr"] == pytest.approx((1 + 1 / 3 + 1 / 2) / 3)
+    assert got["backward_margin"] == pytest.approx(((1 - S) + (0 + 1) + (0 + 1)) / 3)
+
+
+def test_score_counts_ties_in_the_predictions_favour():
+    # Prediction (1, -1) is equally close to its target E0 and to the other candidate -E1.
+    data = hand_data([[E1, DIAG], [E1, E0]], [E0, NEG_E1])
+    got = score(torch.tensor([[1.0, -1.0], [1.0, -1.0]]), data, "val")
+    assert got["hit1"] == 1.0 and got["mrr"] == 1.0
+
+
+def test_score_ranks_among_distinct_target_passages_only():
+    # Two windows with the same target row: one candidate, so every prediction ranks first.
+    data = hand_data([[E0, E1], [E1, NEG_E0]], [DIAG, DIAG])
+    got = score(torch.tensor([[-1.0, -1.0], [0.0, 1.0]]), data, "val")
+    assert got["hit1"] == 1.0
+    assert got["cosine"] == pytest.approx((-1 + S) / 2)
+
+
+def test_score_in_chunks_equals_score_in_one_go():
+    rng = np.random.default_rng(0)
+    vectors = torch.from_numpy(rng.standard_normal((40, 5)).astype(np.float32))
+    vectors = torch.nn.functional.normalize(vectors, dim=-1)
+    targets = list(range(3, 40))
+    data = hand_data([[t - 3, t - 2, t - 1] for t in targets], targets, vectors)
+    pred = torch.randn(len(targets), 5)
+    assert score(pred, data, "val", chunk=4) == pytest.approx(score(pred, data, "val"))
+
+
+# --- the baselines on hand-made contexts -----------------------------------------------------
+
+CTX = torch.tensor(
+    [
+        [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 1.0, 0.0]],
+        [[0.0, 0.0, 1.0], [1.0, 0.0, 0.0], [0.0, 0.0, 1.0]],
+    ]
+)
+
+
+def test_context_mean_baseline_by_hand():
+    expected = torch.tensor([[1.0, 2.0, 0.0], [1.0, 0.0, 2.0]]) / math.sqrt(5)
+    torch.testing.assert_close(context_mean_baseline(CTX), expected)
+
+
+def test_last_vector_baseline_by_hand():
+    torch.testing.assert_close(last_vector_baseline(CTX), torch.tensor([[0.0, 1.0, 0.0], [0.0, 0.0, 1.0]]))
+
+
+def test_recency_baseline_by_hand_at_decay_one_half():
+    # weights 1/4, 1/2, 1 from oldest to newest
+    expected = np.array([[0.25, 1.5, 0.0], [0.5, 0.0, 1.25]])
+    expected /= np.linalg.norm(expected, axis=1, keepdims=True)
+    torch.testing.assert_close(recency_weighted_baseline(CTX, 0.5), torch.from_numpy(expected).float())
+
+
+def test_recency_baseline_at_decay_zero_is_last_and_at_one_is_mean():
+    torch.testing.assert_close(recency_weighted_baseline(CTX, 0.0), last_vector_baseline(CTX))
+    torch.testing.assert_close(recency_weighted_baseline(CTX, 1.0), context_mean_baseline(CTX))
+
+
+def test_recency_decay_is_fitted_on_train():
+    # Every train target is its window's last context row: decay 0 (the last vector) is exact.
+    rng = np.random.default_rng(1)
+    vectors = torch.nn.functional.normalize(torch.from_numpy(rng.standard_normal((30, 6)).astype(np.float32)), dim=-1)
+    contexts = rng.choice(30, size=(20, 4)).tolist()
+    data = hand_data(contexts, [c[-1] for c in contexts], vectors)
+    assert fit_recency_decay(data) == 0.0
+    assert 0.0 in RECENCY_DECAYS and 1.0 in RECENCY_DECAYS
+
+
+def test_baselines_on_a_small_file_equal_numpy_computations(write_native):
+    path = write_native([9] * 20, dim=6)
+    data = load_data(path, k=4)
+    vectors = np.load(path)["vectors"].astype(np.float64)
+    got = baselines(data)
+    decay = got["recency"]["decay"]
+    assert decay in RECENCY_DECAYS
+
+    def unit(a):
+        return a / np.linalg.norm(a, axis=-1, keepdims=True)
+
+    for split in ("val", "test"):
+        s = data.splits[split]
+        ctx, tgt = vectors[s.contexts.numpy()], vectors[s.targets.numpy()]
+        weights = decay ** np.arange(3, -1, -1)  # oldest context row has age k-1
+        expected = {
+            "mean": unit(ctx.mean(axis=1)),
+            "last": unit(ctx[:, -1]),
+            "recency": unit((ctx * weights[:, None]).sum(axis=1)),
+        }
+        for name, pred in expected.items():
+            assert got[name][split]["cosine"] == pytest.approx((pred * tgt).sum(-1).mean(), abs=1e-5)
+            margin = ((pred * tgt).sum(-1) - (pred * unit(ctx[:, -1])).sum(-1)).mean()
+            assert got[name][split]["backward_margin"] == pytest.approx(margin, abs=1e-5)
+    # The last vector's backward margin is cos(last, target) - 1.
+    assert got["last"]["val"]["backward_margin"] == pytest.approx(got["last"]["val"]["cosine"] - 1, abs=1e-5)
+
+
+def test_ridge_beats_the_mean_when_the_target_is_a_linear_function_of_the_context(write_native):
+    # Each document is v, Qv, Q^2 v, ... for one random rotation Q: every target is Q times the last
+    # context vector, a linear function of the context that the mean of the context misses.
+    rng = np.random.default_rng(2)
+    dim, length = 8, 12
+    q, _ = np.linalg.qr(rng.standard_normal((dim, dim)))
+    docs = []
+    for v in rng.standard_normal((40, dim)):
+        seq = [v / np.linalg.norm(v)]
+        for _ in range(length - 1):
+            seq.append(q @ seq[-1])
+        docs.append(np.stack(seq))
+    data = load_data(write_native([length] * 40, vectors=np.concatenate(docs)))
+    ridge = RidgeBaseline(data)
+    for split in ("val", "test"):
+        x, _ = data.batch(split, slice(None))
+        ridge_cos = score(ridge(x), data, split)["cosine"]
+        mean_cos = score(context_mean_baseline(x), data, split)["cosine"]
+        assert ridge_cos > 0.99
+        assert ridge_cos > mean_cos + 0.1
+    assert ridge.lam <= 1.0  # an exact relation needs little regularisation
+
+
+# --- predict ---------------------------------------------------------------------------------
+
+
+def test_fresh_residual_model_scores_exactly_the_mean_baseline(write_native):
+    data = load_data(write_native([10] * 12, dim=8))
+    model = build_model("gru", data.dim, data.k, depth=1, width=8, residual=True)
+    x, _ = data.batch("val", slice(None))
+    pred = predict(model, data, "val", batch_size=7)  # several batches
+    assert pred.shape == (len(data.splits["val"]), data.dim)
+    torch.testing.assert_close(pred, context_mean_baseline(x))
+    assert model.training  # predict restores the mode it found
+
+
+def test_predict_keeps_the_order_of_the_split(write_native):
+    data = load_data(write_native([10] * 12, dim=8))
+    model = build_model("lstm", data.dim, data.k, depth=1, width=8).eval()
+    x, _ = data.batch("train", slice(None))
+    with torch.no_grad():
+        expected = model(x)
+    torch.testing.assert_close(predict(model, data, "train", batch_size=5), expected)
+    assert not model.training

@@ -1,0 +1,103 @@
+"""The architecture registry and the four reference models."""
+import pytest
+import torch
+from torch.nn.functional import normalize
+
+from lvm_search.errors import UserError
+from lvm_search.models import ARCHITECTURES, build_model, config_fields, get_architecture
+
+ARCHS = ["lstm", "gru", "transformer", "amn"]
+
+# Parameter counts of the seed defaults at D=768, k=5 (the numbers in each module's docstring).
+SEED_PARAMS = {"lstm": 5_120_768, "gru": 7_095_552, "transformer": 17_867_520, "amn": 1_510_912}
+
+
+@pytest.fixture(scope="module")
+def seed_models():
+    """The seed-default model of every architecture at D=768, k=5, built once for this module."""
+    torch.manual_seed(0)
+    return {arch: build_model(arch, 768, 5).eval() for arch in ARCHS}
+
+
+def test_the_four_reference_architectures_are_registered():
+    assert set(ARCHS) <= set(ARCHITECTURES)
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_seed_defaults_have_the_documented_parameter_count(seed_models, arch):
+    assert sum(p.numel() for p in seed_models[arch].parameters()) == SEED_PARAMS[arch]
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_seed_model_maps_contexts_to_one_unit_vector_per_window(seed_models, arch):
+    x = normalize(torch.randn(3, 5, 768), dim=-1)
+    with torch.no_grad():
+        y = seed_models[arch](x)
+    assert y.shape == (3, 768)
+    assert y.dtype == torch.float32
+    torch.testing.assert_close(y.norm(dim=-1), torch.ones(3))
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+@pytest.mark.parametrize("dim,k,batch", [(16, 1, 1), (24, 4, 7)])
+def test_small_models_map_any_batch_k_and_dim_to_unit_vectors(arch, dim, k, batch):
+    model = build_model(arch, dim, k, depth=1, width=16).eval()
+    with torch.no_grad():
+        y = model(normalize(torch.randn(batch, k, dim), dim=-1))
+    assert y.shape == (batch, dim)
+    torch.testing.assert_close(y.norm(dim=-1), torch.ones(batch))
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_fresh_residual_model_predicts_exactly_the_normalised_context_mean(arch):
+    model = build_model(arch, 32, 5, depth=1, width=16, residual=True).eval()
+    x = normalize(torch.randn(6, 5, 32), dim=-1)
+    with torch.no_grad():
+        y = model(x)
+    torch.testing.assert_close(y, normalize(x.mean(dim=1), dim=-1))
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_fresh_residual_model_predicts_the_mean_also_in_training_mode(arch):
+    # Dropout is active in training mode, but the zero last layer still contributes nothing.
+    model = build_model(arch, 32, 5, depth=2, width=16, dropout=0.5, residual=True).train()
+    x = normalize(torch.randn(6, 5, 32), dim=-1)
+    torch.testing.assert_close(model(x).detach(), normalize(x.mean(dim=1), dim=-1))
+
+
+@pytest.mark.parametrize("arch", ["lstm", "gru", "transformer"])
+def test_non_residual_model_does_not_predict_the_mean(arch):
+    model = build_model(arch, 32, 5, depth=1, width=16).eval()
+    x = normalize(torch.randn(6, 5, 32), dim=-1)
+    with torch.no_grad():
+        y = model(x)
+    assert not torch.allclose(y, normalize(x.mean(dim=1), dim=-1), atol=1e-3)
+
+
+def test_unknown_architecture_is_a_user_error_naming_it():
+    with pytest.raises(UserError, match="unknown architecture 'mamba'"):
+        build_model("mamba", 768, 5)
+    with pytest.raises(UserError):
+        get_architecture("LSTM")
+
+
+def test_unknown_model_setting_is_a_user_error_naming_it():
+    with pytest.raises(UserError, match="heads"):
+        build_model("lstm", 768, 5, heads=4)
+
+
+@pytest.mark.parametrize(
+    "arch,bad",
+    [("lstm", {"depth": 0}), ("gru", {"dropout": 1.0}), ("transformer", {"width": 30, "heads": 8}), ("amn", {"depth": 12, "width": 8})],
+)
+def test_invalid_model_settings_are_user_errors(arch, bad):
+    with pytest.raises(UserError, match=arch):
+        build_model(arch, 16, 5, **bad)
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_config_fields_are_the_seed_defaults_and_every_arch_has_residual(arch):
+    fields = config_fields(arch)
+    assert fields["residual"] is False
+    assert {"depth", "width", "dropout"} <= set(fields)
+    assert build_model(arch, 16, 5).cfg == get_architecture(arch).config_cls()
