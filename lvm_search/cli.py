@@ -5,6 +5,7 @@ Each command imports what it needs when it runs, so ``lvm-search baselines`` doe
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 from pathlib import Path
@@ -143,10 +144,13 @@ def cmd_run(args) -> int:
         data=args.data, k=args.k, storage=args.storage, name=args.name, address=args.address,
         fresh=args.fresh, verbose=0 if args.json else 1,
     )
-    summary = run_search(space, opts)
+    # With --json, stdout carries the summary alone; Tune's progress tables go to stderr.
+    with contextlib.redirect_stdout(sys.stderr) if args.json else contextlib.nullcontext():
+        summary = run_search(space, opts)
+    interrupted = 0 if summary["complete"] else 130
     if args.json:
         _print_json(summary)
-        return 0
+        return interrupted
     counts, best = summary["counts"], summary["best"]
     print(
         f"{summary['name']}: {counts['trials']} trials ({counts['stopped_early']} stopped early, "
@@ -164,7 +168,9 @@ def cmd_run(args) -> int:
     print(f"config: {json.dumps(best['config'])}")
     print(f"checkpoint: {run_dir / best['checkpoint']}")
     print(f"summary: {run_dir / 'summary.json'}")
-    return 0
+    if interrupted:
+        print(f"interrupted after {counts['trials']} of {counts['samples']} trials: run the same command again to resume")
+    return interrupted
 
 
 # --- ensemble ---------------------------------------------------------------------------------

@@ -18,6 +18,7 @@ import json
 import os
 import secrets
 import shutil
+import sys
 import tempfile
 import time
 from dataclasses import dataclass
@@ -38,6 +39,7 @@ from .spaces import METRIC, SearchSpace, split_params
 from .train import TrainingDiverged, train
 
 SUMMARY = "summary.json"
+TRIALS_LOG = "trials.jsonl"
 RUN_INFO = "run.json"
 STUDY = "study.db"
 # A Unix socket path may hold at most 107 bytes; Ray's session folder adds about 70.
@@ -75,7 +77,10 @@ def run_trial(config: dict, data: LVMData, arch: str, fixed: dict, seed: int, th
     cfg = split_params(arch, {**fixed, **config}, where="trial")
     cfg = dataclasses.replace(cfg, device=trial_device(), threads=threads, seed=seed)
 
+    node = ray.get_runtime_context().get_node_id()[:12]  # node_ip is the same for nodes on one host
+
     def report(epoch, metrics, save):
+        metrics = {**metrics, "node_id": node}
         if save is None:
             tune.report(metrics)
             return
@@ -95,6 +100,7 @@ def run_trial(config: dict, data: LVMData, arch: str, fixed: dict, seed: int, th
 
 
 def run_search(space: SearchSpace, opts: SearchOptions) -> dict:
+    """Run the search, or resume it: trials already in the run's trial log are not run again."""
     name = opts.name or Path(space.source).stem
     storage = Path(opts.storage).expanduser().resolve()
     run_dir = storage / name
@@ -102,15 +108,24 @@ def run_search(space: SearchSpace, opts: SearchOptions) -> dict:
 
     with _run_lock(storage, name):
         _prepare_run_dir(run_dir, space, data, opts.fresh)
-        results, wall_s = _fit(space, opts, data, storage, name, run_dir)
-
-    summary = _summarise(results, space, data, run_dir, name, wall_s)
-    _write_json(run_dir / SUMMARY, summary)
-    export_study(summary, space, run_dir / STUDY)
+        done = read_trial_log(run_dir)
+        t0 = time.time()
+        if len(done) < space.samples:
+            if done:
+                print(f"resuming {run_dir}: {len(done)} of {space.samples} trials already done", file=sys.stderr)
+            _fit(space, opts, data, run_dir, trial_records(done, space, run_dir))
+        previous = json.loads((run_dir / SUMMARY).read_text())["wall_s"] if (run_dir / SUMMARY).exists() else 0.0
+        summary = _summarise(read_trial_log(run_dir), space, data, run_dir, name, previous + time.time() - t0)
+        _write_json(run_dir / SUMMARY, summary)
+        export_study(summary, space, run_dir / STUDY)
     return summary
 
 
-def _fit(space: SearchSpace, opts: SearchOptions, data: LVMData, storage: Path, name: str, run_dir: Path):
+def _fit(space: SearchSpace, opts: SearchOptions, data: LVMData, run_dir: Path, done: list[dict]) -> None:
+    # Each start is a fresh Tune experiment in its own folder, warm-started with the trials of
+    # earlier starts. Tuner.restore would unpickle the folder's state (unsafe for a shared folder)
+    # and, when interrupted at the wrong moment, restores a searcher that lags its trials.
+    attempt = 1 + max((int(p.name.split("-")[1]) for p in run_dir.glob("attempt-*")), default=0)
     with _ray_cluster(run_dir, opts.address):
         _check_resources(space)
         trainable = tune.with_resources(
@@ -124,30 +139,79 @@ def _fit(space: SearchSpace, opts: SearchOptions, data: LVMData, storage: Path, 
             ),
             {"cpu": space.resources.cpus_per_trial, "gpu": space.resources.gpus_per_trial},
         )
-        t0 = time.time()
-        if tune.Tuner.can_restore(run_dir):
-            print(f"resuming the search in {run_dir}", flush=True)
-            # Our checkpoints hold the best weights, not the optimizer state, so an interrupted
-            # trial restarts from its first epoch with the same configuration.
-            tuner = tune.Tuner.restore(
-                str(run_dir),
-                trainable,
-                _resume_config=tune.ResumeConfig(unfinished=tune.ResumeConfig.ResumeType.RESTART),
-            )
-        else:
-            tuner = tune.Tuner(trainable, tune_config=_tune_config(space), run_config=_run_config(space, storage, name, opts))
-        results = tuner.fit()
-        return results, time.time() - t0
+        run_config = tune.RunConfig(
+            name=f"attempt-{attempt}",
+            storage_path=str(run_dir),
+            checkpoint_config=tune.CheckpointConfig(
+                num_to_keep=1, checkpoint_score_attribute=METRIC, checkpoint_score_order="max"
+            ),
+            failure_config=tune.FailureConfig(max_failures=1),
+            callbacks=[TrialLog(run_dir / TRIALS_LOG, attempt)],
+            verbose=opts.verbose,
+        )
+        tune.Tuner(trainable, tune_config=_tune_config(space, done), run_config=run_config).fit()
 
 
-def _tune_config(space: SearchSpace) -> tune.TuneConfig:
+class TrialLog(tune.Callback):
+    """Appends one JSON line per finished trial. Resumes and summaries trust this log alone."""
+
+    def __init__(self, path: Path, attempt: int):
+        self.path, self.attempt = path, attempt
+
+    def on_trial_complete(self, iteration, trials, trial, **info):
+        diverged = (trial.last_result or {}).get("diverged") == 1
+        self._append(trial, "diverged" if diverged else "ok")
+
+    def on_trial_error(self, iteration, trials, trial, **info):
+        self._append(trial, "error")
+
+    def _append(self, trial, status: str) -> None:
+        record = {
+            "attempt": self.attempt,
+            "tag": int(trial.experiment_tag.split("_")[0]),
+            "trial_id": trial.trial_id,
+            "dir": os.path.relpath(trial.path, self.path.parent),
+            "status": status,
+            "config": trial.config,
+            "error": (trial.last_result or {}).get("error") or _first_line(trial.error_file),
+        }
+        with open(self.path, "a") as f:  # one short line per append: a kill can only cut the last
+            f.write(json.dumps(record, default=str) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+
+
+def _first_line(path) -> str | None:
+    try:
+        return Path(path).read_text().strip().splitlines()[-1][:300] if path else None
+    except (OSError, IndexError):
+        return None
+
+
+def read_trial_log(run_dir: Path) -> list[dict]:
+    records, path = {}, run_dir / TRIALS_LOG
+    if path.exists():
+        for line in path.read_text().splitlines():
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:
+                continue  # a line cut short by a kill; that trial runs again
+            records[record["trial_id"]] = record
+    return sorted(records.values(), key=lambda r: (r["attempt"], r["tag"]))
+
+
+def _tune_config(space: SearchSpace, done: list[dict]) -> tune.TuneConfig:
+    reference = space.reference_point()
     searcher = OptunaSearch(
         space=space.distributions(),
         metric=METRIC,
         mode="max",
-        points_to_evaluate=[space.reference_point()],
-        seed=space.seed,
+        points_to_evaluate=[] if any(t["config"] == reference for t in done) else [reference],
+        # A resumed start must not replay the first start's random proposals.
+        seed=space.seed + len(done),
     )
+    for trial in done:  # what earlier starts learned
+        searcher.add_evaluated_point(trial["config"], trial["val_cosine"] or 0.0, error=trial["status"] == "error")
     if space.scheduler.type == "asha":
         scheduler = ASHAScheduler(
             time_attr="training_iteration",
@@ -162,39 +226,26 @@ def _tune_config(space: SearchSpace) -> tune.TuneConfig:
         scheduler=scheduler,
         metric=METRIC,
         mode="max",
-        num_samples=space.samples,
+        num_samples=space.samples - len(done),
         reuse_actors=True,
         trial_dirname_creator=trial_dirname,
     )
 
 
 def trial_dirname(trial) -> str:
-    """``trial_000_<id>``: the number is the order in which the searcher proposed the trial."""
-    number = int(trial.experiment_tag.split("_")[0]) - 1
-    return f"trial_{number:03d}_{trial.trial_id}"
-
-
-def _run_config(space: SearchSpace, storage: Path, name: str, opts: SearchOptions) -> tune.RunConfig:
-    return tune.RunConfig(
-        name=name,
-        storage_path=str(storage),
-        checkpoint_config=tune.CheckpointConfig(
-            num_to_keep=1, checkpoint_score_attribute=METRIC, checkpoint_score_order="max"
-        ),
-        failure_config=tune.FailureConfig(max_failures=1),
-        verbose=opts.verbose,
-    )
+    return f"trial_{int(trial.experiment_tag.split('_')[0]):03d}_{trial.trial_id}"
 
 
 def _prepare_run_dir(run_dir: Path, space: SearchSpace, data: LVMData, fresh: bool) -> None:
     """Create the run folder, or check that a resumed run uses the same space and data."""
-    info = {"space": dataclasses.asdict(space), "data": data.summary()}
+    # Through JSON, so that it compares equal to what an earlier start wrote (tuples become lists).
+    info = json.loads(json.dumps({"space": dataclasses.asdict(space), "data": data.summary()}))
     info_path = run_dir / RUN_INFO
     if fresh and run_dir.exists():
         # Keep the old run rather than delete a user's results.
         aside = run_dir.with_name(f"{run_dir.name}.old-{time.strftime('%Y%m%d-%H%M%S')}")
         os.replace(run_dir, aside)
-        print(f"--fresh: moved the previous run to {aside}", flush=True)
+        print(f"--fresh: moved the previous run to {aside}", file=sys.stderr)
     if info_path.exists():
         previous = json.loads(info_path.read_text())
         if previous["data"]["fingerprint"] != data.fingerprint:
@@ -303,20 +354,35 @@ def _check_resources(space: SearchSpace) -> None:
 # --- results ------------------------------------------------------------------------------------
 
 
-def _summarise(results, space: SearchSpace, data: LVMData, run_dir: Path, name: str, wall_s: float) -> dict:
+def _history(record: dict, run_dir: Path) -> list[dict]:
+    """Per-epoch results of a logged trial, read from Tune's result.json in its folder."""
+    path = run_dir / record["dir"] / "result.json"
+    rows = []
+    if path.exists():
+        for line in path.read_text().splitlines():
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError:
+                continue
+    return [r for r in rows if r.get("diverged") != 1 and METRIC in r]
+
+
+def _summarise(records: list[dict], space: SearchSpace, data: LVMData, run_dir: Path, name: str, wall_s: float) -> dict:
     x, _ = data.batch("val", slice(None))
     baseline = score(context_mean_baseline(x), data, "val")
-    trials = sorted((_trial_record(r, run_dir) for r in results), key=lambda t: t["number"])
+    trials = trial_records(records, space, run_dir)
     finished = [t for t in trials if t["status"] == "ok"]
     best = max(finished, key=lambda t: t["val_cosine"], default=None)
     summary = {
         "name": name,
         "arch": space.arch,
         "space_file": space.source,
+        "complete": len(trials) >= space.samples,
         "data": data.summary(),
         "splits": data.split_sizes(),
         "baseline_val": {"mean": baseline},
         "counts": {
+            "samples": space.samples,
             "trials": len(trials),
             "ok": len(finished),
             "stopped_early": sum(t["stopped_early"] for t in trials),
@@ -339,41 +405,34 @@ def _summarise(results, space: SearchSpace, data: LVMData, run_dir: Path, name: 
     return summary
 
 
-def _trial_record(result, run_dir: Path) -> dict:
-    config = dict(result.config or {})
-    frame = result.metrics_dataframe
-    history = []
-    if frame is not None and METRIC in frame:
-        history = [
-            {"epoch": int(row["training_iteration"]), METRIC: float(row[METRIC])}
-            for _, row in frame.iterrows()
-            if row.get("diverged") != 1 and row[METRIC] == row[METRIC]
-        ]
-    metrics = result.metrics or {}
-    if result.error is not None:
-        status = "error"
-    elif metrics.get("diverged") == 1:
-        status = "diverged"
-    else:
-        status = "ok" if history else "error"
-    epochs_run = len(history)
-    checkpoint = result.best_checkpoints[0][0].path if result.best_checkpoints else None
-    planned = config.get("epochs")
-    _, number, trial_id = Path(result.path).name.split("_")
+def trial_records(records: list[dict], space: SearchSpace, run_dir: Path) -> list[dict]:
+    """The logged trials with their histories, numbered in the order they were proposed."""
+    return [_trial_record(number, r, space, run_dir) for number, r in enumerate(records)]
+
+
+def _trial_record(number: int, record: dict, space: SearchSpace, run_dir: Path) -> dict:
+    rows = _history(record, run_dir)
+    history = [{"epoch": int(r["training_iteration"]), METRIC: float(r[METRIC])} for r in rows]
+    last = rows[-1] if rows else {}
+    status = record["status"] if history or record["status"] != "ok" else "error"
+    checkpoints = sorted((run_dir / record["dir"]).glob("checkpoint_*"))
+    planned = record["config"].get("epochs", space.max_epochs)
     return {
-        "number": int(number),
-        "trial_id": trial_id,
-        "config": config,
+        "number": number,
+        "trial_id": record["trial_id"],
+        "attempt": record["attempt"],
+        "config": record["config"],
         "status": status,
         "val_cosine": max((h[METRIC] for h in history), default=None),
-        "epochs_run": epochs_run,
-        "stopped_early": status == "ok" and planned is not None and epochs_run < planned,
-        "time_total_s": metrics.get("time_total_s"),
-        "finished_at": metrics.get("timestamp"),
-        "node_ip": metrics.get("node_ip"),
-        "checkpoint": os.path.relpath(checkpoint, run_dir) if checkpoint else None,
+        "epochs_run": len(history),
+        "stopped_early": status == "ok" and len(history) < planned,
+        "time_total_s": last.get("time_total_s"),
+        "finished_at": last.get("timestamp"),
+        "node_ip": last.get("node_ip"),
+        "node_id": last.get("node_id"),
+        "checkpoint": os.path.relpath(checkpoints[-1], run_dir) if checkpoints and status == "ok" else None,
         "history": history,
-        "error": str(result.error).splitlines()[0] if result.error is not None else metrics.get("error"),
+        "error": record.get("error"),
     }
 
 

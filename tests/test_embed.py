@@ -315,6 +315,9 @@ def test_folder_to_native_npz(corpus, tmp_path, capsys):
     assert -1 <= base["last_vector_cosine"] <= 1 and 0 < base["mean_of_context_cosine"] <= 1
     assert meta["passages_per_s"] > 0
     assert [p.name for p in out.parent.iterdir()] == [out.name]  # no temp file left
+    plain = out.parent / "plain"
+    plain.write_text("")
+    assert out.stat().st_mode == plain.stat().st_mode  # the temp file's mode did not stick
 
     data = load_data(out)
     assert data.dim == d and data.k == 5 and data.vectors.shape[0] == n
@@ -385,6 +388,8 @@ def test_bad_jsonl_line_is_named(tmp_path, capsys):
     _fails([source, "--out", tmp_path / "out.npz"], capsys, f"{source}:1", '"text"')
     source.write_text(json.dumps({"id": "a", "text": BREAD}) + "\n" + json.dumps({"id": "a", "text": RIVERS}) + "\n")
     _fails([source, "--out", tmp_path / "out.npz"], capsys, f"{source}:2", "duplicate id 'a'")
+    source.write_bytes(b"\n" + json.dumps({"id": "a", "text": BREAD}).encode() + b"\n" + b'{"id": "\xff"}\n')
+    _fails([source, "--out", tmp_path / "out.npz"], capsys, f"{source}:3", "not UTF-8")
     assert list(tmp_path.iterdir()) == [source]
 
 
@@ -439,3 +444,9 @@ def test_real_model_embeds_the_corpus(corpus, tmp_path, capsys):
     other = doc[:, None] != doc[None, :]
     assert sims[same].mean() > sims[other].mean() + 0.1
     assert load_data(out).dim == 384
+
+
+def test_non_utf8_file_is_named(corpus, tmp_path, capsys):
+    (corpus / "latin1.txt").write_bytes("Caf\xe9 au lait.".encode("latin-1"))
+    _fails([corpus, "--out", tmp_path / "out.npz"], capsys, "latin1.txt", "not UTF-8")
+    assert not (tmp_path / "out.npz").exists()
