@@ -1,0 +1,187 @@
+"""What every benchmark script shares: the import path, the machine, the data, the result file.
+
+A result file is one JSON object::
+
+    {"benchmark": "trainer_throughput", "created": "...", "machine": {...}, "args": {...},
+     "settings": {...}, "results": [...], "table": {"columns": [...], "rows": [[...]]}, "notes": [...]}
+
+``table`` is the markdown table the script printed, as data; ``write_report.py`` renders it again
+without knowing anything about the benchmark. ``results`` keeps the raw numbers.
+
+Only the trainer path is imported here (torch, numpy, safetensors via lvm_search.checkpoint): no Ray,
+Optuna or YAML, so the GPU scripts run wherever torch and numpy are installed.
+"""
+from __future__ import annotations
+
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+if str(REPO) not in sys.path:  # run from a checkout without installing the package
+    sys.path.insert(0, str(REPO))
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from lvm_search.data import LVMData, Split, load_data  # noqa: E402
+from lvm_search.train import resolve_device  # noqa: E402
+
+LINUX_DATA_ENV = "LVM_LINUX_DATA"
+LINUX_DATA_NAME = "linux-docs-minilm.npz"
+
+
+# --- the machine ----------------------------------------------------------------------------------
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def machine_info(device: torch.device) -> dict:
+    info = {
+        "cpu": cpu_model(),
+        "logical_cpus": os.cpu_count(),
+        "usable_cpus": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "device": str(device),
+        "gpu": None,
+    }
+    if device.type == "cuda":
+        props = torch.cuda.get_device_properties(device)
+        info.update(gpu=props.name, gpu_memory_gib=round(props.total_memory / 2**30, 1), cuda=torch.version.cuda)
+    return info
+
+
+def machine_line(m: dict) -> str:
+    """One line naming the machine, for printed output and the report."""
+    where = f"{m['cpu']} ({m['usable_cpus']} usable CPUs, torch threads {m['torch_threads']})"
+    if m.get("gpu"):
+        where = f"{m['gpu']} ({m.get('gpu_memory_gib')} GiB, CUDA {m.get('cuda')}); host CPU {where}"
+    return f"{where}; torch {m['torch']}, Python {m['python']}"
+
+
+def pick_device(name: str, threads: int | None = None) -> torch.device:
+    if threads:
+        torch.set_num_threads(threads)
+    return resolve_device(name)
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+# --- data -----------------------------------------------------------------------------------------
+
+
+def linux_data_path(explicit: str | None = None) -> Path:
+    """--data if given, else $LVM_LINUX_DATA, else ../shared/data or shared/data beside the repo."""
+    if explicit:
+        return Path(explicit)
+    if os.environ.get(LINUX_DATA_ENV):
+        return Path(os.environ[LINUX_DATA_ENV])
+    for candidate in (REPO.parent / "shared" / "data" / LINUX_DATA_NAME, REPO / "shared" / "data" / LINUX_DATA_NAME):
+        if candidate.exists():
+            return candidate
+    sys.exit(
+        f"cannot find {LINUX_DATA_NAME}: pass --data PATH or set {LINUX_DATA_ENV} "
+        f"(looked in {REPO.parent / 'shared/data'} and {REPO / 'shared/data'})"
+    )
+
+
+def synthetic_data(windows: int, dim: int, k: int = 5, val_windows: int = 2048, seed: int = 0) -> LVMData:
+    """Random unit vectors cut into sliding windows, as the reference work's benchmark builds them.
+
+    One sequence of ``windows + k`` vectors gives the train windows (window i: context seq[i:i+k],
+    target seq[i+k]); a second, independent sequence gives ``val_windows`` windows, only because the
+    trainer evaluates after every epoch. The vectors carry no signal: this data is for timing only.
+    """
+    g = torch.Generator().manual_seed(seed)
+    n_train, n_val = windows + k, val_windows + k
+    vectors = torch.nn.functional.normalize(torch.randn(n_train + n_val, dim, generator=g), dim=-1)
+    offsets = torch.arange(k)
+
+    def split(first_row: int, m: int) -> Split:
+        starts = first_row + torch.arange(m)
+        return Split(starts[:, None] + offsets, starts + k, 1)
+
+    splits = {"train": split(0, windows), "val": split(n_train, val_windows), "test": split(n_train, val_windows)}
+    return LVMData(vectors, splits, k, f"synthetic-{windows}x{dim}-s{seed}", f"synthetic(windows={windows}, D={dim})", "synthetic")
+
+
+def materialise(data: LVMData, split: str = "train") -> tuple[torch.Tensor, torch.Tensor]:
+    """The reference's inputs: contexts [M, k, D] and targets [M, D] as plain float32 CPU tensors."""
+    s = data.splits[split]
+    vectors = data.vectors.cpu()
+    return vectors[s.contexts.cpu()].contiguous(), vectors[s.targets.cpu()].contiguous()
+
+
+__all__ = ["load_data"]  # re-exported for the scripts
+
+
+# --- results --------------------------------------------------------------------------------------
+
+
+def median(values) -> float:
+    return float(statistics.median(values))
+
+
+def markdown_table(columns: list[str], rows: list[list]) -> str:
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def finish(benchmark: str, args, device: torch.device, settings: dict, results: list, columns: list[str],
+           rows: list[list], notes: list[str], out: str | None) -> dict:
+    """Print the table and notes; write the JSON result to ``out`` if given."""
+    machine = machine_info(device)
+    record = {
+        "benchmark": benchmark,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "machine": machine,
+        "args": {k: v for k, v in vars(args).items()},
+        "settings": settings,
+        "results": results,
+        "table": {"columns": columns, "rows": rows},
+        "notes": notes,
+    }
+    print(f"\n## {benchmark}\n\nMachine: {machine_line(machine)}\n")
+    print(markdown_table(columns, rows))
+    for note in notes:
+        print(f"\n- {note}", end="")
+    print()
+    if out:
+        path = Path(out)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(record, indent=2, default=str) + "\n")
+        print(f"\nwrote {path}")
+    return record
+
+
+def add_common_args(parser, data_help: str | None = None) -> None:
+    parser.add_argument("--device", default="auto", help="auto (cuda if available), cpu or cuda")
+    parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (CPU)")
+    parser.add_argument("--out", default=None, help="write the JSON result here")
+    if data_help:
+        parser.add_argument("--data", default=None, help=data_help)
+
+
+def fmt(x: float, digits: int = 0) -> str:
+    return f"{x:,.{digits}f}"
+
+
+np_version = np.__version__

@@ -1,0 +1,138 @@
+"""Ensembles: Caruana's greedy weights, the simplex refinement, the artifact, and the data check."""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+import torch
+from torch.nn.functional import normalize
+
+from lvm_search.checkpoint import save_checkpoint
+from lvm_search.data import load_data
+from lvm_search.ensemble import (
+    build_ensemble,
+    ensemble_cosine,
+    greedy_weights,
+    load_ensemble,
+    load_recipe,
+    simplex_weights,
+)
+from lvm_search.errors import UserError
+from lvm_search.metrics import predict
+from lvm_search.train import TrainConfig, train
+
+
+def two_members(b_y: float):
+    """Targets (1, 0); member A predicts (1, 0.5), member B (1, b_y), both normalised."""
+    targets = torch.tensor([[1.0, 0.0]] * 4)
+    a = normalize(torch.tensor([[1.0, 0.5]] * 4), dim=-1)
+    b = normalize(torch.tensor([[1.0, b_y]] * 4), dim=-1)
+    return torch.stack([a, b]), targets
+
+
+def test_greedy_gives_equal_weights_to_two_mirror_image_members():
+    # Alone each scores cos(atan 0.5) = 0.894; together their errors cancel and score 1.0, and
+    # adding either again only unbalances the pair, so greedy must stop at one of each.
+    preds, targets = two_members(-0.5)
+    weights = greedy_weights(preds, targets, size=10)
+    assert weights.tolist() == [0.5, 0.5]
+    assert ensemble_cosine(preds, weights, targets).item() == pytest.approx(1.0)
+
+
+def test_greedy_keeps_a_dominant_member_alone():
+    # B points further from the target than A and to the same side: any share of B hurts.
+    preds, targets = two_members(2.0)
+    assert greedy_weights(preds, targets, size=10).tolist() == [1.0, 0.0]
+
+
+def test_simplex_refinement_reaches_the_exact_optimum():
+    # With B = (1, -1), the y-components cancel when w_A * 0.5/|a| = w_B * 1/|b|.
+    preds, targets = two_members(-1.0)
+    w_a = (1 / math.sqrt(2)) / (1 / math.sqrt(2) + 0.5 / math.sqrt(1.25))
+    greedy = greedy_weights(preds, targets, size=5)
+    refined = simplex_weights(preds, targets, greedy)
+    assert refined.sum().item() == pytest.approx(1.0) and (refined >= 0).all()
+    assert refined[0].item() == pytest.approx(w_a, abs=2e-3)
+    assert ensemble_cosine(preds, refined, targets) >= ensemble_cosine(preds, greedy, targets)
+
+
+def fake_run(storage: Path, name: str, arch: str, data, model_config: dict, fingerprint: str | None = None) -> Path:
+    """A finished run folder as `lvm-search run` writes it, with one trained trial."""
+    cfg = TrainConfig(arch=arch, model=model_config, epochs=2, batch_size=256)
+    result = train(cfg, data)
+    meta = dict(result.meta, fingerprint=fingerprint or data.fingerprint)
+    checkpoint = storage / name / "attempt-1" / "trial_000_x" / "checkpoint_000001"
+    save_checkpoint(checkpoint, result.model, meta)
+    summary = {
+        "name": name,
+        "arch": arch,
+        "data": data.summary(),
+        "trials": [
+            {
+                "trial_id": f"{name}0",
+                "status": "ok",
+                "val_cosine": result.best["val_cosine"],
+                "checkpoint": str(checkpoint.relative_to(storage / name)),
+            }
+        ],
+    }
+    (storage / name / "summary.json").write_text(json.dumps(summary))
+    return checkpoint
+
+
+@pytest.fixture(scope="module")
+def two_runs(tmp_path_factory):
+    storage = tmp_path_factory.mktemp("storage")
+    data = load_data()
+    fake_run(storage, "amn-run", "amn", data, {"width": 64, "key_dim": 32, "residual": True})
+    fake_run(storage, "gru-run", "gru", data, {"width": 32, "depth": 1, "residual": True})
+    return storage, data
+
+
+def test_an_ensemble_artifact_predicts_like_a_single_model(two_runs, tmp_path):
+    storage, data = two_runs
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("runs: [amn-run, gru-run]\nname: pair\n")
+    record = build_ensemble(load_recipe(recipe), storage)
+    assert sum(m["weight"] for m in record["members"]) == pytest.approx(1.0)
+    model, stored = load_ensemble(storage / "ensembles" / "pair")
+    _, target = data.batch("test", slice(None))
+    test_cosine = (predict(model, data, "test") * target).sum(-1).mean().item()
+    assert test_cosine == pytest.approx(stored["metrics"]["test"]["cosine"], abs=1e-5)
+    # Weights were chosen on val, so the ensemble can be no worse than its best member there.
+    best_val = max(c["metrics"]["val"]["cosine"] for c in record["candidates"])
+    assert record["metrics"]["val"]["cosine"] >= best_val - 1e-6
+
+
+def test_the_latest_run_of_each_architecture_is_the_default(two_runs):
+    storage, _ = two_runs
+    record = build_ensemble(load_recipe(None), storage)
+    assert sorted(c["arch"] for c in record["candidates"]) == ["amn", "gru"]
+
+
+def test_a_checkpoint_trained_on_other_data_is_refused(two_runs, tmp_path, cli):
+    storage, data = two_runs
+    fake_run(storage, "alien", "amn", data, {"width": 16, "key_dim": 8}, fingerprint="0123456789abcdef")
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("runs: [amn-run, alien]\n")
+    code, _, err = cli("ensemble", recipe, "--storage", storage)
+    assert code == 2 and err.count("\n") == 1
+    assert "fingerprint 0123456789abcdef" in err and "alien" in err
+
+
+def test_a_recipe_naming_a_missing_run_is_one_line_and_exit_2(two_runs, tmp_path, cli):
+    storage, _ = two_runs
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("runs: [nope]\n")
+    code, _, err = cli("ensemble", recipe, "--storage", storage)
+    assert code == 2 and err.count("\n") == 1 and "runs: no finished run 'nope'" in err and str(recipe) in err
+
+
+@pytest.mark.parametrize("text, message", [("top_k: 0\n", "top_k"), ("method: vote\n", "method"), ("colour: red\n", "unknown key")])
+def test_a_bad_recipe_is_refused(tmp_path, text, message):
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text(text)
+    with pytest.raises(UserError, match=message):
+        load_recipe(recipe)

@@ -1,0 +1,82 @@
+"""The leaderboard, built from a tiny real search of two architectures and their ensemble."""
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+
+from lvm_search.ensemble import build_ensemble, load_recipe
+from lvm_search.report import build_report
+from lvm_search.search import SearchOptions, run_search
+from lvm_search.spaces import parse_space
+
+SPACES = {
+    "amn": {"width": {"type": "choice", "values": [32, 512]}, "key_dim": {"type": "choice", "values": [16, 256]}},
+    "gru": {"width": {"type": "choice", "values": [16, 512]}, "depth": {"type": "int", "low": 1, "high": 4}},
+}
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("report")
+    storage = tmp / "runs"
+    for arch, space in SPACES.items():
+        raw = {"arch": arch, "samples": 2, "max_concurrent": 2, "fixed": {"epochs": 2}, "space": space}
+        run_search(parse_space(raw, f"{arch}.yaml"), SearchOptions(storage=str(storage), name=arch, verbose=0))
+    build_ensemble(load_recipe(None), storage)
+    result = build_report(storage, tmp / "reports" / "leaderboard.md")
+    return storage, result, (tmp / "reports" / "leaderboard.md").read_text()
+
+
+def table_rows(markdown: str) -> list[list[str]]:
+    lines = markdown.split("\n| rank |")[1].split("\n\n")[0].splitlines()[2:]
+    return [[cell.strip() for cell in line.strip("|").split("|")] for line in lines]
+
+
+def test_the_table_has_one_row_per_architecture_ensemble_and_baseline(report):
+    _, _, markdown = report
+    models = [row[1] for row in table_rows(markdown)]
+    assert len(models) == 2 + 1 + 4
+    assert sum(m.startswith("amn") for m in models) == 1 and sum(m.startswith("gru") for m in models) == 1
+    assert sum(m.startswith("ensemble default") for m in models) == 1
+    for baseline in ("mean of context", "last vector", "recency-weighted mean", "ridge"):
+        assert sum(m.startswith(baseline) for m in models) == 1
+
+
+def test_rows_are_ranked_by_test_cosine(report):
+    _, _, markdown = report
+    rows = table_rows(markdown)
+    assert [int(r[0]) for r in rows] == list(range(1, len(rows) + 1))
+    test_cos = [float(r[2]) for r in rows]
+    assert test_cos == sorted(test_cos, reverse=True)
+
+
+def test_numbers_match_the_stored_results(report):
+    storage, _, markdown = report
+    rows = {r[1].split(" (")[0]: r for r in table_rows(markdown)}
+    for arch in SPACES:
+        summary = json.loads((storage / arch / "summary.json").read_text())
+        assert float(rows[arch][3]) == pytest.approx(summary["best"]["val_cosine"], abs=1e-4)
+    ensemble = json.loads((storage / "ensembles" / "default" / "ensemble.json").read_text())
+    row = next(r for name, r in rows.items() if name.startswith("ensemble default"))
+    assert float(row[2]) == pytest.approx(ensemble["metrics"]["test"]["cosine"], abs=1e-4)
+    assert float(row[3]) == pytest.approx(ensemble["metrics"]["val"]["cosine"], abs=1e-4)
+    assert float(rows["mean of context"][4].rstrip("%")) == 0.0
+
+
+def test_the_report_says_plainly_which_models_do_not_beat_the_baselines(report):
+    _, result, markdown = report
+    best_baseline = max(r["test"]["cosine"] for r in result["rows"] if r["kind"] == "baseline")
+    for r in result["rows"]:
+        if r["kind"] != "baseline":
+            verdict = "beats" if r["test"]["cosine"] > best_baseline else "does **not** beat"
+            assert f"- {r['model']} {verdict} the best baseline on test" in markdown
+
+
+def test_plots_are_written_beside_the_report(report):
+    _, result, markdown = report
+    for path in result["figures"].values():
+        with open(path, "rb") as f:
+            assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+    assert len(re.findall(r"!\[[^]]+\]\(leaderboard_plots/[a-z_]+\.png\)", markdown)) == 3
