@@ -25,10 +25,9 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:  # run from a checkout without installing the package
     sys.path.insert(0, str(REPO))
 
-import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from lvm_search.data import LVMData, Split, load_data  # noqa: E402
+from lvm_search.data import LVMData, Split, load_data  # noqa: E402,F401  (load_data: for the scripts)
 from lvm_search.train import resolve_device  # noqa: E402
 
 LINUX_DATA_ENV = "LVM_LINUX_DATA"
@@ -129,9 +128,6 @@ def materialise(data: LVMData, split: str = "train") -> tuple[torch.Tensor, torc
     return vectors[s.contexts.cpu()].contiguous(), vectors[s.targets.cpu()].contiguous()
 
 
-__all__ = ["load_data"]  # re-exported for the scripts
-
-
 # --- results --------------------------------------------------------------------------------------
 
 
@@ -183,5 +179,3 @@ def add_common_args(parser, data_help: str | None = None) -> None:
 def fmt(x: float, digits: int = 0) -> str:
     return f"{x:,.{digits}f}"
 
-
-np_version = np.__version__

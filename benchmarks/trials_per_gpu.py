@@ -1,0 +1,136 @@
+"""Aggregate train samples/s of 1, 2, 4, 8 trainer processes sharing one GPU.
+
+How many search trials should share a GPU (``gpus_per_trial`` 1, 0.5, 0.25, 0.125)? Each process
+runs ``lvm_search.train.train`` on the same data (batch 256, the trainer's default recipe, bf16
+autocast) for one untimed warm-up epoch, waits until every process of its round has finished its
+warm-up, then trains ``--epochs`` timed epochs. Aggregate = all processes' timed train samples /
+(last process's end - common start); the timed span includes each epoch's evaluation, as a trial's
+does. The worker processes are started once (spawn) and reused by every round.
+
+    python benchmarks/trials_per_gpu.py --data ../shared/data/linux-docs-minilm.npz --out benchmarks/results/gpu/trials_per_gpu.json
+"""
+from __future__ import annotations
+
+import argparse
+import queue
+import sys
+import time
+
+import torch
+import torch.multiprocessing as mp
+
+import _common as C
+
+ARCHS = ("lstm", "transformer")
+
+
+def worker(rank: int, data_path: str, jobs, results) -> None:
+    """Serve rounds until told to stop: train, with a handshake after the warm-up epoch."""
+    from lvm_search.train import TrainConfig, train
+
+    data = C.load_data(data_path).to("cuda")
+    n_train = len(data.splits["train"])
+    results.put(("loaded", rank, None))
+    while (job := jobs.get()) is not None:
+        timing = {}
+
+        def report(epoch, metrics, save):
+            if epoch == 1:
+                results.put(("warm", rank, None))
+                jobs.get()  # "go": every process of the round is warm
+                torch.cuda.synchronize()
+                timing["start"] = time.time()
+            else:
+                timing.setdefault("samples_per_s", []).append(metrics["train_samples_per_s"])
+        cfg = TrainConfig(arch=job["arch"], epochs=1 + job["epochs"], batch_size=job["batch_size"], lr=job["lr"],
+                          seed=rank, device="cuda", bf16=job["bf16"])
+        train(cfg, data, report)
+        torch.cuda.synchronize()
+        timing["end"] = time.time()
+        timing["samples"] = n_train * job["epochs"]
+        results.put(("done", rank, timing))
+
+
+def collect(results, kind: str, count: int, timeout: float) -> list:
+    got = []
+    while len(got) < count:
+        try:
+            what, rank, payload = results.get(timeout=timeout)
+        except queue.Empty:
+            sys.exit(f"timed out waiting for {count - len(got)} worker(s) to report '{kind}'")
+        if what != kind:
+            sys.exit(f"worker {rank} sent '{what}' while '{kind}' was expected")
+        got.append(payload)
+    return got
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    C.add_common_args(p, data_help=f"an .npz (default: $LVM_LINUX_DATA or ../shared/data/{C.LINUX_DATA_NAME})")
+    p.add_argument("--archs", nargs="+", default=list(ARCHS), choices=("lstm", "gru", "transformer", "amn"))
+    p.add_argument("--processes", nargs="+", type=int, default=[1, 2, 4, 8])
+    p.add_argument("--epochs", type=int, default=3, help="timed epochs per process (after 1 warm-up epoch)")
+    p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--no-bf16", action="store_true")
+    args = p.parse_args(argv)
+    if args.device not in ("auto", "cuda") or not torch.cuda.is_available():
+        sys.exit("trials_per_gpu.py measures processes sharing one CUDA GPU; no CUDA device here (nothing measured)")
+    device = torch.device("cuda")
+    path = C.linux_data_path(args.data)
+    data = C.load_data(path)
+    sizes = data.split_sizes()
+    data_desc = f"{path.name}: D={data.dim}, k={data.k}, train {sizes['train']['windows']:,} windows"
+    del data
+
+    ctx = mp.get_context("spawn")
+    jobs = [ctx.Queue() for _ in range(max(args.processes))]
+    results = ctx.Queue()
+    workers = [ctx.Process(target=worker, args=(r, str(path), jobs[r], results), daemon=True) for r in range(len(jobs))]
+    t0 = time.perf_counter()
+    for w in workers:
+        w.start()
+    collect(results, "loaded", len(workers), timeout=300)
+    print(f"{len(workers)} workers ready in {time.perf_counter() - t0:.1f} s; {data_desc}", flush=True)
+
+    out, rows = [], []
+    for arch in args.archs:
+        single = None
+        for n in args.processes:
+            job = {"arch": arch, "epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr,
+                   "bf16": not args.no_bf16}
+            for r in range(n):
+                jobs[r].put(job)
+            collect(results, "warm", n, timeout=600)
+            for r in range(n):
+                jobs[r].put("go")
+            timings = collect(results, "done", n, timeout=600)
+            span = max(t["end"] for t in timings) - min(t["start"] for t in timings)
+            aggregate = sum(t["samples"] for t in timings) / span
+            single = single or aggregate
+            per_process = [t["samples"] / (t["end"] - t["start"]) for t in timings]
+            out.append({"arch": arch, "processes": n, "aggregate_samples_per_s": aggregate, "span_s": span,
+                        "per_process_samples_per_s": per_process,
+                        "trainer_train_samples_per_s": [t["samples_per_s"] for t in timings],
+                        "vs_one_process": aggregate / single})
+            rows.append([arch, n, C.fmt(aggregate), C.fmt(C.median(per_process)), f"{aggregate / single:.2f}x", f"{span:.1f}"])
+            print(f"{arch} x{n}: {aggregate:,.0f} samples/s ({aggregate / single:.2f}x of one process)", flush=True)
+    for q in jobs:
+        q.put(None)
+    for w in workers:
+        w.join(timeout=30)
+
+    columns = ["arch", "processes", "aggregate samples/s", "per-process samples/s (median)", "vs 1 process", "timed span s"]
+    notes = [
+        f"Data: {data_desc}.",
+        f"Each process: lvm_search.train.train, batch {args.batch_size}, lr {args.lr:g}, warm-up + cosine, "
+        f"{'bf16 autocast' if not args.no_bf16 else 'float32'}; 1 warm-up epoch, then {args.epochs} timed epochs "
+        "(evaluation included in the timed span).",
+        "Processes of a round start their timed epochs together; aggregate = total timed samples / (last end - first start).",
+    ]
+    settings = {"data": data_desc, "epochs": args.epochs, "batch_size": args.batch_size, "bf16": not args.no_bf16}
+    C.finish("trials_per_gpu", args, device, settings, out, columns, rows, notes, args.out)
+
+
+if __name__ == "__main__":
+    main()
