@@ -22,13 +22,17 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-if str(REPO) not in sys.path:  # run from a checkout without installing the package
+try:
+    import lvm_search  # noqa: F401  (installed, or on PYTHONPATH)
+except ImportError:  # run from a checkout without installing the package
     sys.path.insert(0, str(REPO))
 
 import torch  # noqa: E402
 
 from lvm_search.data import LVMData, Split, load_data  # noqa: E402,F401  (load_data: for the scripts)
 from lvm_search.train import resolve_device  # noqa: E402
+
+from _markdown import machine_line, markdown_table  # noqa: E402,F401
 
 LINUX_DATA_ENV = "LVM_LINUX_DATA"
 LINUX_DATA_NAME = "linux-docs-minilm.npz"
@@ -62,14 +66,6 @@ def machine_info(device: torch.device) -> dict:
         props = torch.cuda.get_device_properties(device)
         info.update(gpu=props.name, gpu_memory_gib=round(props.total_memory / 2**30, 1), cuda=torch.version.cuda)
     return info
-
-
-def machine_line(m: dict) -> str:
-    """One line naming the machine, for printed output and the report."""
-    where = f"{m['cpu']} ({m['usable_cpus']} usable CPUs, torch threads {m['torch_threads']})"
-    if m.get("gpu"):
-        where = f"{m['gpu']} ({m.get('gpu_memory_gib')} GiB, CUDA {m.get('cuda')}); host CPU {where}"
-    return f"{where}; torch {m['torch']}, Python {m['python']}"
 
 
 def pick_device(name: str, threads: int | None = None) -> torch.device:
@@ -135,15 +131,9 @@ def median(values) -> float:
     return float(statistics.median(values))
 
 
-def markdown_table(columns: list[str], rows: list[list]) -> str:
-    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
-    return "\n".join(lines)
-
-
 def finish(benchmark: str, args, device: torch.device, settings: dict, results: list, columns: list[str],
-           rows: list[list], notes: list[str], out: str | None) -> dict:
-    """Print the table and notes; write the JSON result to ``out`` if given."""
+           rows: list[list], notes: list[str], out: str | None, extra: dict | None = None) -> dict:
+    """Print the table and notes; write the JSON result to ``out`` if given (``extra``: more raw data)."""
     machine = machine_info(device)
     record = {
         "benchmark": benchmark,
@@ -154,6 +144,7 @@ def finish(benchmark: str, args, device: torch.device, settings: dict, results: 
         "results": results,
         "table": {"columns": columns, "rows": rows},
         "notes": notes,
+        **(extra or {}),
     }
     print(f"\n## {benchmark}\n\nMachine: {machine_line(machine)}\n")
     print(markdown_table(columns, rows))

@@ -15,6 +15,7 @@ import argparse
 import queue
 import sys
 import time
+import traceback
 
 import torch
 import torch.multiprocessing as mp
@@ -24,40 +25,54 @@ import _common as C
 ARCHS = ("lstm", "transformer")
 
 
-def worker(rank: int, data_path: str, jobs, results) -> None:
+def worker(rank: int, data_path: str, device: str, jobs, results) -> None:
     """Serve rounds until told to stop: train, with a handshake after the warm-up epoch."""
+    try:
+        serve(rank, data_path, torch.device(device), jobs, results)
+    except BaseException:
+        results.put(("error", rank, traceback.format_exc()))
+
+
+def serve(rank, data_path, device, jobs, results) -> None:
     from lvm_search.train import TrainConfig, train
 
-    data = C.load_data(data_path).to("cuda")
+    data = C.load_data(data_path).to(device)
     n_train = len(data.splits["train"])
     results.put(("loaded", rank, None))
     while (job := jobs.get()) is not None:
-        timing = {}
+        timing = {"samples_per_s": []}
 
         def report(epoch, metrics, save):
             if epoch == 1:
                 results.put(("warm", rank, None))
                 jobs.get()  # "go": every process of the round is warm
-                torch.cuda.synchronize()
+                C.sync(device)
                 timing["start"] = time.time()
             else:
-                timing.setdefault("samples_per_s", []).append(metrics["train_samples_per_s"])
+                timing["samples_per_s"].append(metrics["train_samples_per_s"])
+
         cfg = TrainConfig(arch=job["arch"], epochs=1 + job["epochs"], batch_size=job["batch_size"], lr=job["lr"],
-                          seed=rank, device="cuda", bf16=job["bf16"])
+                          seed=rank, device=str(device), bf16=job["bf16"], threads=1 if device.type == "cpu" else None)
         train(cfg, data, report)
-        torch.cuda.synchronize()
+        C.sync(device)
         timing["end"] = time.time()
         timing["samples"] = n_train * job["epochs"]
         results.put(("done", rank, timing))
 
 
-def collect(results, kind: str, count: int, timeout: float) -> list:
-    got = []
+def collect(results, kind: str, count: int, workers, timeout: float) -> list:
+    """Wait for ``count`` messages of ``kind``; stop at once if a worker failed or died."""
+    got, deadline = [], time.monotonic() + timeout
     while len(got) < count:
         try:
-            what, rank, payload = results.get(timeout=timeout)
+            what, rank, payload = results.get(timeout=2)
         except queue.Empty:
-            sys.exit(f"timed out waiting for {count - len(got)} worker(s) to report '{kind}'")
+            dead = [w.pid for w in workers if not w.is_alive()]
+            if dead or time.monotonic() > deadline:
+                sys.exit(f"waiting for '{kind}': " + (f"worker process(es) {dead} died" if dead else f"timed out after {timeout:.0f} s"))
+            continue
+        if what == "error":
+            sys.exit(f"worker {rank} failed:\n{payload}")
         if what != kind:
             sys.exit(f"worker {rank} sent '{what}' while '{kind}' was expected")
         got.append(payload)
@@ -73,10 +88,12 @@ def main(argv=None):
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--no-bf16", action="store_true")
+    p.add_argument("--allow-cpu", action="store_true", help="run on CPU to test the script itself (numbers meaningless)")
     args = p.parse_args(argv)
-    if args.device not in ("auto", "cuda") or not torch.cuda.is_available():
-        sys.exit("trials_per_gpu.py measures processes sharing one CUDA GPU; no CUDA device here (nothing measured)")
-    device = torch.device("cuda")
+    device = C.pick_device(args.device)
+    if device.type != "cuda" and not args.allow_cpu:
+        sys.exit("trials_per_gpu.py measures trainer processes sharing one CUDA GPU, and there is no CUDA device "
+                 "here: nothing measured (--allow-cpu runs it on CPU to test the script only)")
     path = C.linux_data_path(args.data)
     data = C.load_data(path)
     sizes = data.split_sizes()
@@ -86,11 +103,11 @@ def main(argv=None):
     ctx = mp.get_context("spawn")
     jobs = [ctx.Queue() for _ in range(max(args.processes))]
     results = ctx.Queue()
-    workers = [ctx.Process(target=worker, args=(r, str(path), jobs[r], results), daemon=True) for r in range(len(jobs))]
+    workers = [ctx.Process(target=worker, args=(r, str(path), str(device), jobs[r], results), daemon=True) for r in range(len(jobs))]
     t0 = time.perf_counter()
     for w in workers:
         w.start()
-    collect(results, "loaded", len(workers), timeout=300)
+    collect(results, "loaded", len(workers), workers, timeout=300)
     print(f"{len(workers)} workers ready in {time.perf_counter() - t0:.1f} s; {data_desc}", flush=True)
 
     out, rows = [], []
@@ -101,10 +118,10 @@ def main(argv=None):
                    "bf16": not args.no_bf16}
             for r in range(n):
                 jobs[r].put(job)
-            collect(results, "warm", n, timeout=600)
+            collect(results, "warm", n, workers, timeout=600)
             for r in range(n):
                 jobs[r].put("go")
-            timings = collect(results, "done", n, timeout=600)
+            timings = collect(results, "done", n, workers, timeout=600)
             span = max(t["end"] for t in timings) - min(t["start"] for t in timings)
             aggregate = sum(t["samples"] for t in timings) / span
             single = single or aggregate
@@ -124,7 +141,7 @@ def main(argv=None):
     notes = [
         f"Data: {data_desc}.",
         f"Each process: lvm_search.train.train, batch {args.batch_size}, lr {args.lr:g}, warm-up + cosine, "
-        f"{'bf16 autocast' if not args.no_bf16 else 'float32'}; 1 warm-up epoch, then {args.epochs} timed epochs "
+        f"{'bf16 autocast' if device.type == 'cuda' and not args.no_bf16 else 'float32'}; 1 warm-up epoch, then {args.epochs} timed epochs "
         "(evaluation included in the timed span).",
         "Processes of a round start their timed epochs together; aggregate = total timed samples / (last end - first start).",
     ]

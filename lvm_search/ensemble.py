@@ -121,7 +121,10 @@ def simplex_weights(preds: torch.Tensor, targets: torch.Tensor, start: torch.Ten
         loss = -ensemble_cosine(preds, logits.softmax(0), targets)
         loss.backward()
         optimizer.step()
-    return logits.detach().softmax(0)
+    weights = logits.detach().softmax(0)
+    # Softmax never reaches zero; members below half a percent are dropped rather than carried.
+    weights = torch.where(weights < 0.005, torch.zeros_like(weights), weights)
+    return weights / weights.sum()
 
 
 # --- the artifact -------------------------------------------------------------------------------
@@ -232,7 +235,7 @@ def build_ensemble(recipe: Recipe, storage: str | Path = "runs", data_path: str 
     method = max(candidates, key=lambda name: ensemble_cosine(val_preds, candidates[name], val_targets).item())
     weights = candidates[method]
 
-    kept = [i for i, w in enumerate(weights.tolist()) if w > 1e-6]
+    kept = [i for i, w in enumerate(weights.tolist()) if w > 0]
     weights = weights[kept] / weights[kept].sum()
     chosen = [members[i] for i in kept]
 

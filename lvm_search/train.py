@@ -115,6 +115,9 @@ def train(cfg: TrainConfig, data: LVMData, report: ReportFn | None = None) -> Tr
         torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
     use_bf16 = cfg.bf16 and device.type == "cuda"
+    if device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = True  # TF32 matmuls: ~2x on Ampere+, cosine unaffected at 1e-3
+        torch.backends.cudnn.allow_tf32 = True
     data = data.to(device)
     n_train = len(data.splits["train"])
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -88,9 +89,12 @@ class LocalCluster:
 
 @pytest.fixture
 def cluster(tmp_path):
-    c = LocalCluster(tmp_path).start()
-    yield c
-    c.stop()
+    c = LocalCluster(tmp_path)
+    try:
+        yield c.start()
+    finally:
+        c.stop()
+        shutil.rmtree(c.tmp, ignore_errors=True)
 
 
 def run_cli(cluster: LocalCluster, *args: str) -> subprocess.CompletedProcess:
