@@ -13,6 +13,7 @@ from pathlib import Path
 import yaml
 
 from .errors import UserError
+from .train import TrainingDiverged
 
 
 def _data_args(p: argparse.ArgumentParser) -> None:
@@ -290,6 +291,9 @@ def main(argv: list[str] | None = None) -> int:
         return args.fn(args)
     except UserError as e:
         print(f"lvm-search: error: {e}", file=sys.stderr)
+        return 2
+    except TrainingDiverged as e:
+        print(f"lvm-search: error: {e}; try a lower lr", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("lvm-search: interrupted", file=sys.stderr)

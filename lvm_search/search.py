@@ -173,6 +173,7 @@ class TrialLog(tune.Callback):
             "dir": os.path.relpath(trial.path, self.path.parent),
             "status": status,
             "config": trial.config,
+            "failures": trial.num_failures,
             "error": (trial.last_result or {}).get("error") or _first_line(trial.error_file),
         }
         with open(self.path, "a") as f:  # one short line per append: a kill can only cut the last
@@ -432,6 +433,7 @@ def _trial_record(number: int, record: dict, space: SearchSpace, run_dir: Path) 
         "node_id": last.get("node_id"),
         "checkpoint": os.path.relpath(checkpoints[-1], run_dir) if checkpoints and status == "ok" else None,
         "history": history,
+        "failures": record.get("failures", 0),
         "error": record.get("error"),
     }
 

@@ -44,6 +44,7 @@ class LocalCluster:
 
     def __init__(self, root: Path):
         self.tmp = Path(tempfile.mkdtemp(prefix="lvm-rc-"))  # short: Unix socket paths
+        self.tmp2 = Path(tempfile.mkdtemp(prefix="lvm-rc2-"))
         self.env = {**os.environ, "HOME": str(root / "home"), "RAY_TMPDIR": str(self.tmp)}
         self.env.pop("RAY_AUTH_TOKEN", None)
         self.env["RAY_AUTH_MODE"] = "token"  # worker nodes and drivers given an address need it said
@@ -52,15 +53,26 @@ class LocalCluster:
         self.address = f"127.0.0.1:{self.port}"
 
     def ray_start(self, *args: str) -> None:
-        cmd = ["ray", "start", "--node-ip-address=127.0.0.1", f"--temp-dir={self.tmp}", "--disable-usage-stats", *args]
+        if not any(a.startswith("--temp-dir") for a in args):
+            args = (f"--temp-dir={self.tmp}", *args)
+        cmd = ["ray", "start", "--node-ip-address=127.0.0.1", "--disable-usage-stats", *args]
         done = subprocess.run(cmd, env=self.env, capture_output=True, text=True, timeout=120)
         assert done.returncode == 0, done.stderr[-2000:]
+
+    def stop_second_node(self) -> None:
+        """Kill every process of the second node, as a machine that drops off the network."""
+        for pid in self.pids(str(self.tmp2)):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
 
     def start(self) -> "LocalCluster":
         # As the README's recipe: a token first, so that `ray start` turns token auth on.
         subprocess.run(["ray", "get-auth-token", "--generate"], env=self.env, capture_output=True, check=True, timeout=60)
         self.ray_start("--head", f"--port={self.port}", "--num-cpus=1", "--num-gpus=0", "--include-dashboard=false")
-        self.ray_start(f"--address={self.address}", "--num-cpus=1", "--num-gpus=0", "--resources={\"second_node\": 1}")
+        # The second node keeps its own temp dir, so that its processes can be told apart.
+        self.ray_start(f"--address={self.address}", "--num-cpus=1", "--num-gpus=0", f"--temp-dir={self.tmp2}")
         return self
 
     def pids(self, marker: str | None = None) -> list[int]:
@@ -79,7 +91,7 @@ class LocalCluster:
     def stop(self) -> None:
         # Not `ray stop`: it would end every Ray process of this user on the machine.
         for sig in (signal.SIGTERM, signal.SIGKILL):
-            for pid in self.pids():
+            for pid in self.pids() + self.pids(str(self.tmp2)):
                 try:
                     os.kill(pid, sig)
                 except ProcessLookupError:
@@ -95,6 +107,7 @@ def cluster(tmp_path):
     finally:
         c.stop()
         shutil.rmtree(c.tmp, ignore_errors=True)
+        shutil.rmtree(c.tmp2, ignore_errors=True)
 
 
 def run_cli(cluster: LocalCluster, *args: str) -> subprocess.CompletedProcess:

@@ -1,0 +1,198 @@
+"""Reliability: bad space files, bad storage, concurrent runs, failing trials, killed drivers,
+lost nodes, and a 200-trial load. Tests marked slow run with `python -m pytest -m slow`."""
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import resource
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from lvm_search.checkpoint import load_model
+from lvm_search.errors import UserError
+from lvm_search.search import SearchOptions, run_search
+from lvm_search.spaces import parse_space
+
+# --- garbage in space files -------------------------------------------------------------------
+
+KEYS = ["arch", "samples", "seed", "max_concurrent", "scheduler", "resources", "fixed", "space", "type",
+        "low", "high", "log", "step", "values", "lr", "epochs", "width", "depth", "dropout", "residual",
+        "grace_period", "reduction_factor", "cpus_per_trial", "gpus_per_trial", "batch_size", "x"]
+scalars = st.one_of(
+    st.none(), st.booleans(), st.integers(-10**6, 10**6), st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=12), st.sampled_from(["lstm", "gru", "amn", "transformer", "int", "float", "choice", "asha", "none", "1e-3"]),
+)
+garbage = st.recursive(
+    scalars,
+    lambda children: st.one_of(st.lists(children, max_size=4), st.dictionaries(st.sampled_from(KEYS), children, max_size=5)),
+    max_leaves=25,
+)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(raw=garbage)
+def test_garbage_in_a_space_never_raises_anything_but_a_user_error(raw):
+    try:
+        parse_space(raw, "garbage.yaml")
+    except UserError as e:
+        assert str(e).startswith("garbage.yaml") and "\n" not in str(e)
+
+
+@settings(max_examples=100, deadline=None)
+@given(text=st.text(max_size=200))
+def test_random_text_as_a_space_file_is_one_line_and_exit_2_or_a_valid_space(tmp_path_factory, text):
+    path = tmp_path_factory.mktemp("g") / "space.yaml"
+    path.write_text(text)
+    from lvm_search.cli import main
+
+    # Only files that fail validation get here in practice; a valid one would start a search.
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError:
+        raw = None
+    if isinstance(raw, dict) and raw.get("arch") in ("lstm", "gru", "amn", "transformer"):
+        return
+    assert main(["run", str(path), "--storage", str(path.parent / "runs")]) == 2
+    assert not (path.parent / "runs").exists()
+
+
+# --- storage and concurrency ---------------------------------------------------------------------
+
+TINY = """
+arch: amn
+samples: {samples}
+max_concurrent: 2
+fixed: {fixed}
+space:
+  width: {{type: choice, values: [16, 512]}}
+"""
+
+
+def space_file(tmp_path: Path, samples=2, fixed="{epochs: 1}", arch="amn") -> Path:
+    path = tmp_path / "space.yaml"
+    path.write_text(TINY.format(samples=samples, fixed=fixed).replace("arch: amn", f"arch: {arch}"))
+    return path
+
+
+def test_a_storage_folder_that_cannot_be_written_is_one_line_and_exit_2(tmp_path, cli):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    code, _, err = cli("run", space_file(tmp_path), "--storage", blocker / "runs")
+    assert code == 2 and err.count("\n") == 1 and "cannot write to the storage folder" in err
+    assert blocker.read_text() == "not a folder"
+
+
+def test_a_second_search_on_the_same_run_is_refused(tmp_path, cli):
+    storage = tmp_path / "runs"
+    storage.mkdir()
+    with open(storage / ".space.lock", "w") as held:  # what a running search holds
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        code, _, err = cli("run", space_file(tmp_path), "--storage", storage)
+    assert code == 2 and "another search is running" in err and err.count("\n") == 1
+    assert not (storage / "space").exists()
+
+
+# --- failing trials --------------------------------------------------------------------------------
+
+
+def test_a_diverging_trial_is_recorded_and_the_search_goes_on(tmp_path):
+    space = parse_space(yaml.safe_load(TINY.format(samples=2, fixed="{epochs: 2, lr: 1.0e+30}")), "diverge.yaml")
+    summary = run_search(space, SearchOptions(storage=str(tmp_path / "runs"), name="diverge", verbose=0))
+    assert summary["counts"]["trials"] == 2 and summary["counts"]["diverged"] == 2
+    assert all("training loss became nan" in t["error"] for t in summary["trials"])
+    assert summary["best"] is None and summary["complete"]
+
+
+def test_a_trial_that_raises_is_retried_once_then_recorded(tmp_path):
+    raw = {"arch": "transformer", "samples": 1, "fixed": {"heads": 7, "epochs": 1},
+           "space": {"dropout": {"type": "float", "low": 0.0, "high": 0.2}}}
+    summary = run_search(parse_space(raw, "raise.yaml"), SearchOptions(storage=str(tmp_path / "runs"), name="raise", verbose=0))
+    (trial,) = summary["trials"]
+    assert trial["status"] == "error" and trial["failures"] == 2  # the first try and one retry
+    assert "not divisible by heads 7" in trial["error"]
+    assert summary["counts"]["errored"] == 1
+
+
+# --- killed drivers, lost nodes, load (slow) --------------------------------------------------------
+
+
+def _logged(run_dir: Path) -> int:
+    log = run_dir / "trials.jsonl"
+    return len(log.read_text().splitlines()) if log.exists() else 0
+
+
+@pytest.mark.slow
+def test_a_driver_killed_with_sigkill_resumes_keeping_every_finished_trial(tmp_path):
+    space = space_file(tmp_path, samples=6, fixed="{epochs: 3}")
+    cmd = [sys.executable, "-m", "lvm_search.cli", "run", str(space), "--storage", str(tmp_path / "runs"), "--json"]
+    run_dir = tmp_path / "runs" / "space"
+    driver = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.time() + 180
+    while _logged(run_dir) < 2 and time.time() < deadline:
+        time.sleep(0.2)
+    os.killpg(driver.pid, signal.SIGKILL)  # the driver and the private Ray it started
+    driver.wait()
+    before = [json.loads(line) for line in (run_dir / "trials.jsonl").read_text().splitlines()]
+    assert 2 <= len(before) < 6
+
+    resumed = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    summary = json.loads(resumed.stdout)
+    assert summary["counts"]["trials"] == 6 and summary["counts"]["ok"] == 6
+    kept = {t["trial_id"]: t for t in summary["trials"]}
+    for record in before:  # finished before the kill: kept, and its checkpoint intact
+        trial = kept[record["trial_id"]]
+        load_model(run_dir / trial["checkpoint"])
+
+
+@pytest.mark.slow
+def test_a_lost_worker_node_does_not_lose_the_search(tmp_path):
+    from test_cluster import LocalCluster
+
+    cluster = LocalCluster(tmp_path)
+    try:
+        cluster.start()
+        space = space_file(tmp_path, samples=6, fixed="{epochs: 8}")
+        space.write_text(space.read_text().replace("max_concurrent: 2", "max_concurrent: 2\nresources: {cpus_per_trial: 1}"))
+        cmd = [sys.executable, "-m", "lvm_search.cli", "run", str(space), "--storage", str(tmp_path / "shared"),
+               "--address", cluster.address, "--json"]
+        driver = subprocess.Popen(cmd, env=cluster.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        time.sleep(1)
+        deadline = time.time() + 120
+        while time.time() < deadline and not list((tmp_path / "shared").glob("space/attempt-1/trial_*/result.json")):
+            time.sleep(0.2)
+        cluster.stop_second_node()
+        out, err = driver.communicate(timeout=400)
+        assert driver.returncode == 0, err[-3000:]
+        summary = json.loads(out)
+        assert summary["counts"]["trials"] == 6 and summary["counts"]["ok"] == 6
+        assert summary["complete"]
+    finally:
+        cluster.stop()
+
+
+@pytest.mark.slow
+def test_two_hundred_tiny_trials_are_all_recorded_with_bounded_driver_memory(tmp_path):
+    raw = {"arch": "amn", "samples": 200, "max_concurrent": 2, "scheduler": {"type": "none"},
+           "fixed": {"epochs": 1, "width": 8, "key_dim": 8, "depth": 1},
+           "space": {"lr": {"type": "float", "low": 1e-4, "high": 1e-2, "log": True}}}
+    raw["fixed"].pop("width")  # the reference width (512) must stay inside the space
+    raw["space"]["width"] = {"type": "choice", "values": [8, 512]}
+    t0 = time.time()
+    summary = run_search(parse_space(raw, "load.yaml"), SearchOptions(storage=str(tmp_path / "runs"), name="load", verbose=0))
+    wall_s = time.time() - t0
+    peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    log = (tmp_path / "runs" / "load" / "trials.jsonl").read_text().splitlines()
+    print(f"200 trials in {wall_s:.0f} s; driver peak RSS {peak_rss_mb:.0f} MB")
+    (tmp_path.parent / "load_figures.json").write_text(json.dumps({"wall_s": wall_s, "peak_rss_mb": peak_rss_mb}))
+    assert summary["counts"]["trials"] == 200 and len(log) == 200 and summary["counts"]["ok"] == 200
+    assert peak_rss_mb < 2048
