@@ -61,6 +61,8 @@ def machine_info(device: torch.device) -> dict:
         "python": platform.python_version(),
         "device": str(device),
         "gpu": None,
+        # 1, 5 and 15 minute load averages when the result was written: other work on a shared machine
+        "load_avg": [round(x, 2) for x in os.getloadavg()] if hasattr(os, "getloadavg") else None,
     }
     if device.type == "cuda":
         props = torch.cuda.get_device_properties(device)

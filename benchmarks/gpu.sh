@@ -31,7 +31,7 @@ if [ "${SMOKE:-0}" = 1 ]; then
   TP=(--synthetic-windows 2000 --repeats 1 --ref-batches 10 --ref-warmup 2 --epochs 1 --archs amn lstm)
   TPG=(--processes 1 2 --epochs 1 --archs amn --allow-cpu)
   TTQ=(--ref-epochs 1 --epochs 2 --archs amn)
-  CMP=(--synthetic-windows 2000 --repeats 1 --ref-batches 10 --ref-warmup 2 --epochs 1 --archs amn)
+  CMP=(--synthetic-windows 2000 --repeats 1 --ref-batches 10 --ref-warmup 2 --epochs 1 --archs amn --compile)
 else
   DEV=(--device cuda)
   TP=()

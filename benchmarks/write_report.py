@@ -70,9 +70,10 @@ def render(results: list[tuple[Path, dict]], folder: Path) -> str:
         "## Machines",
         "",
         markdown_table(
-            ["result", "device", "CPU", "usable CPUs", "torch threads", "torch", "GPU"],
+            ["result", "device", "CPU", "usable CPUs", "torch threads", "torch", "GPU", "load avg 1/5/15 min at the end"],
             [[folder_name(p), r["machine"]["device"], r["machine"]["cpu"], r["machine"]["usable_cpus"],
-              r["machine"]["torch_threads"], r["machine"]["torch"], r["machine"].get("gpu") or "-"] for p, r in results],
+              r["machine"]["torch_threads"], r["machine"]["torch"], r["machine"].get("gpu") or "-",
+              " / ".join(map(str, r["machine"].get("load_avg") or [])) or "-"] for p, r in results],
         ),
         "",
     ]

@@ -37,6 +37,11 @@ class TrainConfig:
     schedule: str = "cosine"  # cosine (after linear warm-up), plateau (ReduceLROnPlateau), constant
     warmup_epochs: float = 1.0
     grad_clip: float = 1.0
+    # regularisation and loss (quality levers; 0 = off, the reference recipe)
+    context_dropout: float = 0.0  # probability of zeroing a whole context position in training
+    input_noise: float = 0.0  # std of Gaussian noise added to context vectors (then re-normalised)
+    infonce_weight: float = 0.0  # share of in-batch InfoNCE in the loss, mixed with the MSE
+    infonce_temperature: float = 0.05
     # system
     seed: int = 0
     device: str = "auto"  # auto picks cuda, then mps, then cpu
@@ -53,6 +58,10 @@ class TrainConfig:
             (self.schedule in SCHEDULES, f"schedule must be one of {SCHEDULES}, got {self.schedule!r}"),
             (self.warmup_epochs >= 0, f"warmup_epochs must be >= 0, got {self.warmup_epochs}"),
             (self.grad_clip >= 0, f"grad_clip must be >= 0 (0 = off), got {self.grad_clip}"),
+            (0 <= self.context_dropout < 1, f"context_dropout must be in [0, 1), got {self.context_dropout}"),
+            (self.input_noise >= 0, f"input_noise must be >= 0, got {self.input_noise}"),
+            (0 <= self.infonce_weight <= 1, f"infonce_weight must be in [0, 1], got {self.infonce_weight}"),
+            (self.infonce_temperature > 0, f"infonce_temperature must be > 0, got {self.infonce_temperature}"),
         ]
         for ok, message in checks:
             if not ok:
@@ -159,9 +168,18 @@ def train(cfg: TrainConfig, data: LVMData, report: ReportFn | None = None) -> Tr
         order = torch.randperm(n_train, device=device, generator=generator)
         for lo in range(0, n_train, cfg.batch_size):
             x, y = data.batch("train", order[lo : lo + cfg.batch_size])
+            if cfg.input_noise:
+                x = F.normalize(x + cfg.input_noise * torch.randn_like(x), dim=-1)
+            if cfg.context_dropout:
+                x = x * (torch.rand(x.shape[0], x.shape[1], 1, device=device) >= cfg.context_dropout)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
                 pred = model(x)
             loss = F.mse_loss(pred.float(), y)
+            if cfg.infonce_weight:
+                # In-batch negatives; divided by D to sit on the per-element MSE's scale.
+                logits = pred.float() @ y.T / cfg.infonce_temperature
+                nce = F.cross_entropy(logits, torch.arange(len(y), device=device))
+                loss = (1 - cfg.infonce_weight) * loss + cfg.infonce_weight * nce / data.dim
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if cfg.grad_clip:
