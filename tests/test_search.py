@@ -134,6 +134,9 @@ def test_an_interrupted_search_resumes_to_exactly_samples_trials(tmp_path):
         ("arch: lstm\nspace: {lr: {type: float, low: -1.0, high: 0.01}}\n", "space.lr.low"),
         ("arch: lstm\nsamplez: 3\n", "unknown key(s) ['samplez']"),
         ("arch: [lstm\n", "not valid YAML"),
+        ("arch: lstm\nspace: {epochs: {type: int, low: 0, high: 5}}\n", "space.epochs.low: epochs must be >= 1"),
+        ("arch: lstm\nfixed: {epochs: 0}\n", "epochs must be >= 1"),
+        ("arch: lstm\nfixed: {lr: 0}\n", "lr must be > 0"),
     ],
 )
 def test_a_bad_space_file_is_one_line_and_exit_2(tmp_path, cli, text, message):
