@@ -49,6 +49,9 @@ def main() -> None:
     data = load_data(args.data)
     base = baselines(data)
     rows = []
+    machine = {"device": torch.cuda.get_device_name() if torch.cuda.is_available() else platform.processor() or "cpu",
+               "torch": torch.__version__}
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     for arch in args.archs:
         for name, (model, recipe) in VARIANTS.items():
             if args.variants and name not in args.variants:
@@ -63,12 +66,9 @@ def main() -> None:
                          "train_s": time.perf_counter() - t0})
             print(f"{arch:12s} {name:34s} val {val['cosine']:.4f} test {test['cosine']:.4f} "
                   f"hit@5 {test['hit5']:.3f} margin {test['backward_margin']:+.4f} ({rows[-1]['train_s']:.0f} s)", flush=True)
-    machine = {"device": torch.cuda.get_device_name() if torch.cuda.is_available() else platform.processor() or "cpu",
-               "torch": torch.__version__}
-    result = {"data": data.summary(), "splits": data.split_sizes(), "epochs": args.epochs, "machine": machine,
-              "baselines": base, "rows": rows}
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(result, indent=2))
+            result = {"data": data.summary(), "splits": data.split_sizes(), "epochs": args.epochs, "machine": machine,
+                      "baselines": base, "rows": rows}
+            Path(args.out).write_text(json.dumps(result, indent=2))  # after every variant: a time cap loses one
     if args.markdown:
         Path(args.markdown).write_text(to_markdown(result))
 
