@@ -7,13 +7,16 @@
 * loss: MSE between the L2-normalised output and the target;
 * ``optimizer.zero_grad(); loss.backward(); optimizer.step()`` and ``loss.item()`` every batch
   (the reference logged the loss of every batch);
-* ``ReduceLROnPlateau`` stepped once per epoch on the validation score.
+* ``ReduceLROnPlateau`` stepped once per epoch on the validation score;
+* PyTorch's default float32 matmul precision (TF32 off): ``lvm_search.train`` turns TF32 on for the
+  whole process on CUDA, so reference code runs inside ``pytorch_defaults()``.
 
 The models are the project's own architectures at their seed defaults (the reference
 architectures), so the only difference measured is the recipe.
 """
 from __future__ import annotations
 
+import contextlib
 import itertools
 
 import torch
@@ -22,6 +25,18 @@ from torch.utils.data import DataLoader, TensorDataset
 
 BATCH_SIZE = 32
 LR = 5e-4
+
+
+@contextlib.contextmanager
+def pytorch_defaults():
+    """Float32 matmuls in full precision, PyTorch's default, while the reference runs."""
+    matmul = torch.backends.cuda.matmul
+    before = matmul.allow_tf32
+    matmul.allow_tf32 = False
+    try:
+        yield
+    finally:
+        matmul.allow_tf32 = before
 
 
 def reference_loader(contexts: torch.Tensor, targets: torch.Tensor, seed: int = 0) -> DataLoader:

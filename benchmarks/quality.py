@@ -6,6 +6,7 @@ Writes a JSON result and a markdown table (reports/quality.md when run on the fu
 
     python benchmarks/quality.py --data ../shared/data/linux-docs-minilm.npz --archs amn lstm \
         --epochs 20 --out benchmarks/results/gpu/quality.json --markdown reports/quality.md
+    python benchmarks/quality.py --render A.json B.json --markdown reports/quality.md   # merge runs
 """
 from __future__ import annotations
 
@@ -42,9 +43,15 @@ def main() -> None:
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--device", default="auto")
     ap.add_argument("--variants", nargs="*", help="a subset of the variant names")
-    ap.add_argument("--out", required=True)
+    ap.add_argument("--out", help="the JSON result (written after every variant)")
     ap.add_argument("--markdown")
+    ap.add_argument("--render", nargs="+", metavar="JSON", help="only merge earlier JSON results into --markdown")
     args = ap.parse_args()
+    if args.render:
+        results = [json.loads(Path(f).read_text()) for f in args.render]
+        merged = dict(results[0], rows=[row for r in results for row in r["rows"]])
+        Path(args.markdown).write_text(to_markdown(merged))
+        return
 
     data = load_data(args.data)
     base = baselines(data)
@@ -92,10 +99,14 @@ def to_markdown(result: dict) -> str:
     for r in result["rows"]:
         lines.append(f"| {r['arch']} | {r['variant']} | {r['val']['cosine']:.4f} | {r['test']['cosine']:.4f} | "
                      f"{100 * (r['test']['cosine'] / mean_test - 1):+.2f}% | {r['test']['hit5']:.3f} | {r['test']['backward_margin']:+.4f} |")
-    lines += ["", "Best variant per architecture, chosen on val:", ""]
+    classical = max(("recency", "ridge"), key=lambda n: result["baselines"][n]["val"]["cosine"])
+    classical_test = result["baselines"][classical]["test"]["cosine"]
+    lines += ["", f"Best variant per architecture, chosen on val, against the best classical baseline on val ({classical}, test {classical_test:.4f}):", ""]
     for arch in dict.fromkeys(r["arch"] for r in result["rows"]):
         best = max((r for r in result["rows"] if r["arch"] == arch), key=lambda r: r["val"]["cosine"])
-        lines.append(f"- {arch}: {best['variant']} (val {best['val']['cosine']:.4f}, test {best['test']['cosine']:.4f})")
+        verdict = "beats" if best["test"]["cosine"] > classical_test else "does not beat"
+        lines.append(f"- {arch}: {best['variant']} (val {best['val']['cosine']:.4f}, test {best['test']['cosine']:.4f}, "
+                     f"{100 * (best['test']['cosine'] / mean_test - 1):+.2f}% over the mean): {verdict} {classical}")
     return "\n".join(lines) + "\n"
 
 

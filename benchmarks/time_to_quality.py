@@ -24,7 +24,7 @@ import time
 import torch
 
 import _common as C
-from _reference import reference_epoch, reference_loader, reference_optimizer
+from _reference import pytorch_defaults, reference_epoch, reference_loader, reference_optimizer
 from lvm_search.metrics import predict
 from lvm_search.models import build_model
 from lvm_search.train import TrainConfig, train
@@ -35,6 +35,7 @@ def val_cosine(model, data) -> float:
     return (predict(model, data, "val") * target).sum(-1).mean().item()
 
 
+@pytorch_defaults()
 def run_reference(arch, data, contexts, targets, device, epochs, seed) -> list[dict]:
     history, t0 = [], time.perf_counter()
     torch.manual_seed(seed)
@@ -129,10 +130,10 @@ def main(argv=None):
     bf16 = device.type == "cuda" and not args.no_bf16
     notes = [
         f"Data: {data_desc}.",
-        f"ref: reference recipe (batch 32, lr 5e-4, ReduceLROnPlateau on val cosine, float32) for {args.ref_epochs} epochs"
+        f"ref: reference recipe (batch 32, lr 5e-4, ReduceLROnPlateau on val cosine, float32 with TF32 off) for {args.ref_epochs} epochs"
         + (" (fewer than the reference's 20, to fit the time available)" if args.ref_epochs < 20 else "") + ".",
         f"ours: lvm_search.train.train, batch {args.batch_size}, lr {args.lr:g}, 1 warm-up epoch + cosine over "
-        f"{args.epochs} epochs, {'bf16 autocast' if bf16 else 'float32'}"
+        f"{args.epochs} epochs, {'bf16 autocast, TF32 on' if bf16 else 'float32'}"
         + (", stopped once it reached the target" if args.stop_at_target else "") + ".",
         "Wall times include model construction, moving the data to the device and every epoch's evaluation; "
         "speed-up = ref s to its best epoch / ours s to the same val cosine. One seed, one run each, ref first.",

@@ -24,13 +24,14 @@ import time
 import torch
 
 import _common as C
-from _reference import endless_batches, reference_loader, reference_optimizer, reference_step
+from _reference import endless_batches, pytorch_defaults, reference_loader, reference_optimizer, reference_step
 import lvm_search.train as trainer
 from lvm_search.models import build_model
 
 ARCHS = ("lstm", "gru", "transformer", "amn")
 
 
+@pytorch_defaults()
 def measure_reference(arch, data, contexts, targets, device, args, repeat) -> float:
     torch.manual_seed(repeat)
     model = build_model(arch, data.dim, data.k).to(device).train()
@@ -136,10 +137,10 @@ def main(argv=None):
     bf16 = device.type == "cuda" and not args.no_bf16
     notes = [
         f"Data: {data_desc}.",
-        f"ref: reference recipe, batch 32, lr 5e-4, float32, loss.item() every batch; {args.ref_batches} timed batches "
+        f"ref: reference recipe, batch 32, lr 5e-4, float32 (TF32 off, PyTorch's default), loss.item() every batch; {args.ref_batches} timed batches "
         f"after {args.ref_warmup} warm-up batches.",
         f"ours: lvm_search.train.train, batch {args.batch_size}, lr {args.lr:g}, warm-up + cosine, grad clip 1, "
-        f"{'bf16 autocast' if bf16 else 'float32'}; {args.epochs} timed epochs after 1 warm-up epoch "
+        f"{'bf16 autocast, TF32 on (the trainer sets it on CUDA)' if bf16 else 'float32'}; {args.epochs} timed epochs after 1 warm-up epoch "
         "(the trainer's train_samples_per_s, evaluation excluded).",
         f"Median of {args.repeats} interleaved repeats (ref, ours{', ours+compile' if args.compile else ''}, ...) in one process.",
     ]
