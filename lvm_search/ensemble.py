@@ -197,13 +197,18 @@ def find_runs(storage: Path, names: tuple[str, ...], where: str) -> list[dict]:
     return [latest[arch][1] for arch in sorted(latest)]
 
 
+def runs_data(summaries: list[dict], data_path: str | None):
+    """The data to score runs on: ``data_path``, else the one file the runs were trained on."""
+    sources = {s["data"]["source"] for s in summaries}
+    if data_path is None and len(sources) == 1 and Path(next(iter(sources))).is_file():
+        data_path = next(iter(sources))
+    return load_data(data_path, k=summaries[0]["data"]["k"])
+
+
 def build_ensemble(recipe: Recipe, storage: str | Path = "runs", data_path: str | None = None) -> dict:
     storage = Path(storage)
     summaries = find_runs(storage, recipe.runs, recipe.source)
-    sources = {s["data"]["source"] for s in summaries}
-    if data_path is None and len(sources) == 1 and Path(next(iter(sources))).is_file():
-        data_path = next(iter(sources))  # the data the runs were trained on
-    data = load_data(data_path, k=summaries[0]["data"]["k"])
+    data = runs_data(summaries, data_path)
 
     members = []
     for summary in summaries:

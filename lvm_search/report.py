@@ -16,8 +16,8 @@ import torch
 from matplotlib.figure import Figure  # no pyplot: no GUI backend, no global state
 
 from .checkpoint import check_fingerprint, load_model
-from .data import LVMData, load_data
-from .ensemble import ARTIFACT, find_runs, load_ensemble
+from .data import LVMData
+from .ensemble import ARTIFACT, find_runs, load_ensemble, runs_data
 from .errors import UserError
 from .metrics import (
     RidgeBaseline,
@@ -58,10 +58,7 @@ def measure_latency(fn, data: LVMData, repeats: int = 30) -> dict:
 def build_report(storage: str | Path = "runs", out: str | Path = "reports/leaderboard.md", data_path: str | None = None) -> dict:
     storage, out = Path(storage), Path(out)
     summaries = find_runs(storage, (), str(storage))
-    sources = {s["data"]["source"] for s in summaries}
-    if data_path is None and len(sources) == 1 and Path(next(iter(sources))).is_file():
-        data_path = next(iter(sources))
-    data = load_data(data_path, k=summaries[0]["data"]["k"])
+    data = runs_data(summaries, data_path)
     plots = out.parent / f"{out.stem}_plots"
     try:
         plots.mkdir(parents=True, exist_ok=True)
