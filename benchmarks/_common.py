@@ -134,8 +134,11 @@ def median(values) -> float:
 
 
 def finish(benchmark: str, args, device: torch.device, settings: dict, results: list, columns: list[str],
-           rows: list[list], notes: list[str], out: str | None, extra: dict | None = None) -> dict:
-    """Print the table and notes; write the JSON result to ``out`` if given (``extra``: more raw data)."""
+           rows: list[list], notes: list[str], out: str | None, extra: dict | None = None, quiet: bool = False) -> dict:
+    """Print the table and notes; write the JSON result to ``out`` if given (``extra``: more raw data).
+
+    ``quiet``: write only, for a partial result saved while a long script goes on.
+    """
     machine = machine_info(device)
     record = {
         "benchmark": benchmark,
@@ -148,16 +151,18 @@ def finish(benchmark: str, args, device: torch.device, settings: dict, results: 
         "notes": notes,
         **(extra or {}),
     }
-    print(f"\n## {benchmark}\n\nMachine: {machine_line(machine)}\n")
-    print(markdown_table(columns, rows))
-    for note in notes:
-        print(f"\n- {note}", end="")
-    print()
+    if not quiet:
+        print(f"\n## {benchmark}\n\nMachine: {machine_line(machine)}\n")
+        print(markdown_table(columns, rows))
+        for note in notes:
+            print(f"\n- {note}", end="")
+        print()
     if out:
         path = Path(out)
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(record, indent=2, default=str) + "\n")
-        print(f"\nwrote {path}")
+        if not quiet:
+            print(f"\nwrote {path}")
     return record
 
 

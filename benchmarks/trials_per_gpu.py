@@ -12,7 +12,9 @@ does. The worker processes are started once (spawn) and reused by every round.
 from __future__ import annotations
 
 import argparse
+import os
 import queue
+import signal
 import sys
 import time
 import traceback
@@ -52,7 +54,7 @@ def serve(rank, data_path, device, jobs, results) -> None:
                 timing["samples_per_s"].append(metrics["train_samples_per_s"])
 
         cfg = TrainConfig(arch=job["arch"], epochs=1 + job["epochs"], batch_size=job["batch_size"], lr=job["lr"],
-                          seed=rank, device=str(device), bf16=job["bf16"], threads=1 if device.type == "cpu" else None)
+                          seed=rank, device=str(device), bf16=job["bf16"], threads=job["threads"])
         train(cfg, data, report)
         C.sync(device)
         timing["end"] = time.time()
@@ -79,14 +81,33 @@ def collect(results, kind: str, count: int, workers, timeout: float) -> list:
     return got
 
 
+def save(args, device, data_desc, out, rows, quiet=False) -> None:
+    columns = ["arch", "processes", "aggregate samples/s", "per-process samples/s (median)", "vs 1 process", "timed span s"]
+    notes = [
+        f"Data: {data_desc}.",
+        f"Each process: lvm_search.train.train, batch {args.batch_size}, lr {args.lr:g}, warm-up + cosine, "
+        f"{'bf16 autocast' if device.type == 'cuda' and not args.no_bf16 else 'float32'}; 1 warm-up epoch, then {args.epochs} timed epochs "
+        "(evaluation included in the timed span).",
+        "Processes of a round start their timed epochs together; aggregate = total timed samples / (last end - first start).",
+        f"{args.threads_per_process} torch CPU thread(s) per process.",
+    ]
+    if len(rows) < len(args.archs) * len(args.processes):
+        notes.append("Partial: the script stopped before every round had run.")
+    settings = {"data": data_desc, "epochs": args.epochs, "batch_size": args.batch_size, "bf16": not args.no_bf16,
+                "threads_per_process": args.threads_per_process}
+    C.finish("trials_per_gpu", args, device, settings, out, columns, rows, notes, args.out, quiet=quiet)
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     C.add_common_args(p, data_help=f"an .npz (default: $LVM_LINUX_DATA or ../shared/data/{C.LINUX_DATA_NAME})")
     p.add_argument("--archs", nargs="+", default=list(ARCHS), choices=("lstm", "gru", "transformer", "amn"))
     p.add_argument("--processes", nargs="+", type=int, default=[1, 2, 4, 8])
-    p.add_argument("--epochs", type=int, default=3, help="timed epochs per process (after 1 warm-up epoch)")
+    p.add_argument("--epochs", type=int, default=2, help="timed epochs per process (after 1 warm-up epoch)")
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--threads-per-process", type=int, default=None,
+                   help="torch CPU threads of each process (default: usable CPUs / max processes, as a search gives a trial)")
     p.add_argument("--no-bf16", action="store_true")
     p.add_argument("--allow-cpu", action="store_true", help="run on CPU to test the script itself (numbers meaningless)")
     args = p.parse_args(argv)
@@ -94,12 +115,16 @@ def main(argv=None):
     if device.type != "cuda" and not args.allow_cpu:
         sys.exit("trials_per_gpu.py measures trainer processes sharing one CUDA GPU, and there is no CUDA device "
                  "here: nothing measured (--allow-cpu runs it on CPU to test the script only)")
+    if args.threads_per_process is None:
+        args.threads_per_process = max(1, len(os.sched_getaffinity(0)) // max(args.processes))
     path = C.linux_data_path(args.data)
     data = C.load_data(path)
     sizes = data.split_sizes()
     data_desc = f"{path.name}: D={data.dim}, k={data.k}, train {sizes['train']['windows']:,} windows"
     del data
 
+    # On SIGTERM (a time limit), exit normally so that multiprocessing stops the daemon workers.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit("trials_per_gpu.py: terminated"))
     ctx = mp.get_context("spawn")
     jobs = [ctx.Queue() for _ in range(max(args.processes))]
     results = ctx.Queue()
@@ -114,8 +139,9 @@ def main(argv=None):
     for arch in args.archs:
         single = None
         for n in args.processes:
+            t_round = time.perf_counter()
             job = {"arch": arch, "epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr,
-                   "bf16": not args.no_bf16}
+                   "bf16": not args.no_bf16, "threads": args.threads_per_process}
             for r in range(n):
                 jobs[r].put(job)
             collect(results, "warm", n, workers, timeout=600)
@@ -131,22 +157,15 @@ def main(argv=None):
                         "trainer_train_samples_per_s": [t["samples_per_s"] for t in timings],
                         "vs_one_process": aggregate / single})
             rows.append([arch, n, C.fmt(aggregate), C.fmt(C.median(per_process)), f"{aggregate / single:.2f}x", f"{span:.1f}"])
-            print(f"{arch} x{n}: {aggregate:,.0f} samples/s ({aggregate / single:.2f}x of one process)", flush=True)
+            print(f"{arch} x{n}: {aggregate:,.0f} samples/s ({aggregate / single:.2f}x of one process); "
+                  f"round took {time.perf_counter() - t_round:.1f} s", flush=True)
+            save(args, device, data_desc, out, rows, quiet=True)  # keep finished rounds if a time limit strikes
     for q in jobs:
         q.put(None)
     for w in workers:
         w.join(timeout=30)
 
-    columns = ["arch", "processes", "aggregate samples/s", "per-process samples/s (median)", "vs 1 process", "timed span s"]
-    notes = [
-        f"Data: {data_desc}.",
-        f"Each process: lvm_search.train.train, batch {args.batch_size}, lr {args.lr:g}, warm-up + cosine, "
-        f"{'bf16 autocast' if device.type == 'cuda' and not args.no_bf16 else 'float32'}; 1 warm-up epoch, then {args.epochs} timed epochs "
-        "(evaluation included in the timed span).",
-        "Processes of a round start their timed epochs together; aggregate = total timed samples / (last end - first start).",
-    ]
-    settings = {"data": data_desc, "epochs": args.epochs, "batch_size": args.batch_size, "bf16": not args.no_bf16}
-    C.finish("trials_per_gpu", args, device, settings, out, columns, rows, notes, args.out)
+    save(args, device, data_desc, out, rows)
 
 
 if __name__ == "__main__":

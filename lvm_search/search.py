@@ -203,13 +203,19 @@ def read_trial_log(run_dir: Path) -> list[dict]:
 
 def _tune_config(space: SearchSpace, done: list[dict]) -> tune.TuneConfig:
     reference = space.reference_point()
+    sampler = optuna.samplers.TPESampler(
+        # Optuna's default of 10 random start-up trials would make a 12-trial search random search.
+        n_startup_trials=max(2, min(10, space.samples // 4)),
+        multivariate=True,
+        # A resumed start must not replay the first start's random proposals.
+        seed=space.seed + len(done),
+    )
     searcher = OptunaSearch(
         space=space.distributions(),
         metric=METRIC,
         mode="max",
         points_to_evaluate=[] if any(t["config"] == reference for t in done) else [reference],
-        # A resumed start must not replay the first start's random proposals.
-        seed=space.seed + len(done),
+        sampler=sampler,
     )
     for trial in done:  # what earlier starts learned
         searcher.add_evaluated_point(trial["config"], trial["val_cosine"] or 0.0, error=trial["status"] == "error")
