@@ -45,6 +45,7 @@ STUDY = "study.db"
 # A Unix socket path may hold at most 107 bytes; Ray's session folder adds about 70.
 MAX_RAY_TMP_CHARS = 36
 TOKEN_SOURCES = ("RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH")
+AUTO_GPUS_PER_TRIAL = 0.25  # measured: see Resources in spaces.py
 DEFAULT_TOKEN_FILE = Path.home() / ".ray" / "auth_token"
 
 
@@ -127,6 +128,7 @@ def _fit(space: SearchSpace, opts: SearchOptions, data: LVMData, run_dir: Path, 
     # and, when interrupted at the wrong moment, restores a searcher that lags its trials.
     attempt = 1 + max((int(p.name.split("-")[1]) for p in run_dir.glob("attempt-*")), default=0)
     with _ray_cluster(run_dir, opts.address):
+        space = _resolve_gpus(space)
         _check_resources(space)
         trainable = tune.with_resources(
             tune.with_parameters(
@@ -347,6 +349,13 @@ def _connect(address: str) -> None:
         ) from None
     except (ConnectionError, RuntimeError, ValueError) as e:
         raise UserError(f"--address {address}: cannot connect to a Ray cluster ({str(e).splitlines()[0][:160]})") from None
+
+
+def _resolve_gpus(space: SearchSpace) -> SearchSpace:
+    if space.resources.gpus_per_trial != "auto":
+        return space
+    gpus = AUTO_GPUS_PER_TRIAL if ray.cluster_resources().get("GPU", 0) >= 1 else 0.0
+    return dataclasses.replace(space, resources=dataclasses.replace(space.resources, gpus_per_trial=gpus))
 
 
 def _check_resources(space: SearchSpace) -> None:

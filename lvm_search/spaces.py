@@ -7,7 +7,7 @@ A space file (see ``spaces/*.yaml``)::
     seed: 0                    # TPE's seed
     max_concurrent: 2          # trials running at once
     scheduler: {type: asha, grace_period: 3, reduction_factor: 3}   # or {type: none}
-    resources: {cpus_per_trial: 1, gpus_per_trial: 0}
+    resources: {cpus_per_trial: 1, gpus_per_trial: auto}   # auto: 0.25 where the cluster has a GPU
     fixed: {schedule: cosine}  # settings held constant
     space:                     # searched settings, each one of:
       depth: {type: int, low: 1, high: 3}
@@ -80,7 +80,9 @@ class Scheduler:
 @dataclass(frozen=True)
 class Resources:
     cpus_per_trial: float = 1.0
-    gpus_per_trial: float = 0.0
+    # "auto": a quarter of a GPU per trial where the cluster has GPUs (four trials sharing an H200
+    # gave 3.0x (Transformer) to 4.0x (LSTM) the throughput of one, see reports/benchmarks.md), else none.
+    gpus_per_trial: float | str = "auto"
 
 
 @dataclass(frozen=True)
@@ -271,10 +273,14 @@ def _scheduler(raw, where: str) -> Scheduler:
 def _resources(raw, where: str) -> Resources:
     raw = _mapping(raw, where, Resources)
     cpus = _number(raw.get("cpus_per_trial", Resources.cpus_per_trial), f"{where}.cpus_per_trial")
-    gpus = _number(raw.get("gpus_per_trial", Resources.gpus_per_trial), f"{where}.gpus_per_trial")
-    if cpus <= 0 or gpus < 0:
-        raise UserError(f"{where}: cpus_per_trial must be > 0 and gpus_per_trial >= 0, got {cpus}, {gpus}")
-    return Resources(float(cpus), float(gpus))
+    gpus = raw.get("gpus_per_trial", Resources.gpus_per_trial)
+    if gpus != "auto":
+        gpus = float(_number(gpus, f"{where}.gpus_per_trial"))
+        if gpus < 0:
+            raise UserError(f"{where}.gpus_per_trial: must be >= 0 or auto, got {gpus}")
+    if cpus <= 0:
+        raise UserError(f"{where}.cpus_per_trial: must be > 0, got {cpus}")
+    return Resources(float(cpus), gpus)
 
 
 def _dimension(spec, where: str, name: str) -> Dimension:
