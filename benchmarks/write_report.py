@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -59,6 +60,25 @@ def targets_section(results: list[tuple[Path, dict]]) -> list[str]:
     return ["## Throughput targets", "", markdown_table(["device", "arch", "ours / ref", "target", ""], rows), ""]
 
 
+TRIALS_LINE = re.compile(r"^(\w+) x(\d+): ([\d,]+) samples/s \(([\d.]+)x of one process\)$", re.M)
+
+
+def trials_log_section(folder: Path, results: list[tuple[Path, dict]]) -> list[str]:
+    """Trials-per-GPU lines of a device_run.log whose run was cut before it wrote its JSON."""
+    if any(r["benchmark"] == "trials_per_gpu" for _, r in results):
+        return []
+    out = []
+    for log in sorted(folder.rglob("device_run.log")):
+        rows = [[arch, n, total, f"{ratio}x"] for arch, n, total, ratio in TRIALS_LINE.findall(log.read_text())]
+        if rows:
+            machine = (log.parent / "machine.txt").read_text().splitlines()[1] if (log.parent / "machine.txt").exists() else "?"
+            out += [f"## {TITLES['trials_per_gpu']}", "",
+                    f"From the raw log `{folder_name(log)}` ({machine}): the run was stopped by its time cap after "
+                    "these lines, before it wrote its JSON; the missing rows were not measured.", "",
+                    markdown_table(["arch", "processes", "total samples/s", "vs one process"], rows), ""]
+    return out
+
+
 def render(results: list[tuple[Path, dict]], folder: Path) -> str:
     out = [
         "# Benchmarks",
@@ -86,6 +106,7 @@ def render(results: list[tuple[Path, dict]], folder: Path) -> str:
                     f"Machine: {machine_line(r['machine'])}.", "",
                     markdown_table(r["table"]["columns"], r["table"]["rows"]), ""]
             out += [f"- {note}" for note in r.get("notes", [])] + [""]
+    out += trials_log_section(folder, results)
     return "\n".join(out)
 
 
