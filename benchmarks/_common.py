@@ -8,8 +8,8 @@ A result file is one JSON object::
 ``table`` is the markdown table the script printed, as data; ``write_report.py`` renders it again
 without knowing anything about the benchmark. ``results`` keeps the raw numbers.
 
-Only the trainer path is imported here (torch, numpy, safetensors via lvm_search.checkpoint): no Ray,
-Optuna or YAML, so the GPU scripts run wherever torch and numpy are installed.
+Only the trainer path is imported here: torch, numpy, safetensors (lvm_search.checkpoint) and PyYAML
+(lvm_search/__init__.py imports lvm_search.ensemble); no Ray or Optuna.
 """
 from __future__ import annotations
 
@@ -51,9 +51,21 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+ISA_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_bf16")  # what decides float32 and bf16 speed on a CPU
+
+
+def cpu_isa() -> list[str]:
+    try:
+        flags = next(line for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("flags")).split()
+    except (OSError, StopIteration):
+        return []
+    return [f for f in ISA_FLAGS if f in flags]
+
+
 def machine_info(device: torch.device) -> dict:
     info = {
         "cpu": cpu_model(),
+        "cpu_isa": cpu_isa(),
         "logical_cpus": os.cpu_count(),
         "usable_cpus": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
         "torch_threads": torch.get_num_threads(),

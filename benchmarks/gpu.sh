@@ -5,8 +5,8 @@
 #   3. time to quality on linux-docs: amn and lstm, 20 reference epochs, 4 recipes of ours (~3 min)
 #   4. only with COMPILE=1: torch.compile on ours (amn, transformer), time-boxed (~2 min more)
 # Each step is time-boxed, and a failed step does not stop the others.
-# Needs only python3 with torch and numpy (and safetensors, which lvm_search.train imports); the
-# package is used from this checkout (PYTHONPATH), Ray and Optuna are not needed.
+# Needs python3 with torch, numpy, safetensors (lvm_search.checkpoint) and pyyaml (lvm_search/__init__.py
+# imports lvm_search.ensemble); the package is used from this checkout (PYTHONPATH); no Ray or Optuna.
 #
 #   bash benchmarks/gpu.sh [OUT_DIR]            # default OUT_DIR: benchmarks/results/gpu
 #   LVM_LINUX_DATA=/path/linux-docs-minilm.npz bash benchmarks/gpu.sh /tmp/out
@@ -26,7 +26,7 @@ if [ -z "$LINUX" ]; then
 fi
 [ -f "$LINUX" ] || { echo "linux-docs-minilm.npz not found: set LVM_LINUX_DATA or put it in ../shared/data/" >&2; exit 2; }
 
-python3 -c 'import torch, numpy, safetensors; print("torch", torch.__version__, "cuda", torch.cuda.is_available(), torch.cuda.get_device_name() if torch.cuda.is_available() else "")' || exit 2
+python3 -c 'import torch, numpy, safetensors, yaml; print("torch", torch.__version__, "cuda", torch.cuda.is_available(), torch.cuda.get_device_name() if torch.cuda.is_available() else "")' || exit 2
 
 if [ "${SMOKE:-0}" = 1 ]; then
   DEV=(--device auto)

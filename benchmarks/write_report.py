@@ -52,12 +52,15 @@ def targets_section(results: list[tuple[Path, dict]]) -> list[str]:
         if r["benchmark"] != "trainer_throughput":
             continue
         target = THROUGHPUT_TARGETS.get(device_kind(r))
+        where = r["machine"].get("gpu") or f"CPU, {r['machine']['torch_threads']} torch thread(s)"
         for a in r["results"]:
             met = "met" if target and a["ratio"] >= target else "not met"
-            rows.append([device_kind(r), a["arch"], f"{a['ratio']:.1f}x", f">= {target:g}x" if target else "-", met if target else "-"])
+            rows.append([f"`{path.name}`", where, a["arch"], f"{a['ratio']:.1f}x", f">= {target:g}x" if target else "-",
+                         met if target else "-"])
     if not rows:
         return []
-    return ["## Throughput targets", "", markdown_table(["device", "arch", "ours / ref", "target", ""], rows), ""]
+    columns = ["result", "measured on", "arch", "ours / ref", "target (issue 6)", ""]
+    return ["## Throughput targets", "", markdown_table(columns, rows), ""]
 
 
 TRIALS_LINE = re.compile(r"^(\w+) x(\d+): ([\d,]+) samples/s \(([\d.]+)x of one process\)$", re.M)
@@ -90,8 +93,9 @@ def render(results: list[tuple[Path, dict]], folder: Path) -> str:
         "## Machines",
         "",
         markdown_table(
-            ["result", "device", "CPU", "usable CPUs", "torch threads", "torch", "GPU", "load avg 1/5/15 min at the end"],
-            [[folder_name(p), r["machine"]["device"], r["machine"]["cpu"], r["machine"]["usable_cpus"],
+            ["result", "device", "CPU", "CPU ISA", "usable CPUs", "torch threads", "torch", "GPU", "load avg 1/5/15 min at the end"],
+            [[folder_name(p), r["machine"]["device"], r["machine"]["cpu"], " ".join(r["machine"].get("cpu_isa") or []) or "-",
+              r["machine"]["usable_cpus"],
               r["machine"]["torch_threads"], r["machine"]["torch"], r["machine"].get("gpu") or "-",
               " / ".join(map(str, r["machine"].get("load_avg") or [])) or "-"] for p, r in results],
         ),

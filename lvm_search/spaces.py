@@ -7,6 +7,7 @@ A space file (see ``spaces/*.yaml``)::
     seed: 0                    # TPE's seed
     max_concurrent: 2          # trials running at once
     scheduler: {type: asha, grace_period: 3, reduction_factor: 3}   # or {type: none}
+    sampler: tpe               # or random
     resources: {cpus_per_trial: 1, gpus_per_trial: auto}   # auto: 0.25 where the cluster has a GPU
     fixed: {schedule: cosine}  # settings held constant
     space:                     # searched settings, each one of:
@@ -36,6 +37,7 @@ from .train import TRAIN_FIELDS, TrainConfig
 
 METRIC = "val_cosine"  # maximised
 SCHEDULERS = ("asha", "none")
+SAMPLERS = ("tpe", "random")
 NOT_SEARCHABLE = {"device", "threads"}  # set per trial by the search from its resources
 
 
@@ -95,6 +97,7 @@ class SearchSpace:
     resources: Resources = field(default_factory=Resources)
     fixed: dict = field(default_factory=dict)
     space: dict[str, Dimension] = field(default_factory=dict)
+    sampler: str = "tpe"  # tpe (Optuna's TPESampler) or random (a baseline for the search itself)
     source: str = ""
 
     @property
@@ -218,7 +221,10 @@ def parse_space(raw, source: str) -> SearchSpace:
         raise UserError(f"{source}: {sorted(both)[0]}: appears in both fixed and space")
     space = {name: _dimension(spec, f"{source}: space.{name}", name) for name, spec in space_raw.items()}
 
-    result = SearchSpace(arch, samples, seed, max_concurrent, scheduler, resources, fixed, space, source)
+    sampler = raw.get("sampler", SearchSpace.sampler)
+    if sampler not in SAMPLERS:
+        raise UserError(f"{source}: sampler: expected one of {SAMPLERS}, got {sampler!r}")
+    result = SearchSpace(arch, samples, seed, max_concurrent, scheduler, resources, fixed, space, sampler, source)
     reference = {**reference_defaults(arch), **fixed}
     for name, dim in space.items():
         if not dim.contains(reference[name]):
