@@ -300,7 +300,8 @@ def _ray_cluster(run_dir: Path, address: str | None):
         return
 
     ray_tmp = run_dir / "ray"
-    if len(str(ray_tmp)) > MAX_RAY_TMP_CHARS:
+    # Ray refuses a temp dir inside the virtualenv's root, and Unix socket paths are short.
+    if len(str(ray_tmp)) > MAX_RAY_TMP_CHARS or ray_tmp.is_relative_to(sys.prefix):
         ray_tmp = Path(tempfile.mkdtemp(prefix="lvm-ray-"))
     os.environ["RAY_TMPDIR"] = str(ray_tmp)
     # Keeping only the best checkpoint forces a small state snapshot per improvement; Tune warns
