@@ -170,7 +170,7 @@ class TrialLog(tune.Callback):
     def _append(self, trial, status: str) -> None:
         record = {
             "attempt": self.attempt,
-            "tag": int(trial.experiment_tag.split("_")[0]),
+            "tag": proposal_number(trial),
             "trial_id": trial.trial_id,
             "dir": os.path.relpath(trial.path, self.path.parent),
             "status": status,
@@ -240,8 +240,13 @@ def _tune_config(space: SearchSpace, done: list[dict]) -> tune.TuneConfig:
     )
 
 
+def proposal_number(trial) -> int:
+    """1, 2, ...: the order in which this start's searcher proposed the trial (Tune's experiment tag)."""
+    return int(trial.experiment_tag.split("_")[0])
+
+
 def trial_dirname(trial) -> str:
-    return f"trial_{int(trial.experiment_tag.split('_')[0]):03d}_{trial.trial_id}"
+    return f"trial_{proposal_number(trial):03d}_{trial.trial_id}"
 
 
 def _prepare_run_dir(run_dir: Path, space: SearchSpace, data: LVMData, fresh: bool) -> None:

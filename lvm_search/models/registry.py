@@ -44,10 +44,10 @@ def config_fields(name: str) -> dict[str, object]:
 
 def build_model(name: str, dim: int, k: int, **overrides) -> nn.Module:
     arch = get_architecture(name)
-    unknown = set(overrides) - set(config_fields(name))
-    if unknown:
-        raise UserError(f"{name}: unknown model setting(s) {sorted(unknown)} (known: {sorted(config_fields(name))})")
     defaults = config_fields(name)
+    unknown = set(overrides) - set(defaults)
+    if unknown:
+        raise UserError(f"{name}: unknown model setting(s) {sorted(unknown)} (known: {sorted(defaults)})")
     for key, value in overrides.items():
         if not _same_kind(value, defaults[key]):
             raise UserError(f"{name}: setting '{key}' expects a {type(defaults[key]).__name__}, got {value!r}")
