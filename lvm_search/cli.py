@@ -16,16 +16,22 @@ from .errors import UserError
 from .train import TrainingDiverged
 
 
+MIN_CONTEXT_HELP = "earlier passages a target needs (default k); older positions are zero-padded"
+EXTRA_TRAIN_HELP = "another native .npz whose every window joins the train split (repeatable)"
+
+
 def _data_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", help="an .npz data set (default: the packaged sample)")
     p.add_argument("--k", type=int, default=None, help="context length (default 5; windows-format files set their own)")
+    p.add_argument("--min-context", type=int, help=MIN_CONTEXT_HELP)
+    p.add_argument("--extra-train", action="append", default=[], metavar="NPZ", help=EXTRA_TRAIN_HELP)
     p.add_argument("--split-seed", type=int, default=0, help="seed of the document split")
 
 
 def _load(args):
     from .data import load_data
 
-    return load_data(args.data, k=args.k, seed=args.split_seed)
+    return load_data(args.data, k=args.k, seed=args.split_seed, min_context=args.min_context, extra_train=args.extra_train)
 
 
 def _print_json(obj) -> None:
@@ -92,9 +98,9 @@ def _scalar(text: str):
 
 def cmd_train(args) -> int:
     from .checkpoint import save_checkpoint
-    from .metrics import context_mean_baseline, score
-    from .train import TrainConfig, train
+    from .metrics import reference_mean, score
     from .spaces import split_params
+    from .train import train
 
     data = _load(args)
     settings = parse_sets(args.set or [])
@@ -114,12 +120,11 @@ def cmd_train(args) -> int:
     result = train(cfg, data, report)
     out = Path(args.out or f"runs/train/{args.arch}")
     save_checkpoint(out, result.model, result.meta)
-    x, _ = data.batch("val", slice(None))
-    baseline = score(context_mean_baseline(x), data, "val")["cosine"]
+    baseline = score(reference_mean(data, "val"), data, "val")["cosine"]
     best = result.best
     print(
         f"best epoch {best['epoch']}: val cosine {best['val_cosine']:.4f} "
-        f"(mean-of-context baseline {baseline:.4f}, {100 * (best['val_cosine'] / baseline - 1):+.2f}%); "
+        f"(mean-of-context baseline, last {data.min_context} passages, {baseline:.4f}, {100 * (best['val_cosine'] / baseline - 1):+.2f}%); "
         f"{result.meta['params']:,} parameters; checkpoint {out}"
     )
     return 0
@@ -142,7 +147,7 @@ def cmd_run(args) -> int:
     from .search import SearchOptions, run_search
 
     opts = SearchOptions(
-        data=args.data, k=args.k, storage=args.storage, name=args.name, address=args.address,
+        data=args.data, k=args.k, min_context=args.min_context, extra_train=tuple(args.extra_train), storage=args.storage, name=args.name, address=args.address,
         fresh=args.fresh, verbose=0 if args.json else 1,
     )
     # With --json, stdout carries the summary alone; Tune's progress tables go to stderr.
@@ -246,6 +251,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("space", help="a space file, e.g. spaces/lstm.yaml")
     p.add_argument("--data", help="an .npz data set (default: the packaged sample)")
     p.add_argument("--k", type=int, default=None, help="context length (default 5)")
+    p.add_argument("--min-context", type=int, help=MIN_CONTEXT_HELP)
+    p.add_argument("--extra-train", action="append", default=[], metavar="NPZ", help=EXTRA_TRAIN_HELP)
     p.add_argument("--storage", default="runs", help="folder for results and checkpoints (default ./runs)")
     p.add_argument("--name", help="run name (default: the space file's name); the same name resumes")
     p.add_argument("--fresh", action="store_true", help="start over (the previous run is moved aside)")

@@ -11,9 +11,16 @@ Two input formats are accepted:
 
 Everything ends up as one float32 ``vectors`` table plus, per split, integer index tensors. A batch
 is ``vectors[contexts[idx]]``: an index slice of tensors already on the device, no copies.
+
+Longer contexts without losing windows: with ``min_context < k`` a target needs only ``min_context``
+earlier passages of its document, and the missing older positions point at an all-zero pad row.
+Zero rows are invisible to a normalised (weighted) mean and to ``context_mean``, so the baselines
+and residual models mean the same thing at any k; ``k=12, min_context=5`` scores exactly the
+windows (targets) of ``k=5``.
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import warnings
@@ -59,9 +66,11 @@ class LVMData:
     vectors: torch.Tensor  # [N, D] float32, unit rows
     splits: dict[str, Split]
     k: int
-    fingerprint: str  # hash of the vectors, the document ids, k and the split assignment
+    fingerprint: str  # hash of the vectors, the document ids, k, min_context and the split assignment
     source: str
     format: str  # "native" or "windows"
+    min_context: int | None = None  # earlier passages a target needs (= k unless padded)
+    extra_train: tuple[str, ...] = ()  # other files whose every window was added to train
 
     @property
     def dim(self) -> int:
@@ -87,7 +96,18 @@ class LVMData:
             self.fingerprint,
             self.source,
             self.format,
+            self.min_context,
+            self.extra_train,
         )
+
+    def __post_init__(self):
+        if self.min_context is None:
+            self.min_context = self.k
+
+    @property
+    def padded(self) -> bool:
+        """Whether ``vectors`` holds the zero pad row."""
+        return self.min_context < self.k
 
     def summary(self) -> dict:
         return {
@@ -96,7 +116,9 @@ class LVMData:
             "fingerprint": self.fingerprint,
             "D": self.dim,
             "k": self.k,
-            "passages": int(self.vectors.shape[0]),
+            "min_context": self.min_context,
+            "extra_train": list(self.extra_train),
+            "passages": int(self.vectors.shape[0]) - int(self.padded),
         }
 
     def split_sizes(self) -> dict:
@@ -109,16 +131,41 @@ def load_data(
     fractions: tuple[float, float, float] = DEFAULT_FRACTIONS,
     seed: int = 0,
     device: str | torch.device = "cpu",
+    min_context: int | None = None,
+    extra_train: tuple[str | Path, ...] = (),
 ) -> LVMData:
-    """Load an .npz in either format and split it; ``path=None`` loads the packaged sample."""
+    """Load an .npz in either format and split it; ``path=None`` loads the packaged sample.
+
+    ``min_context`` (native format only, default k): earlier passages a target needs; older context
+    positions are zero-padded. The document split depends on ``min_context``, not on ``k``.
+    ``extra_train``: native files whose every window joins the train split (more training data from
+    other corpora); val and test stay the main file's.
+    """
     path = Path(path) if path is not None else sample_path()
     _check_fractions(fractions)
     arrays = _read_npz(path)
     if "context_sequences" in arrays or "target_vectors" in arrays:
+        if min_context is not None:
+            raise UserError(f"{path}: min_context needs document ids; windows-format files have fixed windows")
         data = _from_windows(path, arrays, k, fractions)
     else:
-        data = _from_documents(path, arrays, DEFAULT_K if k is None else k, fractions, seed)
+        k = DEFAULT_K if k is None else k
+        data = _from_documents(path, arrays, k, k if min_context is None else min_context, fractions, seed)
+    for extra in extra_train:
+        data = _add_training_documents(data, Path(extra))
     return data.to(device)
+
+
+def context_mean(contexts: torch.Tensor, decay: float = 1.0) -> torch.Tensor:
+    """Recency-weighted mean of the real context vectors [B, k, D] -> [B, D].
+
+    Position i gets weight ``decay ** (k - 1 - i)`` (1 = plain mean, 0 = last vector); pad rows
+    (all zero) get none, so the mean is over the passages that exist.
+    """
+    k = contexts.shape[1]
+    weights = decay ** torch.arange(k - 1, -1, -1, dtype=contexts.dtype, device=contexts.device)
+    real = (contexts.abs().sum(-1) > 0).to(contexts.dtype) * weights
+    return (contexts * weights[:, None]).sum(1) / real.sum(1, keepdim=True).clamp(min=1e-12)
 
 
 def _check_fractions(fractions) -> None:
@@ -163,29 +210,22 @@ def _fingerprint(*parts) -> str:
     return h.hexdigest()[:16]
 
 
-def _from_documents(path, arrays, k, fractions, seed) -> LVMData:
-    for name in ("vectors", "doc_ids"):
-        if name not in arrays:
-            raise UserError(f"{path}: missing array '{name}' (native format needs 'vectors' and 'doc_ids')")
-    vectors, doc_ids = arrays["vectors"], arrays["doc_ids"]
-    _check_vectors(path, "vectors", vectors, 2)
-    if doc_ids.shape != (vectors.shape[0],) or doc_ids.dtype.kind not in "iu":
-        raise UserError(f"{path}: 'doc_ids' must be integers of shape ({vectors.shape[0]},), got {doc_ids.dtype} {doc_ids.shape}")
+def _from_documents(path, arrays, k, min_context, fractions, seed) -> LVMData:
+    vectors, doc_ids = _native_arrays(path, arrays)
     if k < 1:
         raise UserError(f"k must be at least 1, got {k}")
+    if not 1 <= min_context <= k:
+        raise UserError(f"min_context must be between 1 and k={k}, got {min_context}")
 
-    # A document is one contiguous run of equal ids; an id that appears in two runs is a broken file.
-    starts = np.flatnonzero(np.r_[True, doc_ids[1:] != doc_ids[:-1]])
-    lengths = np.diff(np.r_[starts, len(doc_ids)])
-    if len(np.unique(doc_ids)) != len(starts):
-        raise UserError(f"{path}: 'doc_ids' are not contiguous (a document's passages must be adjacent rows)")
+    starts, lengths = _document_runs(path, doc_ids)
 
-    with_windows = np.flatnonzero(lengths > k)
+    with_windows = np.flatnonzero(lengths > min_context)
+    needs = f"k={k}" if min_context == k else f"min_context={min_context}"
     if len(with_windows) == 0:
-        raise UserError(f"{path}: k={k} is larger than every document (longest has {lengths.max()} passages)")
+        raise UserError(f"{path}: {needs} is larger than every document (longest has {lengths.max()} passages)")
     if len(with_windows) < 3:
         raise UserError(
-            f"{path}: needs at least 3 documents with more than k={k} passages to split by document, found {len(with_windows)}"
+            f"{path}: needs at least 3 documents with more than {needs} passages to split by document, found {len(with_windows)}"
         )
 
     order = np.random.default_rng(seed).permutation(with_windows)
@@ -196,17 +236,72 @@ def _from_documents(path, arrays, k, fractions, seed) -> LVMData:
         raise UserError(f"{path}: too few documents ({len(order)}) for the split {fractions}")
     doc_groups = {"train": order[:n_train], "val": order[n_train : n_train + n_val], "test": order[n_train + n_val :]}
 
-    offsets = np.arange(-k, 0)
+    pad_row = len(vectors)  # appended below when some context position falls before its document
     splits, split_targets = {}, []
     for name in SPLITS:
         docs = np.sort(doc_groups[name])  # reading order inside a split, for readable debugging
-        targets = np.concatenate([np.arange(starts[d] + k, starts[d] + lengths[d]) for d in docs])
+        contexts, targets = _windows(starts, lengths, docs, k, min_context, pad_row)
         split_targets.append(targets)
-        splits[name] = Split(
-            torch.from_numpy(targets[:, None] + offsets), torch.from_numpy(targets), len(docs)
-        )
-    fingerprint = _fingerprint(vectors, doc_ids, {"k": k}, *split_targets)
-    return LVMData(_unit_rows(vectors), splits, k, fingerprint, str(path), "native")
+        splits[name] = Split(torch.from_numpy(contexts), torch.from_numpy(targets), len(docs))
+    window_spec = {"k": k} if min_context == k else {"k": k, "min_context": min_context}
+    fingerprint = _fingerprint(vectors, doc_ids, window_spec, *split_targets)
+    table = _unit_rows(vectors)
+    if min_context < k:
+        table = torch.cat([table, torch.zeros(1, table.shape[1])])
+    return LVMData(table, splits, k, fingerprint, str(path), "native", min_context)
+
+
+def _native_arrays(path: Path, arrays: dict) -> tuple[np.ndarray, np.ndarray]:
+    for name in ("vectors", "doc_ids"):
+        if name not in arrays:
+            raise UserError(f"{path}: missing array '{name}' (native format needs 'vectors' and 'doc_ids')")
+    vectors, doc_ids = arrays["vectors"], arrays["doc_ids"]
+    _check_vectors(path, "vectors", vectors, 2)
+    if doc_ids.shape != (vectors.shape[0],) or doc_ids.dtype.kind not in "iu":
+        raise UserError(f"{path}: 'doc_ids' must be integers of shape ({vectors.shape[0]},), got {doc_ids.dtype} {doc_ids.shape}")
+    return vectors, doc_ids
+
+
+def _document_runs(path: Path, doc_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Start row and length of each document: one contiguous run of equal ids."""
+    starts = np.flatnonzero(np.r_[True, doc_ids[1:] != doc_ids[:-1]])
+    lengths = np.diff(np.r_[starts, len(doc_ids)])
+    if len(np.unique(doc_ids)) != len(starts):  # an id in two runs is a broken file
+        raise UserError(f"{path}: 'doc_ids' are not contiguous (a document's passages must be adjacent rows)")
+    return starts, lengths
+
+
+def _windows(starts, lengths, docs, k: int, min_context: int, pad_row: int) -> tuple[np.ndarray, np.ndarray]:
+    """Context rows [M, k] and target rows [M] of documents ``docs``; positions before a document's
+    start point at ``pad_row``."""
+    targets = np.concatenate([np.arange(starts[d] + min_context, starts[d] + lengths[d]) for d in docs])
+    contexts = targets[:, None] + np.arange(-k, 0)
+    contexts[contexts < np.repeat(starts, lengths)[targets][:, None]] = pad_row
+    return contexts, targets
+
+
+def _add_training_documents(data: LVMData, path: Path) -> LVMData:
+    if data.format != "native":
+        raise UserError(f"{path}: extra training data needs a native-format main file")
+    vectors, doc_ids = _native_arrays(path, _read_npz(path))
+    if vectors.shape[1] != data.dim:
+        raise UserError(f"{path}: vectors have D={vectors.shape[1]}, the main data D={data.dim}")
+    starts, lengths = _document_runs(path, doc_ids)
+    docs = np.flatnonzero(lengths > data.min_context)
+    if len(docs) == 0:
+        raise UserError(f"{path}: no document has more than {data.min_context} passages")
+    offset = data.vectors.shape[0]  # the new rows go after the table; a pad row stays its last row
+    contexts, targets = _windows(starts, lengths, docs, data.k, data.min_context, pad_row=-1)
+    pad = contexts < 0
+    contexts = torch.from_numpy(np.where(pad, offset - 1, contexts + offset))
+    targets = torch.from_numpy(targets + offset)
+    train = data.splits["train"]
+    splits = {**data.splits, "train": Split(torch.cat([train.contexts, contexts]), torch.cat([train.targets, targets]), train.docs + len(docs))}
+    fingerprint = _fingerprint(data.fingerprint, vectors, doc_ids)
+    return dataclasses.replace(
+        data, vectors=torch.cat([data.vectors, _unit_rows(vectors)]), splits=splits, fingerprint=fingerprint,
+        extra_train=(*data.extra_train, str(path)),
+    )
 
 
 def _from_windows(path, arrays, k, fractions) -> LVMData:

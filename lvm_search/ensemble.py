@@ -23,9 +23,9 @@ from torch import nn
 from torch.nn.functional import normalize
 
 from .checkpoint import check_fingerprint, load_model
-from .data import load_data
+from .data import LVMData, load_data
 from .errors import UserError
-from .metrics import context_mean_baseline, predict, score
+from .metrics import predict, reference_mean, score
 
 ARTIFACT = "ensemble.json"
 METHODS = ("auto", "greedy", "simplex")
@@ -131,15 +131,19 @@ def simplex_weights(preds: torch.Tensor, targets: torch.Tensor, start: torch.Ten
 
 
 class Ensemble(nn.Module):
-    """Predicts like a single model: contexts [B, k, D] -> normalised weighted mean of members."""
+    """Predicts like a single model: contexts [B, k, D] -> normalised weighted mean of members.
 
-    def __init__(self, members: list[nn.Module], weights: torch.Tensor):
+    Members may read shorter contexts than the ensemble; each sees the last ``ks[i]`` positions.
+    """
+
+    def __init__(self, members: list[nn.Module], weights: torch.Tensor, ks: list[int]):
         super().__init__()
         self.members = nn.ModuleList(members)
+        self.ks = list(ks)
         self.register_buffer("weights", weights.float())
 
     def forward(self, x):
-        preds = torch.stack([normalize(m(x).float(), dim=-1) for m in self.members])
+        preds = torch.stack([normalize(m(x[:, -k:]).float(), dim=-1) for m, k in zip(self.members, self.ks)])
         return normalize(torch.einsum("m,mbd->bd", self.weights, preds), dim=-1)
 
 
@@ -153,13 +157,14 @@ def load_ensemble(path: str | Path, device: str | torch.device = "cpu") -> tuple
         record = json.loads(record_path.read_text())
     except json.JSONDecodeError as e:
         raise UserError(f"{record_path}: not valid JSON ({e})") from None
-    models = []
+    models, ks = [], []
     for member in record["members"]:
         model, meta = load_model(path / member["checkpoint"], device)
-        check_fingerprint(meta, record["fingerprint"], path / member["checkpoint"])
+        check_fingerprint(meta, member["fingerprint"], path / member["checkpoint"])
         models.append(model)
+        ks.append(meta["k"])
     weights = torch.tensor([m["weight"] for m in record["members"]])
-    return Ensemble(models, weights).to(device).eval(), record
+    return Ensemble(models, weights, ks).to(device).eval(), record
 
 
 # --- the command ----------------------------------------------------------------------------------
@@ -172,6 +177,7 @@ class Member:
     arch: str
     checkpoint: Path
     model: nn.Module = field(repr=False)
+    data: LVMData = field(repr=False)  # at the member's k
     val_pred: torch.Tensor = field(repr=False, default=None)
     test_pred: torch.Tensor = field(repr=False, default=None)
 
@@ -197,18 +203,33 @@ def find_runs(storage: Path, names: tuple[str, ...], where: str) -> list[dict]:
     return [latest[arch][1] for arch in sorted(latest)]
 
 
-def runs_data(summaries: list[dict], data_path: str | None):
-    """The data to score runs on: ``data_path``, else the one file the runs were trained on."""
+def runs_data(summaries: list[dict], data_path: str | None) -> dict[int, LVMData]:
+    """The data the runs were trained on, by context length k (plus k = min_context, the classic
+    windows): ``data_path``, else the one file the runs were trained on.
+
+    Runs may differ in k only. With one min_context (and split) every k has the same val and test
+    targets, so models of different k are scored, compared and ensembled window by window.
+    """
     sources = {s["data"]["source"] for s in summaries}
     if data_path is None and len(sources) == 1 and Path(next(iter(sources))).is_file():
         data_path = next(iter(sources))
-    return load_data(data_path, k=summaries[0]["data"]["k"])
+    specs = [s["data"] for s in summaries]
+    shared = {(spec.get("min_context") or spec["k"], tuple(spec.get("extra_train", ()))) for spec in specs}
+    if len(shared) > 1:
+        raise UserError(
+            f"runs {[s['name'] for s in summaries]} were windowed differently (min_context or extra training data); "
+            "their scores are not comparable window by window"
+        )
+    min_context, extra = shared.pop()
+    ks = sorted({spec["k"] for spec in specs} | {min_context})
+    return {k: load_data(data_path, k=k, min_context=min_context, extra_train=extra) for k in ks}
 
 
 def build_ensemble(recipe: Recipe, storage: str | Path = "runs", data_path: str | None = None) -> dict:
     storage = Path(storage)
     summaries = find_runs(storage, recipe.runs, recipe.source)
-    data = runs_data(summaries, data_path)
+    datas = runs_data(summaries, data_path)
+    data = datas[max(datas)]  # the ensemble reads the longest context; every k scores the same windows
 
     members = []
     for summary in summaries:
@@ -219,15 +240,16 @@ def build_ensemble(recipe: Recipe, storage: str | Path = "runs", data_path: str 
         )
         for trial in trials[: recipe.top_k]:
             checkpoint = storage / summary["name"] / trial["checkpoint"]
+            member_data = datas[summary["data"]["k"]]
             model, meta = load_model(checkpoint, data.device)
-            check_fingerprint(meta, data.fingerprint, checkpoint)
-            members.append(Member(summary["name"], trial["trial_id"], meta["arch"], checkpoint, model))
+            check_fingerprint(meta, member_data.fingerprint, checkpoint)
+            members.append(Member(summary["name"], trial["trial_id"], meta["arch"], checkpoint, model, member_data))
     if not members:
         raise UserError(f"{storage}: the runs {[s['name'] for s in summaries]} have no finished trial with a checkpoint")
 
     for member in members:
-        member.val_pred = normalize(predict(member.model, data, "val"), dim=-1)
-        member.test_pred = normalize(predict(member.model, data, "test"), dim=-1)
+        member.val_pred = normalize(predict(member.model, member.data, "val"), dim=-1)
+        member.test_pred = normalize(predict(member.model, member.data, "test"), dim=-1)
     val_preds = torch.stack([m.val_pred for m in members])
     _, val_targets = data.batch("val", slice(None))
 
@@ -252,7 +274,7 @@ def build_ensemble(recipe: Recipe, storage: str | Path = "runs", data_path: str 
         for split in ("val", "test")
     }
     ens_scores = scores(combined["val"], combined["test"])
-    baseline = scores(*(context_mean_baseline(data.batch(s, slice(None))[0]) for s in ("val", "test")))
+    baseline = scores(*(reference_mean(data, s) for s in ("val", "test")))
     member_scores = [scores(m.val_pred, m.test_pred) for m in members]
     best_single = max(range(len(members)), key=lambda i: member_scores[i]["val"]["cosine"])  # chosen on val
 
@@ -270,6 +292,8 @@ def build_ensemble(recipe: Recipe, storage: str | Path = "runs", data_path: str 
                 "trial_id": m.trial_id,
                 "arch": m.arch,
                 "checkpoint": os.path.relpath(m.checkpoint, out_dir),
+                "k": m.data.k,
+                "fingerprint": m.data.fingerprint,
                 "weight": w,
                 "metrics": member_scores[members.index(m)],
             }

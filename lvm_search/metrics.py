@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch.nn.functional import normalize
 
-from .data import LVMData, Split
+from .data import LVMData, Split, context_mean
 
 RECENCY_DECAYS = np.linspace(0.0, 1.0, 21)  # weight of context position i is decay**(age)
 RIDGE_LAMBDAS = [10.0**p for p in range(-2, 5)]
@@ -60,7 +60,13 @@ def predict(model: torch.nn.Module, data: LVMData, split: str, batch_size: int =
 
 
 def context_mean_baseline(contexts: torch.Tensor) -> torch.Tensor:
-    return normalize(contexts.mean(dim=1), dim=-1)
+    return normalize(context_mean(contexts), dim=-1)
+
+
+def reference_mean(data: LVMData, split: str) -> torch.Tensor:
+    """The gain is always quoted against: the mean of the last ``min_context`` passages (the reference
+    work's k=5 mean), so runs of any k are compared with the same baseline on the same windows."""
+    return context_mean_baseline(data.batch(split, slice(None))[0][:, -data.min_context :])
 
 
 def last_vector_baseline(contexts: torch.Tensor) -> torch.Tensor:
@@ -68,9 +74,7 @@ def last_vector_baseline(contexts: torch.Tensor) -> torch.Tensor:
 
 
 def recency_weighted_baseline(contexts: torch.Tensor, decay: float) -> torch.Tensor:
-    k = contexts.shape[1]
-    weights = torch.tensor([decay ** (k - 1 - i) for i in range(k)], dtype=contexts.dtype, device=contexts.device)
-    return normalize((contexts * weights[:, None]).sum(dim=1), dim=-1)
+    return normalize(context_mean(contexts, decay), dim=-1)
 
 
 def _cosine(pred, target) -> float:
@@ -91,7 +95,7 @@ class RidgeBaseline:
 
     def __init__(self, data: LVMData):
         x, y = data.batch("train", slice(None))
-        X, R = self._features(x), (y - x.mean(dim=1)).double()
+        X, R = self._features(x), (y - context_mean(x)).double()
         self.x_mean, self.r_mean = X.mean(0), R.mean(0)
         Xc, Rc = X - self.x_mean, R - self.r_mean
         # One eigendecomposition of X^T X serves every lambda.
@@ -110,7 +114,7 @@ class RidgeBaseline:
 
     def _predict(self, x, weights):
         residual = (self._features(x) - self.x_mean) @ weights + self.r_mean
-        return normalize(x.mean(dim=1) + residual.to(x.dtype), dim=-1)
+        return normalize(context_mean(x) + residual.to(x.dtype), dim=-1)
 
     def _val_cosine(self, lam, xv, yv):
         return _cosine(self._predict(xv, self._solve(lam)), yv)

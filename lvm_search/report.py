@@ -6,7 +6,6 @@ rank what was already chosen on validation; nothing here chooses anything.
 """
 from __future__ import annotations
 
-import json
 import statistics
 import time
 from pathlib import Path
@@ -58,7 +57,8 @@ def measure_latency(fn, data: LVMData, repeats: int = 30) -> dict:
 def build_report(storage: str | Path = "runs", out: str | Path = "reports/leaderboard.md", data_path: str | None = None) -> dict:
     storage, out = Path(storage), Path(out)
     summaries = find_runs(storage, (), str(storage))
-    data = runs_data(summaries, data_path)
+    datas = runs_data(summaries, data_path)
+    classic, data = datas[min(datas)], datas[max(datas)]  # k = min_context, and the longest context
     plots = out.parent / f"{out.stem}_plots"
     try:
         plots.mkdir(parents=True, exist_ok=True)
@@ -71,11 +71,12 @@ def build_report(storage: str | Path = "runs", out: str | Path = "reports/leader
         if not s["best"]:
             continue
         checkpoint = storage / s["name"] / s["best"]["checkpoint"]
-        model, meta = load_model(checkpoint, data.device)
-        check_fingerprint(meta, data.fingerprint, checkpoint)
+        run_data = datas[s["data"]["k"]]
+        model, meta = load_model(checkpoint, run_data.device)
+        check_fingerprint(meta, run_data.fingerprint, checkpoint)
         trial = next(t for t in s["trials"] if t["trial_id"] == s["best"]["trial_id"])
         rows.append(
-            _row(f"{s['arch']} (best of {s['counts']['trials']} trials)", "model", model, data, meta["params"], trial["time_total_s"])
+            _row(f"{s['arch']} (best of {s['counts']['trials']} trials, k={run_data.k})", "model", model, run_data, meta["params"], trial["time_total_s"])
         )
     # ensembles
     ensembles = []
@@ -86,15 +87,15 @@ def build_report(storage: str | Path = "runs", out: str | Path = "reports/leader
         params = sum(p.numel() for p in model.parameters())
         rows.append(_row(f"ensemble {record['name']} ({record['method']}, {len(record['members'])} members)", "ensemble", model, data, params, None))
         ensembles.append(record)
-    # baselines, fitted on train (and ridge's lambda on val)
-    decay, ridge = fit_recency_decay(data), RidgeBaseline(data)
-    for name, fn, params in (
-        ("mean of context", context_mean_baseline, 0),
-        ("last vector", last_vector_baseline, 0),
-        (f"recency-weighted mean (decay {decay:.2f})", lambda x: recency_weighted_baseline(x, decay), 1),
-        (f"ridge (lambda {ridge.lam:g})", ridge, ridge.weights.numel() + ridge.r_mean.numel()),
-    ):
-        rows.append(_row(name, "baseline", fn, data, params, 0.0))
+    # baselines, fitted on train (and ridge's lambda on val): on the classic k = min_context windows,
+    # and the fitted ones again on the longest context the runs read
+    rows.append(_row("mean of context", "baseline", context_mean_baseline, classic, 0, 0.0))
+    rows.append(_row("last vector", "baseline", last_vector_baseline, classic, 0, 0.0))
+    for d in [classic] if classic is data else [classic, data]:
+        decay, ridge = fit_recency_decay(d), RidgeBaseline(d)
+        rows.append(_row(f"recency-weighted mean (k={d.k}, decay {decay:.2f})", "baseline",
+                         lambda x, decay=decay: recency_weighted_baseline(x, decay), d, 1, 0.0))
+        rows.append(_row(f"ridge (k={d.k}, lambda {ridge.lam:g})", "baseline", ridge, d, ridge.weights.numel() + ridge.r_mean.numel(), 0.0))
 
     mean_test = next(r for r in rows if r["model"] == "mean of context")["test"]["cosine"]
     best_baseline = max((r for r in rows if r["kind"] == "baseline"), key=lambda r: r["test"]["cosine"])
@@ -104,7 +105,7 @@ def build_report(storage: str | Path = "runs", out: str | Path = "reports/leader
         r["gain_over_mean_pct"] = 100 * (r["test"]["cosine"] / mean_test - 1)
 
     figures = {
-        "curves": _plot_curves(summaries, plots / "val_curves.png"),
+        "curves": _plot_curves(summaries, plots / "val_curves.png", next(r for r in rows if r["model"] == "mean of context")["val"]["cosine"]),
         "progress": _plot_progress(summaries, plots / "search_progress.png"),
     }
     if ensembles:
@@ -144,14 +145,13 @@ def _importances(study_path: Path, name: str) -> dict | None:
     return optuna.importance.get_param_importances(study)
 
 
-def _plot_curves(summaries, path: Path) -> Path:
+def _plot_curves(summaries, path: Path, baseline: float) -> Path:
     fig = Figure(figsize=(7, 4))
     ax = fig.subplots()
     for s in summaries:
         if s["best"]:
             h = s["best"]["history"]
             ax.plot([e["epoch"] for e in h], [e["val_cosine"] for e in h], label=s["arch"])
-    baseline = summaries[0]["baseline_val"]["mean"]["cosine"]
     ax.axhline(baseline, color="grey", linestyle="--", label="mean of context")
     ax.set(xlabel="epoch", ylabel="val cosine", title="Best trial of each search: validation cosine")
     ax.legend()
@@ -243,7 +243,8 @@ def _markdown(rows, summaries, ensembles, data: LVMData, best_baseline, importan
         "",
         "## Data",
         "",
-        f"Source `{Path(data.source).name}` ({data.format} format), D={data.dim}, k={data.k}, fingerprint `{data.fingerprint}`.",
+        f"Source `{Path(data.source).name}` ({data.format} format), D={data.dim}, contexts of up to k={data.k} passages "
+        f"(a target needs {data.min_context} earlier passages of its document), fingerprint `{data.fingerprint}`.",
         "",
         "| split | documents | windows |",
         "|---|---:|---:|",

@@ -34,7 +34,7 @@ from ray.tune.search.optuna import OptunaSearch
 
 from .data import LVMData, load_data
 from .errors import UserError
-from .metrics import context_mean_baseline, score
+from .metrics import reference_mean, score
 from .spaces import METRIC, SearchSpace, split_params
 from .train import TrainingDiverged, train
 
@@ -55,6 +55,8 @@ class SearchOptions:
 
     data: str | None = None
     k: int | None = None
+    min_context: int | None = None
+    extra_train: tuple[str, ...] = ()
     storage: str = "runs"
     name: str | None = None
     address: str | None = None
@@ -105,7 +107,12 @@ def run_search(space: SearchSpace, opts: SearchOptions) -> dict:
     name = opts.name or Path(space.source).stem
     storage = Path(opts.storage).expanduser().resolve()
     run_dir = storage / name
-    data = load_data(opts.data, k=opts.k)
+    data = load_data(
+        opts.data,
+        k=space.data.k if opts.k is None else opts.k,
+        min_context=space.data.min_context if opts.min_context is None else opts.min_context,
+        extra_train=opts.extra_train,
+    )
 
     with _run_lock(storage, name):
         _prepare_run_dir(run_dir, space, data, opts.fresh)
@@ -389,8 +396,7 @@ def _history(record: dict, run_dir: Path) -> list[dict]:
 
 
 def _summarise(records: list[dict], space: SearchSpace, data: LVMData, run_dir: Path, name: str, wall_s: float) -> dict:
-    x, _ = data.batch("val", slice(None))
-    baseline = score(context_mean_baseline(x), data, "val")
+    baseline = score(reference_mean(data, "val"), data, "val")
     trials = trial_records(records, space, run_dir)
     finished = [t for t in trials if t["status"] == "ok"]
     best = max(finished, key=lambda t: t["val_cosine"], default=None)

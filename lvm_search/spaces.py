@@ -9,6 +9,7 @@ A space file (see ``spaces/*.yaml``)::
     scheduler: {type: asha, grace_period: 3, reduction_factor: 3}   # or {type: none}
     sampler: tpe               # or random
     resources: {cpus_per_trial: 1, gpus_per_trial: auto}   # auto: 0.25 where the cluster has a GPU
+    data: {k: 12, min_context: 5}   # context length; targets need min_context earlier passages
     fixed: {schedule: cosine}  # settings held constant
     space:                     # searched settings, each one of:
       depth: {type: int, low: 1, high: 3}
@@ -88,6 +89,14 @@ class Resources:
 
 
 @dataclass(frozen=True)
+class DataSpec:
+    """How the data is windowed; ``--k`` and ``--min-context`` override it. None: load_data's default."""
+
+    k: int | None = None
+    min_context: int | None = None
+
+
+@dataclass(frozen=True)
 class SearchSpace:
     arch: str
     samples: int = 12
@@ -98,6 +107,7 @@ class SearchSpace:
     fixed: dict = field(default_factory=dict)
     space: dict[str, Dimension] = field(default_factory=dict)
     sampler: str = "tpe"  # tpe (Optuna's TPESampler) or random (a baseline for the search itself)
+    data: DataSpec = field(default_factory=DataSpec)
     source: str = ""
 
     @property
@@ -224,7 +234,8 @@ def parse_space(raw, source: str) -> SearchSpace:
     sampler = raw.get("sampler", SearchSpace.sampler)
     if sampler not in SAMPLERS:
         raise UserError(f"{source}: sampler: expected one of {SAMPLERS}, got {sampler!r}")
-    result = SearchSpace(arch, samples, seed, max_concurrent, scheduler, resources, fixed, space, sampler, source)
+    data = _data_spec(raw.get("data", {}), f"{source}: data")
+    result = SearchSpace(arch, samples, seed, max_concurrent, scheduler, resources, fixed, space, sampler, data, source)
     reference = {**reference_defaults(arch), **fixed}
     for name, dim in space.items():
         if not dim.contains(reference[name]):
@@ -287,6 +298,17 @@ def _resources(raw, where: str) -> Resources:
     if cpus <= 0:
         raise UserError(f"{where}.cpus_per_trial: must be > 0, got {cpus}")
     return Resources(float(cpus), gpus)
+
+
+def _data_spec(raw, where: str) -> DataSpec:
+    raw = _mapping(raw, where, DataSpec)
+    k = raw.get("k")
+    k = None if k is None else _int(k, f"{where}.k", minimum=1)
+    min_context = raw.get("min_context")
+    min_context = None if min_context is None else _int(min_context, f"{where}.min_context", minimum=1)
+    if k is not None and min_context is not None and min_context > k:
+        raise UserError(f"{where}.min_context: must be <= k ({k}), got {min_context}")
+    return DataSpec(k, min_context)
 
 
 def _dimension(spec, where: str, name: str) -> Dimension:

@@ -42,6 +42,7 @@ class TrainConfig:
     input_noise: float = 0.0  # std of Gaussian noise added to context vectors (then re-normalised)
     infonce_weight: float = 0.0  # share of in-batch InfoNCE in the loss, mixed with the MSE
     infonce_temperature: float = 0.05
+    ema: float = 0.0  # decay of an exponential moving average of the weights, evaluated and saved (0 = off)
     # system
     seed: int = 0
     device: str = "auto"  # auto picks cuda, then mps, then cpu
@@ -62,6 +63,7 @@ class TrainConfig:
             (self.input_noise >= 0, f"input_noise must be >= 0, got {self.input_noise}"),
             (0 <= self.infonce_weight <= 1, f"infonce_weight must be in [0, 1], got {self.infonce_weight}"),
             (self.infonce_temperature > 0, f"infonce_temperature must be > 0, got {self.infonce_temperature}"),
+            (0 <= self.ema < 1, f"ema must be in [0, 1) (0 = off), got {self.ema}"),
         ]
         for ok, message in checks:
             if not ok:
@@ -158,6 +160,13 @@ def train(cfg: TrainConfig, data: LVMData, report: ReportFn | None = None) -> Tr
     elif cfg.schedule == "plateau":
         plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode="max", factor=0.5, patience=2)
     generator = torch.Generator(device=device).manual_seed(cfg.seed)
+    # With EMA the averaged copy is what gets evaluated, kept and saved; the raw weights only train.
+    ema = None
+    if cfg.ema:
+        ema = torch.optim.swa_utils.AveragedModel(
+            model, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(cfg.ema), use_buffers=True
+        )
+    eval_model = ema.module if ema else model
 
     # the loop
     history, best, best_state = [], None, None
@@ -185,6 +194,8 @@ def train(cfg: TrainConfig, data: LVMData, report: ReportFn | None = None) -> Tr
             if cfg.grad_clip:
                 torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
             optimizer.step()
+            if ema:
+                ema.update_parameters(model)
             if step_schedule:
                 step_schedule.step()
             loss_sum += loss.detach()
@@ -195,7 +206,7 @@ def train(cfg: TrainConfig, data: LVMData, report: ReportFn | None = None) -> Tr
 
         # evaluation
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
-            val_pred = predict(model, data, "val")
+            val_pred = predict(eval_model, data, "val")
         _, val_target = data.batch("val", slice(None))
         val_cosine = (val_pred * val_target).sum(-1).mean().item()
         if plateau:
@@ -213,11 +224,11 @@ def train(cfg: TrainConfig, data: LVMData, report: ReportFn | None = None) -> Tr
         improved = best is None or val_cosine > best["val_cosine"]
         if improved:
             best = metrics
-            best_state = {name: t.detach().clone() for name, t in model.state_dict().items()}
+            best_state = {name: t.detach().clone() for name, t in eval_model.state_dict().items()}
         if report:
-            save = (lambda path: save_checkpoint(path, model, {**meta, "epoch": epoch, "metrics": metrics})) if improved else None
+            save = (lambda path: save_checkpoint(path, eval_model, {**meta, "epoch": epoch, "metrics": metrics})) if improved else None
             report(epoch, metrics, save)
 
-    model.load_state_dict(best_state)
-    model.eval()
-    return TrainResult(model, best, history, {**meta, "epoch": best["epoch"], "metrics": best})
+    eval_model.load_state_dict(best_state)
+    eval_model.eval()
+    return TrainResult(eval_model, best, history, {**meta, "epoch": best["epoch"], "metrics": best})

@@ -253,3 +253,96 @@ def test_windows_format_with_too_few_windows_is_refused(write_windows):
     path, _, _ = write_windows(m=8, k=3)
     with pytest.raises(UserError, match="too few"):
         load_data(path)
+
+
+# --- longer contexts: min_context and the zero pad row ---------------------------------------------
+
+
+def test_min_context_keeps_the_windows_and_split_of_k_equal_min_context(write_native):
+    lengths = [6, 9, 7, 12, 8, 10, 6, 11]
+    path = write_native(lengths, dim=4)
+    short, long = load_data(path, k=3), load_data(path, k=7, min_context=3)
+    for name in SPLITS:
+        assert torch.equal(short.splits[name].targets, long.splits[name].targets)
+    assert long.k == 7 and long.min_context == 3 and long.padded
+    assert long.fingerprint != short.fingerprint
+    assert load_data(path, k=3, min_context=3).fingerprint == short.fingerprint  # min_context=k is the default
+
+
+def test_positions_before_the_document_start_are_the_zero_pad_row(write_native):
+    lengths = [4, 9, 6, 5, 8]
+    path = write_native(lengths, dim=4)
+    data = load_data(path, k=6, min_context=2)
+    file_vectors = torch.nn.functional.normalize(torch.from_numpy(np.load(path)["vectors"]).float(), dim=-1)
+    starts = np.cumsum([0] + lengths[:-1])
+    doc_of = np.repeat(np.arange(len(lengths)), lengths)
+    assert torch.equal(data.vectors[-1], torch.zeros(4))
+    assert data.summary()["passages"] == sum(lengths)
+    for name in SPLITS:
+        x, _ = data.batch(name, slice(None))
+        for window, target in zip(x, data.splits[name].targets.tolist()):
+            available = target - starts[doc_of[target]]
+            assert available >= 2
+            real = min(6, available)
+            assert torch.equal(window[: 6 - real], torch.zeros(6 - real, 4))
+            torch.testing.assert_close(window[6 - real :], file_vectors[target - real : target])
+
+
+def test_context_mean_ignores_pad_rows_and_weights_by_recency():
+    from lvm_search.data import context_mean
+
+    a, b = torch.tensor([1.0, 0.0]), torch.tensor([0.0, 1.0])
+    padded = torch.stack([torch.zeros(2), torch.zeros(2), a, b])[None]
+    torch.testing.assert_close(context_mean(padded), ((a + b) / 2)[None])
+    torch.testing.assert_close(context_mean(padded, decay=0.5), ((0.5 * a + b) / 1.5)[None])
+    torch.testing.assert_close(context_mean(padded, decay=0.0), b[None])  # 0 = the last vector
+
+
+@pytest.mark.parametrize("min_context", [0, 6])
+def test_min_context_outside_1_to_k_is_refused(write_native, min_context):
+    with pytest.raises(UserError, match="min_context"):
+        load_data(write_native([8] * 5, dim=4), k=5, min_context=min_context)
+
+
+def test_min_context_is_refused_for_windows_format(write_windows):
+    with pytest.raises(UserError, match="min_context"):
+        load_data(write_windows()[0], min_context=2)
+
+
+# --- extra training data ------------------------------------------------------------------------
+
+
+def test_extra_train_adds_every_window_of_the_other_file_to_train_only(write_native):
+    main_path = write_native([9, 14, 7, 11, 16, 8, 10, 12], dim=4)
+    extra_path = write_native([6, 9, 4, 7], dim=4, seed=1, name="extra.npz")
+    plain = load_data(main_path, k=3)
+    more = load_data(main_path, k=3, extra_train=(extra_path,))
+    for name in ("val", "test"):
+        assert torch.equal(more.batch(name, slice(None))[1], plain.batch(name, slice(None))[1])
+    extra_vectors = torch.nn.functional.normalize(torch.from_numpy(np.load(extra_path)["vectors"]), dim=-1)
+    n_plain = len(plain.splits["train"])
+    x, y = more.batch("train", slice(n_plain, None))
+    assert len(y) == (6 - 3) + (9 - 3) + (4 - 3) + (7 - 3)
+    assert more.splits["train"].docs == plain.splits["train"].docs + 4
+    starts = np.cumsum([0, 6, 9, 4])
+    expected = [t for s, n in zip(starts, [6, 9, 4, 7]) for t in range(s + 3, s + n)]
+    torch.testing.assert_close(y, extra_vectors[expected])
+    torch.testing.assert_close(x, extra_vectors[torch.tensor(expected)[:, None] + torch.arange(-3, 0)])
+    assert more.fingerprint != plain.fingerprint and more.summary()["extra_train"] == [str(extra_path)]
+
+
+def test_extra_train_windows_are_padded_like_the_main_file(write_native):
+    main_path = write_native([9, 14, 7, 11, 16, 8, 10, 12], dim=4)
+    extra_path = write_native([6, 9], dim=4, seed=1, name="extra.npz")
+    data = load_data(main_path, k=6, min_context=2, extra_train=(extra_path,))
+    x, _ = data.batch("train", slice(None))
+    real_rows = (x.abs().sum(-1) > 0).sum(1)
+    assert real_rows.min() == 2 and real_rows.max() == 6
+    assert torch.equal(data.vectors[-1 - 15], torch.zeros(4))  # the one pad row, before the 15 extra rows
+
+
+def test_extra_train_with_another_dimension_is_refused(write_native):
+    main_path = write_native([9] * 6, dim=4)
+    extra_path = write_native([9] * 3, dim=8, name="extra.npz")
+    with pytest.raises(UserError, match="extra.npz.*D=8"):
+        load_data(main_path, extra_train=(extra_path,))

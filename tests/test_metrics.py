@@ -188,3 +188,13 @@ def test_predict_keeps_the_order_of_the_split(write_native):
         expected = model(x)
     torch.testing.assert_close(predict(model, data, "train", batch_size=5), expected)
     assert not model.training
+
+
+def test_reference_mean_is_the_k5_mean_at_any_k(write_native):
+    from lvm_search.metrics import reference_mean
+
+    path = write_native([9, 14, 7, 11, 16, 8], dim=8)
+    short, long = load_data(path, k=5), load_data(path, k=12, min_context=5)
+    for split in ("val", "test"):
+        torch.testing.assert_close(reference_mean(long, split), context_mean_baseline(short.batch(split, slice(None))[0]))
+        torch.testing.assert_close(reference_mean(short, split), context_mean_baseline(short.batch(split, slice(None))[0]))

@@ -101,3 +101,29 @@ def test_config_fields_are_the_seed_defaults_and_every_arch_has_residual(arch):
     assert fields["residual"] is False
     assert {"depth", "width", "dropout"} <= set(fields)
     assert build_model(arch, 16, 5).cfg == get_architecture(arch).config_cls()
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_fresh_residual_model_with_base_decay_predicts_the_recency_weighted_mean(arch):
+    from lvm_search.metrics import recency_weighted_baseline
+
+    model = build_model(arch, 32, 5, depth=1, width=16, residual=True, base_decay=0.6).eval()
+    x = normalize(torch.randn(6, 5, 32), dim=-1)
+    with torch.no_grad():
+        torch.testing.assert_close(model(x), recency_weighted_baseline(x, 0.6))
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_fresh_residual_model_ignores_zero_pad_rows(arch):
+    # Contexts padded at the document start (min_context < k): the base is the mean of real rows.
+    model = build_model(arch, 32, 8, depth=1, width=16, residual=True).eval()
+    real = normalize(torch.randn(6, 5, 32), dim=-1)
+    x = torch.cat([torch.zeros(6, 3, 32), real], dim=1)
+    with torch.no_grad():
+        torch.testing.assert_close(model(x), normalize(real.mean(dim=1), dim=-1))
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_base_decay_outside_0_to_1_is_a_user_error(arch):
+    with pytest.raises(UserError, match="base_decay"):
+        build_model(arch, 32, 5, depth=1, width=16, base_decay=1.5)

@@ -1,4 +1,7 @@
-"""The leaderboard, built from a tiny real search of two architectures and their ensemble."""
+"""The leaderboard, built from a tiny real search of two architectures and their ensemble.
+
+The two searches read different context lengths (k=5 and k=7, both with min_context 5), as the
+shipped spaces do, so they score the same windows and still ensemble."""
 from __future__ import annotations
 
 import json
@@ -16,13 +19,15 @@ SPACES = {
     "gru": {"width": {"type": "choice", "values": [16, 512]}, "depth": {"type": "int", "low": 1, "high": 4}},
 }
 
+DATA = {"amn": {}, "gru": {"k": 7, "min_context": 5}}
+
 
 @pytest.fixture(scope="module")
 def report(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("report")
     storage = tmp / "runs"
     for arch, space in SPACES.items():
-        raw = {"arch": arch, "samples": 2, "max_concurrent": 2, "fixed": {"epochs": 2}, "space": space}
+        raw = {"arch": arch, "samples": 2, "max_concurrent": 2, "fixed": {"epochs": 2}, "space": space, "data": DATA[arch]}
         run_search(parse_space(raw, f"{arch}.yaml"), SearchOptions(storage=str(storage), name=arch, verbose=0))
     build_ensemble(load_recipe(None), storage)
     result = build_report(storage, tmp / "reports" / "leaderboard.md")
@@ -37,11 +42,13 @@ def table_rows(markdown: str) -> list[list[str]]:
 def test_the_table_has_one_row_per_architecture_ensemble_and_baseline(report):
     _, _, markdown = report
     models = [row[1] for row in table_rows(markdown)]
-    assert len(models) == 2 + 1 + 4
+    assert len(models) == 2 + 1 + 4 + 2  # recency and ridge again at the longest context, k=7
     assert sum(m.startswith("amn") for m in models) == 1 and sum(m.startswith("gru") for m in models) == 1
     assert sum(m.startswith("ensemble default") for m in models) == 1
-    for baseline in ("mean of context", "last vector", "recency-weighted mean", "ridge"):
+    for baseline in ("mean of context", "last vector"):
         assert sum(m.startswith(baseline) for m in models) == 1
+    for baseline in ("recency-weighted mean", "ridge"):
+        assert {m.split(",")[0] for m in models if m.startswith(baseline)} == {f"{baseline} (k=5", f"{baseline} (k=7"}
 
 
 def test_rows_are_ranked_by_test_cosine(report):

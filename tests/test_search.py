@@ -27,6 +27,7 @@ seed: 0
 max_concurrent: 1
 scheduler: {{type: asha, grace_period: 1, reduction_factor: 2}}
 resources: {{cpus_per_trial: 1}}
+data: {{k: 7, min_context: 5}}
 space:
   width: {{type: choice, values: [32, 512]}}
   key_dim: {{type: choice, values: [16, 256]}}
@@ -72,8 +73,8 @@ def test_the_best_checkpoint_reproduces_its_recorded_val_cosine(tiny_run):
     best = summary["best"]
     assert best["val_cosine"] == max(t["val_cosine"] for t in summary["trials"])
     model, meta = load_model(run_dir / best["checkpoint"])
-    data = load_data()
-    assert meta["fingerprint"] == data.fingerprint
+    data = load_data(k=7, min_context=5)  # the space file's data section
+    assert meta["fingerprint"] == data.fingerprint and meta["k"] == 7
     _, target = data.batch("val", slice(None))
     cosine = (predict(model, data, "val") * target).sum(-1).mean().item()
     assert cosine == pytest.approx(best["val_cosine"], abs=1e-5)
@@ -137,6 +138,9 @@ def test_an_interrupted_search_resumes_to_exactly_samples_trials(tmp_path):
         ("arch: lstm\nspace: {epochs: {type: int, low: 0, high: 5}}\n", "space.epochs.low: epochs must be >= 1"),
         ("arch: lstm\nfixed: {epochs: 0}\n", "epochs must be >= 1"),
         ("arch: lstm\nfixed: {lr: 0}\n", "lr must be > 0"),
+        ("arch: lstm\ndata: {k: 5, min_context: 8}\n", "data.min_context: must be <= k (5)"),
+        ("arch: lstm\ndata: {window: 5}\n", "data: unknown key(s) ['window']"),
+        ("arch: lstm\nspace: {base_decay: {type: float, low: 0.5, high: 0.9}}\n", "space.base_decay: the reference default 1.0"),
     ],
 )
 def test_a_bad_space_file_is_one_line_and_exit_2(tmp_path, cli, text, message):

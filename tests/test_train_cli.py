@@ -290,3 +290,46 @@ def test_resolve_device_accepts_cpu_and_refuses_unknown_names():
 @pytest.mark.skipif(torch.cuda.is_available() or torch.backends.mps.is_available(), reason="has an accelerator")
 def test_auto_device_is_cpu_without_an_accelerator():
     assert resolve_device("auto") == torch.device("cpu")
+
+
+def test_ema_evaluates_keeps_and_saves_the_averaged_weights(tiny, tmp_path):
+    from lvm_search.metrics import predict
+    from lvm_search.train import TrainConfig, train
+
+    data = load_data(tiny)
+    target = data.batch("val", slice(None))[1]
+
+    def val_cosine(model):
+        return (predict(model, data, "val") * target).sum(-1).mean().item()
+
+    saved = {}
+
+    def report(epoch, metrics, save):
+        if save:
+            save(tmp_path / "ckpt")
+            saved.update(metrics)
+
+    settings = dict(arch="lstm", model={"width": 8, "depth": 1}, epochs=3, batch_size=4, device="cpu")
+    averaged = train(TrainConfig(**settings, ema=0.9), data, report)
+    raw = train(TrainConfig(**settings), data)
+    assert val_cosine(averaged.model) == pytest.approx(averaged.best["val_cosine"], abs=1e-5)
+    assert val_cosine(load_model(tmp_path / "ckpt")[0]) == pytest.approx(saved["val_cosine"], abs=1e-5)
+    assert averaged.best["val_cosine"] != pytest.approx(raw.best["val_cosine"], abs=1e-6)
+
+
+def test_ema_outside_0_to_1_is_one_error_line(cli, tiny, tmp_path):
+    code, out, err = cli("train", "--arch", "amn", "--data", tiny, "--set", "ema=1.0", "--out", tmp_path / "o")
+    assert_user_error(code, out, err, "ema")
+
+
+def test_extra_train_flag_grows_train_only_and_a_missing_file_is_one_error_line(cli, write_native, tmp_path):
+    main_path = write_native([10] * 10)
+    extra_path = write_native([8] * 4, seed=3, name="extra.npz")
+    plain = json.loads(cli("baselines", "--json", "--data", main_path)[1])
+    code, out, err = cli("baselines", "--json", "--data", main_path, "--extra-train", extra_path)
+    assert code == 0, err
+    more = json.loads(out)
+    assert more["splits"]["train"]["windows"] == plain["splits"]["train"]["windows"] + 4 * (8 - 5)
+    assert more["splits"]["val"] == plain["splits"]["val"] and more["splits"]["test"] == plain["splits"]["test"]
+    code, out, err = cli("baselines", "--data", main_path, "--extra-train", tmp_path / "nope.npz")
+    assert_user_error(code, out, err, "nope.npz")

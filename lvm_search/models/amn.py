@@ -10,8 +10,9 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from ..data import context_mean
 from ..errors import UserError
-from .registry import finish, register, zero_init
+from .registry import register, zero_init
 
 
 @dataclass
@@ -21,6 +22,7 @@ class AMNConfig:
     key_dim: int = 256
     dropout: float = 0.0
     residual: bool = False
+    base_decay: float = 1.0  # residual base: recency-weighted context mean (1 = plain mean)
 
     def validate(self):
         if self.depth < 1 or self.key_dim < 1 or self.width >> (self.depth - 1) < 1 or not 0 <= self.dropout < 1:
@@ -44,7 +46,8 @@ class AMNModel(nn.Module):
             zero_init(self.mlp[-1])
 
     def forward(self, x):
-        mean = x.mean(dim=1)
+        mean = context_mean(x, self.cfg.base_decay)
         scores = torch.einsum("bd,bkd->bk", self.query(mean), self.key(x)) / self.cfg.key_dim**0.5
+        scores = scores.masked_fill(x.abs().sum(-1) == 0, float("-inf"))  # pad rows (min_context < k)
         attended = torch.einsum("bk,bkd->bd", scores.softmax(dim=-1), x)
-        return finish(x, self.mlp(torch.cat([mean, attended], dim=-1)), residual=True)
+        return nn.functional.normalize((mean + self.mlp(torch.cat([mean, attended], dim=-1))).float(), dim=-1)

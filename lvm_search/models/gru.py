@@ -17,6 +17,7 @@ class GRUConfig:
     width: int = 512
     dropout: float = 0.1  # on each block's GRU output, before the residual add
     residual: bool = False
+    base_decay: float = 1.0  # residual base: recency-weighted context mean (1 = plain mean)
 
     def validate(self):
         if self.depth < 1 or self.width < 1 or not 0 <= self.dropout < 1:
@@ -47,4 +48,4 @@ class GRUModel(nn.Module):
 
     def forward(self, x):
         h = self.blocks(self.inp(x))
-        return finish(x, self.out(h[:, -1]), self.cfg.residual)
+        return finish(x, self.out(h[:, -1]), self.cfg)

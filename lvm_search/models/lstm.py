@@ -16,6 +16,7 @@ class LSTMConfig:
     width: int = 512  # hidden size
     dropout: float = 0.2  # between LSTM layers (PyTorch applies it only when depth > 1)
     residual: bool = False  # predict a correction to the context mean, last layer starting at zero
+    base_decay: float = 1.0  # residual base: recency-weighted context mean (1 = plain mean)
 
     def validate(self):
         if self.depth < 1 or self.width < 1 or not 0 <= self.dropout < 1:
@@ -34,4 +35,4 @@ class LSTMModel(nn.Module):
 
     def forward(self, x):
         h, _ = self.lstm(x)
-        return finish(x, self.out(h[:, -1]), self.cfg.residual)
+        return finish(x, self.out(h[:, -1]), self.cfg)

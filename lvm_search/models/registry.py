@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from ..data import context_mean
 from ..errors import UserError
 
 
@@ -54,6 +55,8 @@ def build_model(name: str, dim: int, k: int, **overrides) -> nn.Module:
     cfg = arch.config_cls(**overrides)
     if hasattr(cfg, "validate"):
         cfg.validate()
+    if not 0 <= cfg.base_decay <= 1:
+        raise UserError(f"{name}: base_decay must be in [0, 1] (1 = plain mean), got {cfg.base_decay}")
     return arch.model_cls(cfg, dim, k)
 
 
@@ -67,10 +70,10 @@ def _same_kind(value, default) -> bool:
     return True
 
 
-def finish(contexts: torch.Tensor, out: torch.Tensor, residual: bool) -> torch.Tensor:
-    """Add the context mean when the model predicts a residual, then L2-normalise."""
-    if residual:
-        out = contexts.mean(dim=1) + out
+def finish(contexts: torch.Tensor, out: torch.Tensor, cfg) -> torch.Tensor:
+    """Add the (recency-weighted) context mean when the model predicts a residual, then L2-normalise."""
+    if cfg.residual:
+        out = context_mean(contexts, cfg.base_decay) + out
     return nn.functional.normalize(out.float(), dim=-1)
 
 

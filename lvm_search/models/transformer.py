@@ -23,6 +23,7 @@ class TransformerConfig:
     ff: int = 2048
     dropout: float = 0.1
     residual: bool = False
+    base_decay: float = 1.0  # residual base: recency-weighted context mean (1 = plain mean)
 
     def validate(self):
         if min(self.depth, self.width, self.heads, self.ff) < 1 or not 0 <= self.dropout < 1:
@@ -60,4 +61,4 @@ class TransformerModel(nn.Module):
         h = self.inp(x) + self.positions
         # The context is both the sequence and the memory; both masks keep every position causal.
         h = self.decoder(h, h, tgt_mask=self.causal, memory_mask=self.causal, tgt_is_causal=True, memory_is_causal=True)
-        return finish(x, self.head(h[:, -1]), self.cfg.residual)
+        return finish(x, self.head(h[:, -1]), self.cfg)
