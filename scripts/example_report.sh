@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The example leaderboard in reports/leaderboard.md: a small real search of every architecture on
-# the packaged sample, their ensemble, and the report (about 10 minutes on a 2-core CPU).
+# the packaged sample, their ensemble, and the report (5 min 12 s on a quiet 2-core CPU).
 set -eu
 storage=${1:-runs-sample}
 for arch in amn lstm gru transformer; do
