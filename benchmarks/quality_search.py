@@ -34,7 +34,7 @@ from optuna.storages.journal import JournalFileBackend
 
 from lvm_search.checkpoint import load_model
 from lvm_search.data import LVMData, Split, load_data, sample_path
-from lvm_search.ensemble import ensemble_cosine, greedy_weights, simplex_weights
+from lvm_search.ensemble import fit_weights
 from lvm_search.metrics import predict, score
 from lvm_search.spaces import load_space, split_params
 from lvm_search.train import TrainConfig, TrainingDiverged, train
@@ -116,12 +116,6 @@ def suggest(trial: optuna.Trial, name: str, dist):
     return trial.suggest_float(name, dist.low, dist.high, step=dist.step, log=dist.log)
 
 
-def sampler_for(space, seed: int) -> optuna.samplers.BaseSampler:
-    # The platform's TPE settings (lvm_search/search.py), plus the constant liar for parallel workers.
-    return optuna.samplers.TPESampler(n_startup_trials=max(2, min(10, space.samples // 4)), multivariate=True,
-                                      constant_liar=True, seed=seed)
-
-
 def search_worker(job: dict) -> None:
     torch.set_num_threads(1)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -130,7 +124,7 @@ def search_worker(job: dict) -> None:
     data = get_data(job["data"], job["k"])
     study = optuna.load_study(
         study_name=arch, storage=JournalStorage(JournalFileBackend(job["journal"])),
-        sampler=sampler_for(space, space.seed * 1000 + job["worker"]),
+        sampler=space.make_sampler(space.seed * 1000 + job["worker"], constant_liar=True),
         pruner=optuna.pruners.SuccessiveHalvingPruner(min_resource=space.scheduler.grace_period,
                                                       reduction_factor=int(space.scheduler.reduction_factor)),
     )
@@ -192,14 +186,10 @@ def search_results(arch: str, journal: str, data: LVMData, device: str, top: int
 
 
 def fit_ensemble(members: list[dict], data_by_k: dict, size: int = 20) -> dict:
-    """The platform's rule (lvm_search/ensemble.py): greedy vs simplex, whichever is better on val."""
+    """The platform's rule (``lvm_search.ensemble.fit_weights``): greedy vs simplex, whichever is better on val."""
     any_data = next(iter(data_by_k.values()))
     targets = {s: any_data.vectors[any_data.splits[s].targets] for s in ("val", "test")}
-    val = torch.stack([m["preds"]["val"] for m in members])
-    greedy = greedy_weights(val, targets["val"], size)
-    candidates = {"greedy": greedy, "simplex": simplex_weights(val, targets["val"], greedy)}
-    method = max(candidates, key=lambda n: ensemble_cosine(val, candidates[n], targets["val"]).item())
-    weights = candidates[method]
+    method, weights = fit_weights(torch.stack([m["preds"]["val"] for m in members]), targets["val"], size)
     out = {"method": method, "weights": weights.tolist(), "members": [m["name"] for m in members]}
     for s in ("val", "test"):
         combined = torch.einsum("m,mnd->nd", weights, torch.stack([m["preds"][s] for m in members]))

@@ -156,6 +156,11 @@ def load_data(
     return data.to(device)
 
 
+def real_positions(contexts: torch.Tensor) -> torch.Tensor:
+    """[B, k] True where a context position holds a passage, False at the all-zero pad row."""
+    return contexts.abs().sum(-1) > 0
+
+
 def context_mean(contexts: torch.Tensor, decay: float = 1.0) -> torch.Tensor:
     """Recency-weighted mean of the real context vectors [B, k, D] -> [B, D].
 
@@ -164,7 +169,7 @@ def context_mean(contexts: torch.Tensor, decay: float = 1.0) -> torch.Tensor:
     """
     k = contexts.shape[1]
     weights = decay ** torch.arange(k - 1, -1, -1, dtype=contexts.dtype, device=contexts.device)
-    real = (contexts.abs().sum(-1) > 0).to(contexts.dtype) * weights
+    real = real_positions(contexts).to(contexts.dtype) * weights
     return (contexts * weights[:, None]).sum(1) / real.sum(1, keepdim=True).clamp(min=1e-12)
 
 

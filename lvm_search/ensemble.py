@@ -127,6 +127,17 @@ def simplex_weights(preds: torch.Tensor, targets: torch.Tensor, start: torch.Ten
     return weights / weights.sum()
 
 
+def fit_weights(val_preds: torch.Tensor, val_targets: torch.Tensor, size: int, method: str = "auto") -> tuple[str, torch.Tensor]:
+    """Weights fitted on validation only: greedy, simplex, or (auto) whichever scores higher on val."""
+    candidates = {"greedy": greedy_weights(val_preds, val_targets, size)}
+    if method in ("auto", "simplex"):
+        candidates["simplex"] = simplex_weights(val_preds, val_targets, candidates["greedy"])
+    if method != "auto":
+        candidates = {method: candidates[method]}
+    best = max(candidates, key=lambda name: ensemble_cosine(val_preds, candidates[name], val_targets).item())
+    return best, candidates[best]
+
+
 # --- the artifact -------------------------------------------------------------------------------
 
 
@@ -203,9 +214,9 @@ def find_runs(storage: Path, names: tuple[str, ...], where: str) -> list[dict]:
     return [latest[arch][1] for arch in sorted(latest)]
 
 
-def runs_data(summaries: list[dict], data_path: str | None) -> dict[int, LVMData]:
-    """The data the runs were trained on, by context length k (plus k = min_context, the classic
-    windows): ``data_path``, else the one file the runs were trained on.
+def runs_data(summaries: list[dict], data_path: str | None, classic: bool = False) -> dict[int, LVMData]:
+    """The data the runs were trained on, by context length k (with ``classic``, also k = min_context,
+    the windows the baselines are quoted on): ``data_path``, else the one file the runs were trained on.
 
     Runs may differ in k only. With one min_context (and split) every k has the same val and test
     targets, so models of different k are scored, compared and ensembled window by window.
@@ -221,7 +232,7 @@ def runs_data(summaries: list[dict], data_path: str | None) -> dict[int, LVMData
             "their scores are not comparable window by window"
         )
     min_context, extra = shared.pop()
-    ks = sorted({spec["k"] for spec in specs} | {min_context})
+    ks = sorted({spec["k"] for spec in specs} | ({min_context} if classic else set()))
     return {k: load_data(data_path, k=k, min_context=min_context, extra_train=extra) for k in ks}
 
 
@@ -253,14 +264,7 @@ def build_ensemble(recipe: Recipe, storage: str | Path = "runs", data_path: str 
     val_preds = torch.stack([m.val_pred for m in members])
     _, val_targets = data.batch("val", slice(None))
 
-    # Weights are fitted on validation only.
-    candidates = {"greedy": greedy_weights(val_preds, val_targets, recipe.ensemble_size)}
-    if recipe.method in ("auto", "simplex"):
-        candidates["simplex"] = simplex_weights(val_preds, val_targets, candidates["greedy"])
-    if recipe.method != "auto":
-        candidates = {recipe.method: candidates[recipe.method]}
-    method = max(candidates, key=lambda name: ensemble_cosine(val_preds, candidates[name], val_targets).item())
-    weights = candidates[method]
+    method, weights = fit_weights(val_preds, val_targets, recipe.ensemble_size, recipe.method)
 
     kept = [i for i, w in enumerate(weights.tolist()) if w > 0]
     weights = weights[kept] / weights[kept].sum()

@@ -57,7 +57,7 @@ def measure_latency(fn, data: LVMData, repeats: int = 30) -> dict:
 def build_report(storage: str | Path = "runs", out: str | Path = "reports/leaderboard.md", data_path: str | None = None) -> dict:
     storage, out = Path(storage), Path(out)
     summaries = find_runs(storage, (), str(storage))
-    datas = runs_data(summaries, data_path)
+    datas = runs_data(summaries, data_path, classic=True)
     classic, data = datas[min(datas)], datas[max(datas)]  # k = min_context, and the longest context
     plots = out.parent / f"{out.stem}_plots"
     try:
@@ -97,7 +97,8 @@ def build_report(storage: str | Path = "runs", out: str | Path = "reports/leader
                          lambda x, decay=decay: recency_weighted_baseline(x, decay), d, 1, 0.0))
         rows.append(_row(f"ridge (k={d.k}, lambda {ridge.lam:g})", "baseline", ridge, d, ridge.weights.numel() + ridge.r_mean.numel(), 0.0))
 
-    mean_test = next(r for r in rows if r["model"] == "mean of context")["test"]["cosine"]
+    mean_row = next(r for r in rows if r["model"] == "mean of context")
+    mean_test = mean_row["test"]["cosine"]
     best_baseline = max((r for r in rows if r["kind"] == "baseline"), key=lambda r: r["test"]["cosine"])
     rows.sort(key=lambda r: r["test"]["cosine"], reverse=True)
     for rank, r in enumerate(rows, 1):
@@ -105,7 +106,7 @@ def build_report(storage: str | Path = "runs", out: str | Path = "reports/leader
         r["gain_over_mean_pct"] = 100 * (r["test"]["cosine"] / mean_test - 1)
 
     figures = {
-        "curves": _plot_curves(summaries, plots / "val_curves.png", next(r for r in rows if r["model"] == "mean of context")["val"]["cosine"]),
+        "curves": _plot_curves(summaries, plots / "val_curves.png", mean_row["val"]["cosine"]),
         "progress": _plot_progress(summaries, plots / "search_progress.png"),
     }
     if ensembles:

@@ -212,12 +212,8 @@ def read_trial_log(run_dir: Path) -> list[dict]:
 
 def _tune_config(space: SearchSpace, done: list[dict]) -> tune.TuneConfig:
     reference = space.reference_point()
-    seed = space.seed + len(done)  # a resumed start must not replay the first start's proposals
-    if space.sampler == "random":
-        sampler = optuna.samplers.RandomSampler(seed=seed)
-    else:
-        # Optuna's default of 10 random start-up trials would make a 12-trial search random search.
-        sampler = optuna.samplers.TPESampler(n_startup_trials=max(2, min(10, space.samples // 4)), multivariate=True, seed=seed)
+    # A resumed start must not replay the first start's proposals.
+    sampler = space.make_sampler(seed=space.seed + len(done))
     searcher = OptunaSearch(
         space=space.distributions(),
         metric=METRIC,

@@ -120,6 +120,15 @@ class SearchSpace:
     def distributions(self) -> dict[str, optuna.distributions.BaseDistribution]:
         return {name: dim.to_optuna() for name, dim in self.space.items()}
 
+    def make_sampler(self, seed: int, constant_liar: bool = False) -> optuna.samplers.BaseSampler:
+        """The space's Optuna sampler; ``constant_liar`` for workers that share one study."""
+        if self.sampler == "random":
+            return optuna.samplers.RandomSampler(seed=seed)
+        # Optuna's default of 10 random start-up trials would make a 12-trial search random search.
+        return optuna.samplers.TPESampler(
+            n_startup_trials=max(2, min(10, self.samples // 4)), multivariate=True, constant_liar=constant_liar, seed=seed
+        )
+
     def reference_point(self) -> dict:
         """The reference configuration's value of every searched setting (trial 0).
 

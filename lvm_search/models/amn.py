@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ..data import context_mean
+from ..data import context_mean, real_positions
 from ..errors import UserError
 from .registry import register, zero_init
 
@@ -48,6 +48,6 @@ class AMNModel(nn.Module):
     def forward(self, x):
         mean = context_mean(x, self.cfg.base_decay)
         scores = torch.einsum("bd,bkd->bk", self.query(mean), self.key(x)) / self.cfg.key_dim**0.5
-        scores = scores.masked_fill(x.abs().sum(-1) == 0, float("-inf"))  # pad rows (min_context < k)
+        scores = scores.masked_fill(~real_positions(x), float("-inf"))  # pad rows (min_context < k)
         attended = torch.einsum("bk,bkd->bd", scores.softmax(dim=-1), x)
         return nn.functional.normalize((mean + self.mlp(torch.cat([mean, attended], dim=-1))).float(), dim=-1)
