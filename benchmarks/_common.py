@@ -28,11 +28,10 @@ except ImportError:  # run from a checkout without installing the package
     sys.path.insert(0, str(REPO))
 
 import torch  # noqa: E402
+from _markdown import machine_line, markdown_table  # noqa: E402,F401
 
 from lvm_search.data import LVMData, Split, load_data  # noqa: E402,F401  (load_data: for the scripts)
 from lvm_search.train import resolve_device  # noqa: E402
-
-from _markdown import machine_line, markdown_table  # noqa: E402,F401
 
 LINUX_DATA_ENV = "LVM_LINUX_DATA"
 LINUX_DATA_NAME = "linux-docs-minilm.npz"

@@ -52,7 +52,10 @@ def main(argv=None):
     p.add_argument("--gpus-per-trial", type=float, default=None, help="default: 1 on CUDA, else 0")
     args = p.parse_args(argv)
 
-    from lvm_search.search import SearchOptions, run_search  # Ray and Optuna: only the search scripts need them
+    from lvm_search.search import (  # Ray and Optuna: only the search scripts need them
+        SearchOptions,
+        run_search,
+    )
     from lvm_search.spaces import load_space
 
     device = C.pick_device(args.device, args.threads)

@@ -22,10 +22,10 @@ from __future__ import annotations
 import argparse
 import time
 
-import torch
-
 import _common as C
+import torch
 from _reference import pytorch_defaults, reference_epoch, reference_loader, reference_optimizer
+
 from lvm_search.metrics import predict
 from lvm_search.models import build_model
 from lvm_search.train import TrainConfig, train

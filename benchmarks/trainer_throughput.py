@@ -21,10 +21,16 @@ import argparse
 import contextlib
 import time
 
-import torch
-
 import _common as C
-from _reference import endless_batches, pytorch_defaults, reference_loader, reference_optimizer, reference_step
+import torch
+from _reference import (
+    endless_batches,
+    pytorch_defaults,
+    reference_loader,
+    reference_optimizer,
+    reference_step,
+)
+
 import lvm_search.train as trainer
 from lvm_search.models import build_model
 

@@ -19,10 +19,9 @@ import sys
 import time
 import traceback
 
+import _common as C
 import torch
 import torch.multiprocessing as mp
-
-import _common as C
 
 ARCHS = ("lstm", "transformer")
 

@@ -1,6 +1,7 @@
 """The ``lvm-search`` command line. A user's mistake becomes one line on stderr and exit code 2.
 
 Each command imports what it needs when it runs, so ``lvm-search baselines`` does not pay for Ray.
+Results go to stdout (``--json``: JSON alone); progress goes to stderr.
 """
 from __future__ import annotations
 
@@ -10,20 +11,18 @@ import json
 import sys
 from pathlib import Path
 
-import yaml
-
+from . import __version__
 from .errors import UserError
-from .train import TrainingDiverged
-
 
 MIN_CONTEXT_HELP = "earlier passages a target needs (default k); older positions are zero-padded"
 EXTRA_TRAIN_HELP = "another native .npz whose every window joins the train split (repeatable)"
 
 
-def _data_args(p: argparse.ArgumentParser) -> None:
+def _data_args(p: argparse.ArgumentParser, k: bool = True) -> None:
     p.add_argument("--data", help="an .npz data set (default: the packaged sample)")
-    p.add_argument("--k", type=int, default=None, help="context length (default 5; windows-format files set their own)")
-    p.add_argument("--min-context", type=int, help=MIN_CONTEXT_HELP)
+    if k:
+        p.add_argument("--k", type=int, default=None, help="context length (default 5; windows-format files set their own)")
+        p.add_argument("--min-context", type=int, help=MIN_CONTEXT_HELP)
     p.add_argument("--extra-train", action="append", default=[], metavar="NPZ", help=EXTRA_TRAIN_HELP)
     p.add_argument("--split-seed", type=int, default=0, help="seed of the document split")
 
@@ -31,11 +30,12 @@ def _data_args(p: argparse.ArgumentParser) -> None:
 def _load(args):
     from .data import load_data
 
-    return load_data(args.data, k=args.k, seed=args.split_seed, min_context=args.min_context, extra_train=args.extra_train)
+    return load_data(args.data, k=args.k, seed=args.split_seed, min_context=args.min_context,
+                     extra_train=args.extra_train)
 
 
 def _print_json(obj) -> None:
-    print(json.dumps(obj, indent=2))
+    print(json.dumps(obj, indent=2, default=str))
 
 
 # --- baselines --------------------------------------------------------------------------------
@@ -77,38 +77,41 @@ def cmd_baselines(args) -> int:
 
 def parse_sets(pairs: list[str]) -> dict:
     """``["width=256", "residual=true"]`` -> ``{"width": 256, "residual": True}`` (YAML scalars)."""
+    from .yaml_files import parse_yaml
+
     out = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
-        if not sep or not key:
+        if not sep or not key.strip():
             raise UserError(f"--set expects KEY=VALUE, got {pair!r}")
-        out[key.strip()] = _scalar(value)
+        value = parse_yaml(value, f"--set {key.strip()}")
+        if isinstance(value, str):  # PyYAML reads 1e-3 (no dot) as a string
+            try:
+                value = float(value)
+            except ValueError:
+                pass
+        if isinstance(value, (dict, list)):
+            raise UserError(f"--set {key.strip()}: expected a single value, got {type(value).__name__}")
+        out[key.strip()] = value
     return out
-
-
-def _scalar(text: str):
-    value = yaml.safe_load(text)
-    if isinstance(value, str):  # PyYAML reads 1e-3 (no dot) as a string
-        try:
-            return float(value)
-        except ValueError:
-            pass
-    return value
 
 
 def cmd_train(args) -> int:
     from .checkpoint import save_checkpoint
     from .metrics import reference_mean, score
-    from .spaces import split_params
+    from .spaces import trial_settings
     from .train import train
 
-    data = _load(args)
     settings = parse_sets(args.set or [])
     if args.epochs is not None:
         settings["epochs"] = args.epochs
     if args.device:
         settings["device"] = args.device
-    cfg = split_params(args.arch, settings, where="--set")
+    cfg, k = trial_settings(args.arch, {}, settings, where="--set")
+    if k is not None:
+        raise UserError("--set k: use --k for the context length")
+    out = Path(args.out or f"runs/train/{args.arch}")
+    data = _load(args)
 
     def report(epoch, m, save):
         print(
@@ -118,14 +121,13 @@ def cmd_train(args) -> int:
         )
 
     result = train(cfg, data, report)
-    out = Path(args.out or f"runs/train/{args.arch}")
     save_checkpoint(out, result.model, result.meta)
     baseline = score(reference_mean(data, "val"), data, "val")["cosine"]
     best = result.best
     print(
         f"best epoch {best['epoch']}: val cosine {best['val_cosine']:.4f} "
-        f"(mean-of-context baseline, last {data.min_context} passages, {baseline:.4f}, {100 * (best['val_cosine'] / baseline - 1):+.2f}%); "
-        f"{result.meta['params']:,} parameters; checkpoint {out}"
+        f"(mean-of-context baseline, last {data.min_context} passages, {baseline:.4f}, "
+        f"{100 * (best['val_cosine'] / baseline - 1):+.2f}%); {result.meta['params']:,} parameters; checkpoint {out}"
     )
     return 0
 
@@ -137,45 +139,44 @@ def cmd_run(args) -> int:
     from .spaces import load_space
 
     space = load_space(args.space).with_overrides(
-        samples=args.samples,
-        seed=args.seed,
-        max_concurrent=args.max_concurrent,
-        cpus_per_trial=args.cpus_per_trial,
-        gpus_per_trial=args.gpus_per_trial,
-        max_epochs=args.max_epochs,
+        samples=args.samples, seed=args.seed, max_concurrent=args.max_concurrent, cpus_per_trial=args.cpus_per_trial,
+        gpus_per_trial=args.gpus_per_trial, max_epochs=args.max_epochs, k=args.k, min_context=args.min_context,
+        device=args.device,
     )
+    from .runs import run_dir, to_json
     from .search import SearchOptions, run_search
 
+    run_dir(Path(args.storage), args.name if args.name is not None else Path(args.space).stem)  # before Ray starts
     opts = SearchOptions(
-        data=args.data, k=args.k, min_context=args.min_context, extra_train=tuple(args.extra_train), storage=args.storage, name=args.name, address=args.address,
-        fresh=args.fresh, verbose=0 if args.json else 1,
+        data=args.data, extra_train=tuple(args.extra_train), split_seed=args.split_seed, storage=args.storage,
+        name=args.name, address=args.address, fresh=args.fresh, verbose=args.verbose,
     )
-    # With --json, stdout carries the summary alone; Tune's progress tables go to stderr.
+    # With --json, stdout carries the summary alone; progress and anything Ray prints go to stderr.
     with contextlib.redirect_stdout(sys.stderr) if args.json else contextlib.nullcontext():
         summary = run_search(space, opts)
-    interrupted = 0 if summary["complete"] else 130
+    interrupted = 0 if summary.complete else 130
     if args.json:
-        _print_json(summary)
+        _print_json(to_json(summary))
         return interrupted
-    counts, best = summary["counts"], summary["best"]
+    counts, best = summary.counts, summary.best
     print(
-        f"{summary['name']}: {counts['trials']} trials ({counts['stopped_early']} stopped early, "
-        f"{counts['diverged']} diverged, {counts['errored']} errored) in {summary['wall_s']:.0f} s"
+        f"{summary.name}: {counts.trials} trials ({counts.stopped_early} stopped early, "
+        f"{counts.diverged} diverged, {counts.errored} errored) in {summary.wall_s:.0f} s"
     )
     if best is None:
         print("no trial finished; see the errors in summary.json")
         return 1
-    baseline = summary["baseline_val"]["mean"]["cosine"]
-    run_dir = Path(args.storage) / summary["name"]
+    baseline = summary.baseline_val["mean"]["cosine"]
+    folder = Path(args.storage) / summary.name
     print(
-        f"best trial {best['trial_id']}: val cosine {best['val_cosine']:.4f} vs mean-of-context "
-        f"{baseline:.4f} on the same windows ({best['gain_over_mean_pct']:+.2f}%)"
+        f"best trial {best.trial_id}: val cosine {best.val_cosine:.4f} vs mean-of-context "
+        f"{baseline:.4f} on the same windows ({best.gain_over_mean_pct:+.2f}%)"
     )
-    print(f"config: {json.dumps(best['config'])}")
-    print(f"checkpoint: {run_dir / best['checkpoint']}")
-    print(f"summary: {run_dir / 'summary.json'}")
+    print(f"config: {json.dumps(best.config)}")
+    print(f"checkpoint: {folder / best.checkpoint}")
+    print(f"summary: {folder / 'summary.json'}")
     if interrupted:
-        print(f"interrupted after {counts['trials']} of {counts['samples']} trials: run the same command again to resume")
+        print(f"interrupted after {counts.trials} of {counts.samples} trials: run the same command again to resume")
     return interrupted
 
 
@@ -190,20 +191,26 @@ def cmd_ensemble(args) -> int:
         _print_json(record)
         return 0
     print(f"ensemble {record['name']} ({record['method']}), written to {record['path']}")
-    print(f"{'member':36s} {'weight':>6s} {'val cos':>8s} {'test cos':>8s}")
-    weights = {(m["run"], m["trial_id"]): m["weight"] for m in record["members"]}
+    print(f"{'candidate':40s} {'weight':>6s} {'val cos':>8s} {'test cos':>8s}")
+    weights = {m["name"]: m["weight"] for m in record["members"]}
     for c in record["candidates"]:
-        w = weights.get((c["run"], c["trial_id"]), 0.0)
-        print(f"{c['run'] + '/' + c['trial_id']:36s} {w:6.3f} {c['metrics']['val']['cosine']:8.4f} {c['metrics']['test']['cosine']:8.4f}")
+        m = c["metrics"]
+        print(f"{c['name']:40s} {weights.get(c['name'], 0.0):6.3f} {m['val']['cosine']:8.4f} {m['test']['cosine']:8.4f}")
     rows = [("ensemble", record["metrics"]), ("mean of context", record["baseline"]["mean"])]
-    print(f"{'':36s} {'':6s} {'val cos':>8s} {'test cos':>8s} {'hit@1':>6s} {'hit@5':>6s} {'mrr':>6s}")
+    print(f"{'':40s} {'':6s} {'val cos':>8s} {'test cos':>8s} {'hit@1':>6s} {'hit@5':>6s} {'mrr':>6s}")
     for label, m in rows:
         t = m["test"]
-        print(f"{label:36s} {'':6s} {m['val']['cosine']:8.4f} {t['cosine']:8.4f} {t['hit1']:6.3f} {t['hit5']:6.3f} {t['mrr']:6.3f}")
-    g = record["gain_pct"]["test"]
-    print(f"test gain: {g['over_mean']:+.2f}% over the mean-of-context baseline, "
-          f"{g['over_best_single']:+.2f}% over the best single member (chosen on val)")
+        print(f"{label:40s} {'':6s} {m['val']['cosine']:8.4f} {t['cosine']:8.4f} {t['hit1']:6.3f} {t['hit5']:6.3f} "
+              f"{t['mrr']:6.3f}")
+    i = record["intervals"]
+    print(f"test cosine {_ci(i['test_cosine'], '.4f')}; gain over the mean of context {_ci(i['gain_over_mean_pct'], '+.2f', '%')}, "
+          f"over the best single candidate (chosen on val) {_ci(i['gain_over_best_single_pct'], '+.2f', '%')} "
+          f"(95% intervals, {i['resamples']} resamples of test documents)")
     return 0
+
+
+def _ci(interval: dict, spec: str, suffix: str = "") -> str:
+    return f"{interval['value']:{spec}}{suffix} [{interval['low']:{spec}}, {interval['high']:{spec}}]"
 
 
 # --- report -----------------------------------------------------------------------------------
@@ -214,6 +221,39 @@ def cmd_report(args) -> int:
 
     result = build_report(args.storage, args.out, args.data)
     print(f"wrote {result['path']} ({len(result['rows'])} rows) and {len(result['figures'])} plots")
+    return 0
+
+
+# --- eval and predict ---------------------------------------------------------------------------
+
+
+def cmd_eval(args) -> int:
+    from .evaluate import evaluate
+
+    result = evaluate(args.path, args.data, args.split)
+    if args.json:
+        _print_json(result)
+        return 0
+    e = result["evaluated_on"]
+    print(f"{result['predictor']['kind']} {result['predictor']['path']} on {e['source']}: {result['relation']}")
+    print(f"{e['windows']:,} windows in {e['documents']:,} documents; {result['baselines_note']}")
+    print(f"{'':16s} {'cosine [95% CI]':>26s} {'hit@1':>6s} {'hit@5':>6s} {'mrr':>6s}")
+    for name, s in result["scores"].items():
+        print(f"{name:16s} {_ci(s['cosine_interval'], '.4f'):>26s} {s['hit1']:6.3f} {s['hit5']:6.3f} {s['mrr']:6.3f}")
+    print(f"{result['verdict']}: {_ci(result['gain_over_best_baseline_pct'], '+.2f', '%')}")
+    return 0
+
+
+def cmd_predict(args) -> int:
+    from .evaluate import write_predictions
+
+    result = write_predictions(args.path, args.data, args.out, args.last)
+    if args.json:
+        _print_json(result)
+        return 0
+    print(f"wrote {result['windows']:,} predictions"
+          + (f" and {result['document_ends']:,} after document ends" if args.last else "")
+          + f" (D={result['D']}) to {result['out']}; {result['relation']}")
     return 0
 
 
@@ -229,8 +269,13 @@ def cmd_embed(args) -> int:
 # --- main -------------------------------------------------------------------------------------
 
 
+def _concurrency(text: str):
+    return text if text == "auto" else int(text)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lvm-search", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"lvm-search {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("baselines", help="split sizes and the classical baselines on val and test")
@@ -243,27 +288,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="a model or training setting (repeatable)")
     p.add_argument("--epochs", type=int)
     p.add_argument("--device", help="auto (default), cpu, cuda or mps")
-    p.add_argument("--out", help="checkpoint folder (default runs/train/ARCH)")
+    p.add_argument("--out", help="checkpoint folder (default runs/train/ARCH); replaces only a checkpoint")
     _data_args(p)
     p.set_defaults(fn=cmd_train)
 
-    p = sub.add_parser("run", help="search a space file with Ray Tune + Optuna (TPE, ASHA)")
+    p = sub.add_parser("run", help="search a space file with Ray Tune + Optuna (TPE or GP, ASHA)")
     p.add_argument("space", help="a space file, e.g. spaces/lstm.yaml")
-    p.add_argument("--data", help="an .npz data set (default: the packaged sample)")
-    p.add_argument("--k", type=int, default=None, help="context length (default 5)")
-    p.add_argument("--min-context", type=int, help=MIN_CONTEXT_HELP)
-    p.add_argument("--extra-train", action="append", default=[], metavar="NPZ", help=EXTRA_TRAIN_HELP)
+    _data_args(p)
     p.add_argument("--storage", default="runs", help="folder for results and checkpoints (default ./runs)")
     p.add_argument("--name", help="run name (default: the space file's name); the same name resumes")
     p.add_argument("--fresh", action="store_true", help="start over (the previous run is moved aside)")
     p.add_argument("--samples", type=int, help="number of trials")
     p.add_argument("--max-epochs", type=int, help="cap the epochs of every trial (smoke runs)")
-    p.add_argument("--seed", type=int, help="TPE's seed")
-    p.add_argument("--max-concurrent", type=int, help="trials running at once")
+    p.add_argument("--seed", type=int, help="the sampler's seed")
+    p.add_argument("--max-concurrent", type=_concurrency, help="trials running at once, or auto")
     p.add_argument("--cpus-per-trial", type=float)
     p.add_argument("--gpus-per-trial", type=float, help="fractions share a GPU, e.g. 0.25")
+    p.add_argument("--device", help="auto, cuda, mps or cpu (overrides the space's resources.device)")
     p.add_argument("--address", help="an existing Ray cluster: auto or HOST:PORT")
-    p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    p.add_argument("--json", action="store_true", help="print the summary as JSON (progress stays on stderr)")
+    p.add_argument("-v", "--verbose", action="count", default=0, help="also show Ray Tune's tables (-vv: more)")
     p.set_defaults(fn=cmd_run)
 
     p = sub.add_parser("ensemble", help="weighted average of the best checkpoints, weights fitted on val")
@@ -278,6 +322,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="reports/leaderboard.md")
     p.add_argument("--data", help="an .npz data set (default: the data the runs were trained on)")
     p.set_defaults(fn=cmd_report)
+
+    p = sub.add_parser("eval", help="score a checkpoint, run or ensemble on any corpus, against its baselines")
+    p.add_argument("path", help="a checkpoint folder, a run folder (its best trial) or an ensemble folder")
+    p.add_argument("--data", help="an .npz data set (default: the packaged sample)")
+    p.add_argument("--split", default="test", choices=["test", "all"], help="the windows scored (default test)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(fn=cmd_eval)
+
+    p = sub.add_parser("predict", help="write the predicted next vector of every window of a corpus")
+    p.add_argument("path", help="a checkpoint folder, a run folder (its best trial) or an ensemble folder")
+    p.add_argument("--data", help="an .npz data set (default: the packaged sample)")
+    p.add_argument("--out", required=True, help="the .npz to write (replaces only a predictions file)")
+    p.add_argument("--last", action="store_true", help="also predict the passage after each document's end")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(fn=cmd_predict)
 
     p = sub.add_parser("embed", help="turn a folder of documents (or a JSONL file) into a training set")
     p.add_argument("source", help="a folder of .txt/.md/.rst files, or a .jsonl file of {id, text}")
@@ -294,6 +353,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    from .train import TrainingDiverged
+
     try:
         return args.fn(args)
     except UserError as e:

@@ -9,20 +9,23 @@ Two input formats are accepted:
   There are no document ids, so the windows are cut into three contiguous blocks with a gap of
   ``k`` windows between blocks; leakage across documents cannot be ruled out and we say so once.
 
-Everything ends up as one float32 ``vectors`` table plus, per split, integer index tensors. A batch
-is ``vectors[contexts[idx]]``: an index slice of tensors already on the device, no copies.
+Everything ends up as one float32 ``vectors`` table (float16 on a GPU) plus, per split, the row of
+each window's target and the first row of its document. A window's context is the ``k`` rows
+before its target, so memory grows with the data, not with windows x k, and a batch is gathered
+from index slices of tensors already on the device.
 
 Longer contexts without losing windows: with ``min_context < k`` a target needs only ``min_context``
 earlier passages of its document, and the missing older positions point at an all-zero pad row.
-Zero rows are invisible to a normalised (weighted) mean and to ``context_mean``, so the baselines
-and residual models mean the same thing at any k; ``k=12, min_context=5`` scores exactly the
-windows (targets) of ``k=5``.
+Zero rows are invisible to a normalised (weighted) mean (``models.context_mean``), so baselines and
+residual models mean the same thing at any k; ``k=12, min_context=5`` scores exactly the windows
+(targets) of ``k=5``. A real passage is never all zeros: such rows are refused when loading.
 """
 from __future__ import annotations
 
 import dataclasses
 import hashlib
 import json
+import os
 import warnings
 import zipfile
 import zlib
@@ -39,6 +42,8 @@ SPLITS = ("train", "val", "test")
 DEFAULT_K = 5
 DEFAULT_FRACTIONS = (0.8, 0.1, 0.1)
 SAMPLE_NAME = "python-docs-sample.npz"
+NORMALISE_CHUNK_ROWS = 65_536  # float32 working memory of a chunk: 100 MB at D=384
+MIN_NORM = 1e-6
 
 
 def sample_path() -> Path:
@@ -48,22 +53,27 @@ def sample_path() -> Path:
 
 @dataclass
 class Split:
-    """The windows of one split, as row indices into ``LVMData.vectors``."""
+    """The windows of one split: target rows and the first row each target's context may use."""
 
-    contexts: torch.Tensor  # [M, k] int64, oldest context row first
-    targets: torch.Tensor  # [M] int64
+    targets: torch.Tensor  # [M] int64 rows of ``LVMData.vectors``
+    starts: torch.Tensor  # [M] int64: the first row of the target's document (window, for that format)
     docs: int  # documents in this split (windows-format data: contiguous blocks, counted as 1)
 
     def __len__(self) -> int:
         return len(self.targets)
 
     def to(self, device) -> "Split":
-        return Split(self.contexts.to(device), self.targets.to(device), self.docs)
+        return Split(self.targets.to(device), self.starts.to(device), self.docs)
+
+    def groups(self) -> np.ndarray:
+        """[M] the document of each window (0, 1, ... in split order): what moves together when
+        test documents are resampled. Windows of one document share their start row."""
+        return np.unique(self.starts.cpu().numpy(), return_inverse=True)[1]
 
 
 @dataclass
 class LVMData:
-    vectors: torch.Tensor  # [N, D] float32, unit rows
+    vectors: torch.Tensor  # [N, D] unit rows (float32; float16 on CUDA), then the zero pad row if any
     splits: dict[str, Split]
     k: int
     fingerprint: str  # hash of the vectors, the document ids, k, min_context and the split assignment
@@ -71,6 +81,15 @@ class LVMData:
     format: str  # "native" or "windows"
     min_context: int | None = None  # earlier passages a target needs (= k unless padded)
     extra_train: tuple[str, ...] = ()  # other files whose every window was added to train
+    pad_row: int | None = None  # the all-zero row that context positions before a document point at
+    split_seed: int = 0
+    digests: tuple[str, ...] = ()  # of the main file's content, then of each extra training file
+    main_train_windows: int | None = None  # train windows of the main file (before extra ones)
+
+    def __post_init__(self):
+        if self.min_context is None:
+            self.min_context = self.k
+        self._offsets = torch.arange(-self.k, 0, device=self.vectors.device)
 
     @property
     def dim(self) -> int:
@@ -80,34 +99,66 @@ class LVMData:
     def device(self) -> torch.device:
         return self.vectors.device
 
-    def batch(self, split: str, idx: torch.Tensor | slice) -> tuple[torch.Tensor, torch.Tensor]:
-        """Contexts [B, k, D] and targets [B, D] of the windows ``idx`` of ``split``."""
-        s = self.splits[split]
-        return self.vectors[s.contexts[idx]], self.vectors[s.targets[idx]]
-
-    def to(self, device) -> "LVMData":
-        device = torch.device(device)
-        if device == self.device:
-            return self
-        return LVMData(
-            self.vectors.to(device),
-            {name: s.to(device) for name, s in self.splits.items()},
-            self.k,
-            self.fingerprint,
-            self.source,
-            self.format,
-            self.min_context,
-            self.extra_train,
-        )
-
-    def __post_init__(self):
-        if self.min_context is None:
-            self.min_context = self.k
-
     @property
     def padded(self) -> bool:
-        """Whether ``vectors`` holds the zero pad row."""
-        return self.min_context < self.k
+        """Whether ``vectors`` ends with the zero pad row (it does whenever min_context < k)."""
+        return self.pad_row is not None
+
+    def contexts(self, split: str, idx: torch.Tensor | slice = slice(None)) -> torch.Tensor:
+        """Context rows [B, k] of windows ``idx`` of ``split``, oldest first, pad row before a document."""
+        s = self.splits[split]
+        targets, starts = s.targets[idx], s.starts[idx]
+        rows = targets[:, None] + self._offsets
+        if self.min_context < self.k:
+            rows = torch.where(rows < starts[:, None], self.pad_row, rows)
+        return rows
+
+    def batch(self, split: str, idx: torch.Tensor | slice) -> tuple[torch.Tensor, torch.Tensor]:
+        """Contexts [B, k, D] and targets [B, D] (float32) of the windows ``idx`` of ``split``."""
+        targets = self.splits[split].targets[idx]
+        return self.vectors[self.contexts(split, idx)].float(), self.vectors[targets].float()
+
+    def chunks(self, split: str, size: int = 4096):
+        """(contexts, targets) of ``split`` in order, ``size`` windows at a time: never the whole
+        split gathered at once."""
+        for lo in range(0, len(self.splits[split]), size):
+            yield self.batch(split, slice(lo, lo + size))
+
+    def targets(self, split: str) -> torch.Tensor:
+        return self.vectors[self.splits[split].targets].float()
+
+    def to(self, device, dtype: torch.dtype | None = None) -> "LVMData":
+        device = torch.device(device)
+        dtype = dtype or self.vectors.dtype
+        if device == self.device and dtype == self.vectors.dtype:
+            return self
+        return dataclasses.replace(
+            self,
+            vectors=self.vectors.to(device, dtype),
+            splits={name: s.to(device) for name, s in self.splits.items()},
+        )
+
+    def with_k(self, k: int) -> "LVMData":
+        """The same windows read with the last ``k`` context positions (``min_context <= k <= self.k``):
+        what ``load_data`` gives at that k, without loading again. A search over context lengths
+        loads the data once at its longest k."""
+        if k == self.k:
+            return self
+        if self.format != "native" or not self.min_context <= k <= self.k:
+            raise UserError(f"{self.source}: context length k={k} must lie between min_context={self.min_context} "
+                            f"and the loaded k={self.k}")
+        view = dataclasses.replace(self, k=k)
+        view.fingerprint = view.compute_fingerprint()
+        return view
+
+    def compute_fingerprint(self) -> str:
+        """A hash of the file contents (vectors, document ids), k, min_context, the split assignment
+        (the target rows of each split) and any extra training files: what a checkpoint must match."""
+        if self.format != "native":
+            return self.fingerprint
+        spec = {"k": self.k} if self.min_context == self.k else {"k": self.k, "min_context": self.min_context}
+        main = [s.targets[: self.main_train_windows] if name == "train" else s.targets for name, s in self.splits.items()]
+        return _fingerprint(list(self.digests[:1]), spec, *(t.cpu().numpy() for t in main), list(self.digests[1:]))
 
     def summary(self) -> dict:
         return {
@@ -119,10 +170,29 @@ class LVMData:
             "min_context": self.min_context,
             "extra_train": list(self.extra_train),
             "passages": int(self.vectors.shape[0]) - int(self.padded),
+            "split_seed": self.split_seed,
+            "content_digest": self.digests[0][:16] if self.digests else "",
         }
 
     def split_sizes(self) -> dict:
         return {name: {"docs": s.docs, "windows": len(s)} for name, s in self.splits.items()}
+
+    def __reduce__(self):
+        # Ray hands the data to every trial by pickling it once into the node's shared object store.
+        # As numpy arrays it is read back without a copy, so all trials on a node share one table.
+        arrays = {"vectors": self.vectors.cpu().numpy()}
+        for name, s in self.splits.items():
+            arrays[f"{name}_targets"], arrays[f"{name}_starts"] = s.targets.cpu().numpy(), s.starts.cpu().numpy()
+        fields = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name not in ("vectors", "splits")}
+        return _rebuild, (arrays, {name: s.docs for name, s in self.splits.items()}, fields)
+
+
+def _rebuild(arrays: dict, docs: dict, fields: dict) -> LVMData:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # read-only shared memory; we never write to it
+        tensor = {name: torch.from_numpy(a) for name, a in arrays.items()}
+    splits = {name: Split(tensor[f"{name}_targets"], tensor[f"{name}_starts"], docs[name]) for name in docs}
+    return LVMData(vectors=tensor["vectors"], splits=splits, **fields)
 
 
 def load_data(
@@ -133,13 +203,16 @@ def load_data(
     device: str | torch.device = "cpu",
     min_context: int | None = None,
     extra_train: tuple[str | Path, ...] = (),
+    split: bool = True,
 ) -> LVMData:
     """Load an .npz in either format and split it; ``path=None`` loads the packaged sample.
 
     ``min_context`` (native format only, default k): earlier passages a target needs; older context
     positions are zero-padded. The document split depends on ``min_context``, not on ``k``.
     ``extra_train``: native files whose every window joins the train split (more training data from
-    other corpora); val and test stay the main file's.
+    other corpora); val and test stay the main file's, and a file sharing passages with them is refused.
+    ``split=False``: no train/val/test split, one split ``all`` of every window in file order (for
+    scoring or predicting with a trained model).
     """
     path = Path(path) if path is not None else sample_path()
     _check_fractions(fractions)
@@ -147,30 +220,15 @@ def load_data(
     if "context_sequences" in arrays or "target_vectors" in arrays:
         if min_context is not None:
             raise UserError(f"{path}: min_context needs document ids; windows-format files have fixed windows")
-        data = _from_windows(path, arrays, k, fractions)
+        if extra_train:
+            raise UserError(f"{extra_train[0]}: extra training data needs a native-format main file")
+        data = _from_windows(path, arrays, k, fractions, split)
     else:
         k = DEFAULT_K if k is None else k
-        data = _from_documents(path, arrays, k, k if min_context is None else min_context, fractions, seed)
-    for extra in extra_train:
-        data = _add_training_documents(data, Path(extra))
+        data = _from_documents(path, arrays, k, k if min_context is None else min_context, fractions, seed, split)
+        for extra in extra_train:
+            data = _add_training_documents(data, arrays["vectors"], path, Path(extra))
     return data.to(device)
-
-
-def real_positions(contexts: torch.Tensor) -> torch.Tensor:
-    """[B, k] True where a context position holds a passage, False at the all-zero pad row."""
-    return contexts.abs().sum(-1) > 0
-
-
-def context_mean(contexts: torch.Tensor, decay: float = 1.0) -> torch.Tensor:
-    """Recency-weighted mean of the real context vectors [B, k, D] -> [B, D].
-
-    Position i gets weight ``decay ** (k - 1 - i)`` (1 = plain mean, 0 = last vector); pad rows
-    (all zero) get none, so the mean is over the passages that exist.
-    """
-    k = contexts.shape[1]
-    weights = decay ** torch.arange(k - 1, -1, -1, dtype=contexts.dtype, device=contexts.device)
-    real = real_positions(contexts).to(contexts.dtype) * weights
-    return (contexts * weights[:, None]).sum(1) / real.sum(1, keepdim=True).clamp(min=1e-12)
 
 
 def _check_fractions(fractions) -> None:
@@ -191,7 +249,8 @@ def _read_npz(path: Path) -> dict[str, np.ndarray]:
         with z:
             return {name: z[name] for name in wanted if name in z.files}
     except (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError, KeyError) as e:
-        raise UserError(f"{path}: not a readable .npz file ({type(e).__name__}: {str(e).splitlines()[0][:120]})") from None
+        first = str(e).splitlines()[0][:120] if str(e) else ""
+        raise UserError(f"{path}: not a readable .npz file ({type(e).__name__}: {first})") from None
 
 
 def _check_vectors(path: Path, name: str, v: np.ndarray, ndim: int) -> None:
@@ -201,11 +260,13 @@ def _check_vectors(path: Path, name: str, v: np.ndarray, ndim: int) -> None:
         raise UserError(f"{path}: '{name}' must be float16 or float32, got {v.dtype}")
     if v.shape[0] == 0 or v.shape[-1] == 0:
         raise UserError(f"{path}: '{name}' is empty (shape {v.shape})")
-    bad = ~np.isfinite(v.reshape(v.shape[0], -1)).all(axis=1)
-    if bad.any():
-        raise UserError(
-            f"{path}: '{name}' has {int(bad.sum())} rows with NaN or Inf (first: row {int(np.argmax(bad))})"
-        )
+
+
+def _digest(*arrays: np.ndarray) -> str:
+    h = hashlib.sha256()
+    for a in arrays:
+        h.update(np.ascontiguousarray(a).tobytes())
+    return h.hexdigest()
 
 
 def _fingerprint(*parts) -> str:
@@ -215,7 +276,7 @@ def _fingerprint(*parts) -> str:
     return h.hexdigest()[:16]
 
 
-def _from_documents(path, arrays, k, min_context, fractions, seed) -> LVMData:
+def _from_documents(path, arrays, k, min_context, fractions, seed, split=True) -> LVMData:
     vectors, doc_ids = _native_arrays(path, arrays)
     if k < 1:
         raise UserError(f"k must be at least 1, got {k}")
@@ -228,32 +289,39 @@ def _from_documents(path, arrays, k, min_context, fractions, seed) -> LVMData:
     needs = f"k={k}" if min_context == k else f"min_context={min_context}"
     if len(with_windows) == 0:
         raise UserError(f"{path}: {needs} is larger than every document (longest has {lengths.max()} passages)")
-    if len(with_windows) < 3:
+    if not split:
+        doc_groups = {"all": with_windows}
+    elif len(with_windows) < 3:
         raise UserError(
-            f"{path}: needs at least 3 documents with more than {needs} passages to split by document, found {len(with_windows)}"
+            f"{path}: needs at least 3 documents with more than {needs} passages to split by document, "
+            f"found {len(with_windows)}"
         )
 
-    order = np.random.default_rng(seed).permutation(with_windows)
+    else:
+        doc_groups = _split_documents(path, with_windows, fractions, seed)
+
+    splits, split_targets = {}, []
+    for name in doc_groups:
+        docs = np.sort(doc_groups[name])  # reading order inside a split, for readable debugging
+        targets, target_starts = _windows(starts, lengths, docs, min_context)
+        split_targets.append(targets)
+        splits[name] = Split(torch.from_numpy(targets), torch.from_numpy(target_starts), len(docs))
+    pad = min_context < k
+    table = _unit_rows(path, vectors, extra_rows=int(pad))
+    data = LVMData(table, splits, k, "", str(path), "native", min_context, pad_row=len(vectors) if pad else None,
+                   split_seed=seed, digests=(_digest(vectors, doc_ids),), main_train_windows=len(split_targets[0]))
+    data.fingerprint = data.compute_fingerprint()
+    return data
+
+
+def _split_documents(path: Path, documents: np.ndarray, fractions, seed: int) -> dict[str, np.ndarray]:
+    order = np.random.default_rng(seed).permutation(documents)
     n_val = max(1, round(fractions[1] * len(order)))
     n_test = max(1, round(fractions[2] * len(order)))
     n_train = len(order) - n_val - n_test
     if n_train < 1:
         raise UserError(f"{path}: too few documents ({len(order)}) for the split {fractions}")
-    doc_groups = {"train": order[:n_train], "val": order[n_train : n_train + n_val], "test": order[n_train + n_val :]}
-
-    pad_row = len(vectors)  # appended below when some context position falls before its document
-    splits, split_targets = {}, []
-    for name in SPLITS:
-        docs = np.sort(doc_groups[name])  # reading order inside a split, for readable debugging
-        contexts, targets = _windows(starts, lengths, docs, k, min_context, pad_row)
-        split_targets.append(targets)
-        splits[name] = Split(torch.from_numpy(contexts), torch.from_numpy(targets), len(docs))
-    window_spec = {"k": k} if min_context == k else {"k": k, "min_context": min_context}
-    fingerprint = _fingerprint(vectors, doc_ids, window_spec, *split_targets)
-    table = _unit_rows(vectors)
-    if min_context < k:
-        table = torch.cat([table, torch.zeros(1, table.shape[1])])
-    return LVMData(table, splits, k, fingerprint, str(path), "native", min_context)
+    return {"train": order[:n_train], "val": order[n_train : n_train + n_val], "test": order[n_train + n_val :]}
 
 
 def _native_arrays(path: Path, arrays: dict) -> tuple[np.ndarray, np.ndarray]:
@@ -263,7 +331,9 @@ def _native_arrays(path: Path, arrays: dict) -> tuple[np.ndarray, np.ndarray]:
     vectors, doc_ids = arrays["vectors"], arrays["doc_ids"]
     _check_vectors(path, "vectors", vectors, 2)
     if doc_ids.shape != (vectors.shape[0],) or doc_ids.dtype.kind not in "iu":
-        raise UserError(f"{path}: 'doc_ids' must be integers of shape ({vectors.shape[0]},), got {doc_ids.dtype} {doc_ids.shape}")
+        raise UserError(
+            f"{path}: 'doc_ids' must be integers of shape ({vectors.shape[0]},), got {doc_ids.dtype} {doc_ids.shape}"
+        )
     return vectors, doc_ids
 
 
@@ -276,52 +346,102 @@ def _document_runs(path: Path, doc_ids: np.ndarray) -> tuple[np.ndarray, np.ndar
     return starts, lengths
 
 
-def _windows(starts, lengths, docs, k: int, min_context: int, pad_row: int) -> tuple[np.ndarray, np.ndarray]:
-    """Context rows [M, k] and target rows [M] of documents ``docs``; positions before a document's
-    start point at ``pad_row``."""
-    targets = np.concatenate([np.arange(starts[d] + min_context, starts[d] + lengths[d]) for d in docs])
-    contexts = targets[:, None] + np.arange(-k, 0)
-    contexts[contexts < np.repeat(starts, lengths)[targets][:, None]] = pad_row
-    return contexts, targets
+def _windows(starts, lengths, docs, min_context: int) -> tuple[np.ndarray, np.ndarray]:
+    """Target rows [M] of documents ``docs`` (those with ``min_context`` earlier passages of their
+    document) and the first row of each target's document."""
+    if len(docs) == 0:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    counts = np.maximum(lengths[docs] - min_context, 0)
+    first = np.repeat(starts[docs] + min_context, counts)
+    within = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
+    return (first + within).astype(np.int64), np.repeat(starts[docs], counts).astype(np.int64)
 
 
-def _add_training_documents(data: LVMData, path: Path) -> LVMData:
-    if data.format != "native":
-        raise UserError(f"{path}: extra training data needs a native-format main file")
+def _add_training_documents(data: LVMData, main_vectors: np.ndarray, main_path: Path, path: Path) -> LVMData:
     vectors, doc_ids = _native_arrays(path, _read_npz(path))
     if vectors.shape[1] != data.dim:
         raise UserError(f"{path}: vectors have D={vectors.shape[1]}, the main data D={data.dim}")
+    _check_no_shared_passages(data, main_vectors, main_path, vectors, path)
     starts, lengths = _document_runs(path, doc_ids)
     docs = np.flatnonzero(lengths > data.min_context)
     if len(docs) == 0:
         raise UserError(f"{path}: no document has more than {data.min_context} passages")
-    offset = data.vectors.shape[0]  # the new rows go after the table; a pad row stays its last row
-    contexts, targets = _windows(starts, lengths, docs, data.k, data.min_context, pad_row=-1)
-    pad = contexts < 0
-    contexts = torch.from_numpy(np.where(pad, offset - 1, contexts + offset))
-    targets = torch.from_numpy(targets + offset)
+    offset = data.vectors.shape[0]  # the new rows go after the table (and after its pad row)
+    targets, target_starts = _windows(starts, lengths, docs, data.min_context)
     train = data.splits["train"]
-    splits = {**data.splits, "train": Split(torch.cat([train.contexts, contexts]), torch.cat([train.targets, targets]), train.docs + len(docs))}
-    fingerprint = _fingerprint(data.fingerprint, vectors, doc_ids)
-    return dataclasses.replace(
-        data, vectors=torch.cat([data.vectors, _unit_rows(vectors)]), splits=splits, fingerprint=fingerprint,
-        extra_train=(*data.extra_train, str(path)),
+    splits = {
+        **data.splits,
+        "train": Split(torch.cat([train.targets, torch.from_numpy(targets + offset)]),
+                       torch.cat([train.starts, torch.from_numpy(target_starts + offset)]), train.docs + len(docs)),
+    }
+    more = dataclasses.replace(
+        data, vectors=torch.cat([data.vectors, _unit_rows(path, vectors)]), splits=splits,
+        extra_train=(*data.extra_train, str(path)), digests=(*data.digests, _digest(vectors, doc_ids)),
     )
+    more.fingerprint = more.compute_fingerprint()
+    return more
 
 
-def _from_windows(path, arrays, k, fractions) -> LVMData:
+def _check_no_shared_passages(data: LVMData, main_vectors, main_path: Path, vectors, path: Path) -> None:
+    """Extra training data must not contain a validation or test passage of the main file: it would
+    put what the models are scored on into what they learn from."""
+    if main_path.resolve() == path.resolve() or (main_path.exists() and os.path.samefile(main_path, path)):
+        raise UserError(f"{path}: is the --data file itself; extra training data must be another corpus")
+    held_out = np.concatenate([
+        np.unique(np.r_[data.splits[name].targets.numpy(), data.contexts(name).numpy().ravel()])
+        for name in ("val", "test")
+    ])
+    held_out = held_out[held_out < len(main_vectors)]  # not the pad row
+    shared = _rows_in(vectors, main_vectors[held_out])
+    if shared.any():
+        raise UserError(
+            f"{path}: {int(shared.sum())} of its passages are validation or test passages of {main_path} "
+            f"(first: row {int(np.argmax(shared))}); extra training data must not share passages with them"
+        )
+
+
+def _rows_in(rows: np.ndarray, table: np.ndarray) -> np.ndarray:
+    """[len(rows)] True where a row equals some row of ``table`` (compared as float16, bit for bit)."""
+    def keys(v):
+        bits = np.ascontiguousarray(v.astype(np.float16)).view(np.uint16).astype(np.uint64)
+        weights = np.random.default_rng(0).integers(1, 2**62, size=v.shape[1], dtype=np.uint64) | np.uint64(1)
+        return (bits * weights).sum(1)  # wraps modulo 2**64: a hash, confirmed row by row below
+
+    row_keys, table_keys = keys(rows), keys(table)
+    order = np.argsort(table_keys)
+    pos = np.clip(np.searchsorted(table_keys[order], row_keys), 0, len(order) - 1)
+    candidates = np.flatnonzero(table_keys[order][pos] == row_keys)
+    found = np.zeros(len(rows), bool)
+    for i in candidates:
+        same_key = order[np.flatnonzero(table_keys[order] == row_keys[i])]
+        found[i] = any(np.array_equal(rows[i].astype(np.float16), table[j].astype(np.float16)) for j in same_key)
+    return found
+
+
+def _from_windows(path, arrays, k, fractions, split=True) -> LVMData:
     for name in ("context_sequences", "target_vectors"):
         if name not in arrays:
-            raise UserError(f"{path}: missing array '{name}' (windows format needs 'context_sequences' and 'target_vectors')")
+            raise UserError(
+                f"{path}: missing array '{name}' (windows format needs 'context_sequences' and 'target_vectors')"
+            )
     ctx, tgt = arrays["context_sequences"], arrays["target_vectors"]
     _check_vectors(path, "context_sequences", ctx, 3)
     _check_vectors(path, "target_vectors", tgt, 2)
     m, file_k, d = ctx.shape
     if tgt.shape != (m, d):
-        raise UserError(f"{path}: 'target_vectors' must have shape ({m}, {d}) to match 'context_sequences', got {tgt.shape}")
+        raise UserError(
+            f"{path}: 'target_vectors' must have shape ({m}, {d}) to match 'context_sequences', got {tgt.shape}"
+        )
     if k is not None and k != file_k:
         raise UserError(f"{path}: the file's windows have k={file_k}, but k={k} was asked for")
     k = file_k
+    # Window w is stored as rows w*(k+1) ... w*(k+1)+k: its context, then its target.
+    vectors = np.concatenate([ctx, tgt[:, None]], axis=1).reshape(m * (k + 1), d)
+    table = _unit_rows(path, vectors, name="context_sequences' or 'target_vectors")
+    if not split:
+        first = torch.arange(m) * (k + 1)
+        return LVMData(table, {"all": Split(first + k, first, 1)}, k, _fingerprint(ctx, tgt, {"k": k}), str(path),
+                       "windows")
     # Contiguous blocks with a gap of k windows between them: overlapping sliding windows of one
     # sequence then share no vector across splits. Documents may still straddle a block border.
     n_val, n_test = round(fractions[1] * m), round(fractions[2] * m)
@@ -334,16 +454,26 @@ def _from_windows(path, arrays, k, fractions) -> LVMData:
         stacklevel=3,
     )
     bounds = {"train": (0, n_train), "val": (n_train + k, n_train + k + n_val), "test": (m - n_test, m)}
-    vectors = np.concatenate([ctx.reshape(m * k, d), tgt])
     splits = {}
     for name, (lo, hi) in bounds.items():
-        windows = torch.arange(lo, hi)
-        contexts = windows[:, None] * k + torch.arange(k)
-        splits[name] = Split(contexts, m * k + windows, 1)
+        first = torch.arange(lo, hi) * (k + 1)
+        splits[name] = Split(first + k, first, 1)
     fingerprint = _fingerprint(ctx, tgt, {"k": k, "bounds": bounds})
-    return LVMData(_unit_rows(vectors), splits, k, fingerprint, str(path), "windows")
+    return LVMData(table, splits, k, fingerprint, str(path), "windows")
 
 
-def _unit_rows(vectors: np.ndarray) -> torch.Tensor:
-    """float32, L2-normalised: stored float16 rows are unit only to ~1e-4, and the metrics assume 1."""
-    return torch.nn.functional.normalize(torch.from_numpy(vectors.astype(np.float32)), dim=-1)
+def _unit_rows(path: Path, vectors: np.ndarray, extra_rows: int = 0, name: str = "vectors") -> torch.Tensor:
+    """float32, L2-normalised, chunk by chunk (no float64 or second full copy), with ``extra_rows``
+    zero rows appended. Stored float16 rows are unit only to ~1e-4, and the metrics assume 1."""
+    n = len(vectors)
+    table = torch.zeros(n + extra_rows, vectors.shape[1], dtype=torch.float32)
+    for lo in range(0, n, NORMALISE_CHUNK_ROWS):
+        chunk = torch.from_numpy(np.asarray(vectors[lo : lo + NORMALISE_CHUNK_ROWS], dtype=np.float32))
+        norms = chunk.norm(dim=1)
+        bad = ~torch.isfinite(norms) | (norms < MIN_NORM)
+        if bad.any():
+            row = lo + int(torch.nonzero(bad)[0])
+            what = "NaN or Inf" if not torch.isfinite(chunk[row - lo]).all() else "an all-zero vector"
+            raise UserError(f"{path}: '{name}' row {row} is {what}; every passage needs a finite, non-zero embedding")
+        table[lo : lo + len(chunk)] = chunk / norms[:, None]
+    return table

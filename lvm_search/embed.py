@@ -26,9 +26,10 @@ little to lose to justify checkpoint files that must match the inputs, the rules
 """
 from __future__ import annotations
 
+import io
 import json
-import os
 import re
+import tempfile
 import sys
 import time
 from dataclasses import dataclass
@@ -38,6 +39,7 @@ from typing import Protocol
 import numpy as np
 
 from .errors import UserError
+from .runs import write_file
 
 DOCUMENT_SUFFIXES = (".txt", ".md", ".rst")
 FINAL_FRAGMENT_MIN_CHARS = 60
@@ -282,29 +284,42 @@ def window_baselines(vectors: np.ndarray, doc_ids: np.ndarray, k: int) -> dict:
     }
 
 
-def _temp_output(out: Path) -> Path:
-    """An empty temp file next to ``out``, made before the slow part so a bad --out fails at once."""
+def check_out(out: Path) -> None:
+    """--out may replace a data file this command wrote, nothing else; checked before the slow part."""
     if out.is_dir():
         raise UserError(f"{out}: --out is a folder, expected an .npz file path")
-    # Not mkstemp: its files are private (0600), and os.replace would keep that mode for --out.
-    tmp = out.parent / f".{out.name}.{os.getpid()}.tmp"
+    if out.suffix != ".npz":
+        raise UserError(f"{out}: --out must name an .npz file")
+    if out.exists() and not _written_by_embed(out):
+        raise UserError(f"{out}: already exists and is not a data file that lvm-search embed wrote; "
+                        "choose another --out")
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
-        tmp.touch()
+        with tempfile.TemporaryFile(dir=out.parent):
+            pass
     except OSError as e:
         raise UserError(f"{out}: cannot write the output here ({e.strerror})") from None
-    return tmp
+
+
+def _written_by_embed(path: Path) -> bool:
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            meta = json.loads(str(z["meta_json"]))
+        return isinstance(meta, dict) and "encoder" in meta and "passage_rules" in meta
+    except Exception:  # anything unreadable is not ours
+        return False
 
 
 def write_npz(path: Path, vectors, doc_ids, passages: list[str], titles: list[str], meta: dict) -> None:
+    """Replace ``path`` atomically: a failed run keeps the previous file whole."""
     text_bytes, text_offsets = _blob(passages)
     title_bytes, title_offsets = _blob(titles)
-    # A file object, so numpy does not append ".npz" to the temp name.
-    with path.open("wb") as f:
-        np.savez_compressed(
-            f, vectors=vectors, doc_ids=doc_ids, text_bytes=text_bytes, text_offsets=text_offsets,
-            doc_titles_bytes=title_bytes, doc_title_offsets=title_offsets, meta_json=np.array(json.dumps(meta)),
-        )
+    buffer = io.BytesIO()
+    np.savez_compressed(
+        buffer, vectors=vectors, doc_ids=doc_ids, text_bytes=text_bytes, text_offsets=text_offsets,
+        doc_titles_bytes=title_bytes, doc_title_offsets=title_offsets, meta_json=np.array(json.dumps(meta)),
+    )
+    write_file(path, buffer.getvalue())
 
 
 # --- the command --------------------------------------------------------------------------------
@@ -317,6 +332,7 @@ def embed_command(args, encoder: Encoder | None = None) -> int:
     if args.batch_size < 1:
         raise UserError(f"--batch-size must be at least 1, got {args.batch_size}")
     source, out = Path(args.source), Path(args.out)
+    check_out(out)
     docs = read_documents(source)
     kept, dropped = chunk_documents(docs, rules)
     if not kept:
@@ -327,32 +343,27 @@ def embed_command(args, encoder: Encoder | None = None) -> int:
     passages = [p for _, ps in kept for p in ps]
     doc_ids = np.repeat(np.arange(len(kept), dtype=np.int32), [len(ps) for _, ps in kept])
 
-    tmp = _temp_output(out)
-    try:
-        if encoder is None:
-            encoder = load_sentence_transformer(args.model, args.device)
-        start = time.perf_counter()
-        vectors = embed_passages(encoder, passages, args.batch_size)
-        seconds = time.perf_counter() - start
-        meta = {
-            "source": {"path": str(source), "kind": "folder" if source.is_dir() else "jsonl",
-                       "title": "path relative to the folder" if source.is_dir() else "the JSONL id"},
-            "encoder": {"name": encoder.name, "dim": encoder.dim, "batch_size": args.batch_size, **encoder.info,
-                        "postprocess": "L2-normalised in float32, then cast to float16"},
-            "dim": encoder.dim,
-            "passage_rules": {"min_chars": rules.min_chars, "max_chars": rules.max_chars,
-                              "drop_final_fragment_below_chars": FINAL_FRAGMENT_MIN_CHARS,
-                              "k": rules.k, "min_passages_per_document": rules.k + 1},
-            "counts": {"documents_read": len(docs), "documents_kept": len(kept),
-                       "documents_dropped_too_few_passages": dropped, "passages": len(passages)},
-            "embed_seconds": round(seconds, 2),
-            "passages_per_s": round(len(passages) / seconds, 1),
-            "baselines": window_baselines(vectors, doc_ids, rules.k),
-        }
-        write_npz(tmp, vectors, doc_ids, passages, [doc.title for doc, _ in kept], meta)
-        os.replace(tmp, out)
-    finally:
-        tmp.unlink(missing_ok=True)
+    if encoder is None:
+        encoder = load_sentence_transformer(args.model, args.device)
+    start = time.perf_counter()
+    vectors = embed_passages(encoder, passages, args.batch_size)
+    seconds = time.perf_counter() - start
+    meta = {
+        "source": {"path": str(source), "kind": "folder" if source.is_dir() else "jsonl",
+                   "title": "path relative to the folder" if source.is_dir() else "the JSONL id"},
+        "encoder": {"name": encoder.name, "dim": encoder.dim, "batch_size": args.batch_size, **encoder.info,
+                    "postprocess": "L2-normalised in float32, then cast to float16"},
+        "dim": encoder.dim,
+        "passage_rules": {"min_chars": rules.min_chars, "max_chars": rules.max_chars,
+                          "drop_final_fragment_below_chars": FINAL_FRAGMENT_MIN_CHARS,
+                          "k": rules.k, "min_passages_per_document": rules.k + 1},
+        "counts": {"documents_read": len(docs), "documents_kept": len(kept),
+                   "documents_dropped_too_few_passages": dropped, "passages": len(passages)},
+        "embed_seconds": round(seconds, 2),
+        "passages_per_s": round(len(passages) / seconds, 1),
+        "baselines": window_baselines(vectors, doc_ids, rules.k),
+    }
+    write_npz(out, vectors, doc_ids, passages, [doc.title for doc, _ in kept], meta)
 
     print(
         f"embedded {len(kept)} documents ({dropped} dropped with fewer than {rules.k + 1} passages), "

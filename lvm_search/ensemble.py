@@ -1,34 +1,72 @@
-"""Ensembles: weighted averages of the best checkpoints' predicted vectors.
+"""Ensembles: weighted averages of predicted vectors, weights fitted on validation only.
 
 Members' predictions are L2-normalised, summed with non-negative weights that add up to 1, and
-normalised again. The weights are fitted on the validation split only:
+normalised again. The candidates are the best trials of the chosen runs (``top_k`` per run, or
+every finished trial), and optionally the classical baselines. Weights:
 
 * greedy: Caruana et al. (2004), forward selection with replacement from a sorted initialisation
-  (the n best members, n chosen on validation); weight = times selected / selections.
+  (the n best candidates, n chosen on validation); weight = times selected / selections.
+* bagged: Caruana et al. (2006), greedy selection repeated on random halves of the candidates
+  (seeded), the weights averaged: less fitted to the validation windows than one greedy pass.
 * simplex: starting from the greedy weights, direct optimisation of validation cosine over the
   simplex (softmax parametrisation).
 
-``auto`` keeps whichever scores higher on validation. The test split only scores the result.
+``auto`` keeps whichever of the three scores higher on validation. The test split only scores the
+result. The ensemble folder holds copies of its members, so it can be moved or copied whole.
 """
 from __future__ import annotations
 
-import json
 import os
+import shutil
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import torch
-import yaml
+from safetensors.torch import load_file, save_file
 from torch import nn
 from torch.nn.functional import normalize
 
+from . import provenance
 from .checkpoint import check_fingerprint, load_model
 from .data import LVMData, load_data
 from .errors import UserError
-from .metrics import predict, reference_mean, score
+from .intervals import DocumentBootstrap
+from .metrics import (
+    ReferenceMean,
+    RidgeBaseline,
+    context_mean_baseline,
+    fit_recency_decay,
+    last_vector_baseline,
+    per_window,
+    predict,
+    recency_weighted_baseline,
+    summarise,
+)
+from .models import context_mean
+from .runs import (
+    ENSEMBLE_MEMBERS,
+    ENSEMBLE_RECORD,
+    DataInfo,
+    EnsembleRecord,
+    MemberRecord,
+    RunSummary,
+    SplitSize,
+    check_name,
+    ensemble_dir,
+    find_runs,
+    read_ensemble,
+    to_json,
+    write_folder,
+    write_json,
+)
+from .yaml_files import read_yaml
 
-ARTIFACT = "ensemble.json"
-METHODS = ("auto", "greedy", "simplex")
+METHODS = ("auto", "greedy", "bagged", "simplex")
+BASELINE_MEMBERS = ("mean", "last", "recency", "ridge")
+BAGS = 20
+BAG_FRACTION = 0.5
 
 
 # --- the recipe ---------------------------------------------------------------------------------
@@ -37,9 +75,11 @@ METHODS = ("auto", "greedy", "simplex")
 @dataclass(frozen=True)
 class Recipe:
     runs: tuple[str, ...] = ()  # run names under the storage folder; empty = latest run of each arch
-    top_k: int = 1  # best trials taken from each run
+    top_k: int | str = 1  # best trials taken from each run, or "all" finished trials
     method: str = "auto"
     ensemble_size: int = 20  # greedy selections (with replacement)
+    baselines: bool = False  # the classical baselines join the candidates
+    seed: int = 0  # of the bags
     name: str = "default"  # artifact folder: <storage>/ensembles/<name>
     source: str = ""
 
@@ -48,12 +88,8 @@ def load_recipe(path: str | Path | None) -> Recipe:
     if path is None:
         return Recipe(source="(defaults)")
     path = Path(path)
-    if not path.is_file():
-        raise UserError(f"{path}: no such ensemble recipe")
-    try:
-        raw = yaml.safe_load(path.read_text()) or {}
-    except (yaml.YAMLError, UnicodeDecodeError):
-        raise UserError(f"{path}: not valid YAML") from None
+    raw = read_yaml(path, "ensemble recipe")
+    raw = {} if raw is None else raw
     if not isinstance(raw, dict):
         raise UserError(f"{path}: expected a mapping at the top level")
     allowed = set(Recipe.__dataclass_fields__) - {"source"}
@@ -63,18 +99,22 @@ def load_recipe(path: str | Path | None) -> Recipe:
     runs = raw.get("runs") or []
     if not isinstance(runs, list) or not all(isinstance(r, str) and r for r in runs):
         raise UserError(f"{path}: runs: expected a list of run names")
-    for key in ("top_k", "ensemble_size"):
+    for run in runs:
+        check_name(run, f"{path}: runs")
+    for key in ("ensemble_size", "seed"):
         value = raw.get(key, getattr(Recipe, key))
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise UserError(f"{path}: {key}: expected an integer >= 1, got {value!r}")
+        if isinstance(value, bool) or not isinstance(value, int) or value < (1 if key == "ensemble_size" else 0):
+            raise UserError(f"{path}: {key}: expected an integer >= {1 if key == 'ensemble_size' else 0}, got {value!r}")
+    top_k = raw.get("top_k", Recipe.top_k)
+    if top_k != "all" and (isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1):
+        raise UserError(f"{path}: top_k: expected an integer >= 1 or all, got {top_k!r}")
     if raw.get("method", "auto") not in METHODS:
         raise UserError(f"{path}: method: expected one of {METHODS}, got {raw.get('method')!r}")
-    name = raw.get("name", path.stem)
-    if not isinstance(name, str) or not name or "/" in name:
-        raise UserError(f"{path}: name: expected a folder name, got {name!r}")
-    return Recipe(
-        tuple(runs), raw.get("top_k", 1), raw.get("method", "auto"), raw.get("ensemble_size", 20), name, str(path)
-    )
+    if not isinstance(raw.get("baselines", False), bool):
+        raise UserError(f"{path}: baselines: expected true or false, got {raw.get('baselines')!r}")
+    name = check_name(raw.get("name", path.stem), f"{path}: name")
+    return Recipe(tuple(runs), top_k, raw.get("method", "auto"), raw.get("ensemble_size", 20),
+                  raw.get("baselines", False), raw.get("seed", 0), name, str(path))
 
 
 # --- weights ------------------------------------------------------------------------------------
@@ -86,30 +126,61 @@ def ensemble_cosine(preds: torch.Tensor, weights: torch.Tensor, targets: torch.T
     return (combined * targets).sum(-1).mean()
 
 
+class _Selection:
+    """Forward selection state: the running sum of the selected (unit) predictions, so trying every
+    candidate costs one pass over the predictions instead of one per candidate."""
+
+    def __init__(self, preds: torch.Tensor, targets: torch.Tensor):
+        self.preds, self.targets = preds, targets
+        self.pred_target = torch.einsum("mnd,nd->mn", preds, targets)  # [m, M]
+        self.pred_norm2 = (preds * preds).sum(-1)  # [m, M]: 1, or 0 for an unusable prediction
+
+    def value(self, total: torch.Tensor) -> float:
+        return (normalize(total, dim=-1) * self.targets).sum(-1).mean().item()
+
+    def try_each(self, total: torch.Tensor) -> torch.Tensor:
+        """[m] the value of total + preds[i] for every candidate i."""
+        dot = (total * self.targets).sum(-1)[None] + self.pred_target
+        norm2 = (total * total).sum(-1)[None] + 2 * torch.einsum("nd,mnd->mn", total, self.preds) + self.pred_norm2
+        return (dot / norm2.clamp_min(1e-12).sqrt()).mean(1)
+
+
 def greedy_weights(preds: torch.Tensor, targets: torch.Tensor, size: int) -> torch.Tensor:
     """Caruana's forward selection with replacement, from the best sorted initialisation."""
     m = len(preds)
-    singles = torch.stack([ensemble_cosine(preds[i : i + 1], torch.ones(1), targets) for i in range(m)])
-    order = torch.argsort(singles, descending=True)
-
-    def counts_of(members) -> torch.Tensor:
-        return torch.bincount(torch.as_tensor(members, dtype=torch.long), minlength=m).float()
-
-    def value(counts) -> float:
-        return ensemble_cosine(preds, counts / counts.sum(), targets).item()
-
-    inits = [order[: n].tolist() for n in range(1, min(m, size) + 1)]
-    selected = max(inits, key=lambda members: value(counts_of(members)))
-    best_counts, best_value = counts_of(selected), value(counts_of(selected))
-    counts = best_counts.clone()
-    for _ in range(size - len(selected)):
-        candidates = [counts + torch.eye(m)[i] for i in range(m)]
-        scores = [value(c) for c in candidates]
-        i = max(range(m), key=lambda j: scores[j])  # ties go to the lower index: the better single
-        counts = candidates[i]
-        if scores[i] > best_value:
-            best_counts, best_value = counts.clone(), scores[i]
+    sel = _Selection(preds, targets)
+    order = torch.argsort(sel.try_each(torch.zeros_like(targets)), descending=True)  # the singles
+    total, best = torch.zeros_like(targets), (float("-inf"), 0)
+    for n in range(1, min(m, size) + 1):
+        total = total + preds[order[n - 1]]
+        value = sel.value(total)
+        if value > best[0]:
+            best = (value, n)
+    counts = torch.zeros(m)
+    counts[order[: best[1]]] = 1
+    best_counts, best_value = counts.clone(), best[0]
+    total = torch.einsum("m,mnd->nd", counts, preds)
+    for _ in range(size - best[1]):
+        scores = sel.try_each(total)
+        i = int(torch.argmax(scores))  # ties go to the lower index
+        counts[i] += 1
+        total = total + preds[i]
+        if scores[i].item() > best_value:
+            best_counts, best_value = counts.clone(), scores[i].item()
     return best_counts / best_counts.sum()
+
+
+def bagged_weights(preds: torch.Tensor, targets: torch.Tensor, size: int, seed: int, bags: int = BAGS) -> torch.Tensor:
+    """Greedy selection on ``bags`` random subsets of the candidates, weights averaged."""
+    m = len(preds)
+    if m < 3:
+        return greedy_weights(preds, targets, size)
+    rng = np.random.default_rng(seed)
+    weights = torch.zeros(m)
+    for _ in range(bags):
+        subset = np.sort(rng.choice(m, size=max(2, round(BAG_FRACTION * m)), replace=False))
+        weights[subset] += greedy_weights(preds[subset], targets, size)
+    return weights / weights.sum()
 
 
 def simplex_weights(preds: torch.Tensor, targets: torch.Tensor, start: torch.Tensor, steps: int = 300) -> torch.Tensor:
@@ -127,9 +198,13 @@ def simplex_weights(preds: torch.Tensor, targets: torch.Tensor, start: torch.Ten
     return weights / weights.sum()
 
 
-def fit_weights(val_preds: torch.Tensor, val_targets: torch.Tensor, size: int, method: str = "auto") -> tuple[str, torch.Tensor]:
-    """Weights fitted on validation only: greedy, simplex, or (auto) whichever scores higher on val."""
-    candidates = {"greedy": greedy_weights(val_preds, val_targets, size)}
+def fit_weights(val_preds: torch.Tensor, val_targets: torch.Tensor, size: int, method: str = "auto",
+                seed: int = 0) -> tuple[str, torch.Tensor]:
+    """Weights fitted on validation only; ``auto`` keeps whichever method scores higher on val."""
+    with torch.no_grad():
+        candidates = {"greedy": greedy_weights(val_preds, val_targets, size)}
+        if method in ("auto", "bagged"):
+            candidates["bagged"] = bagged_weights(val_preds, val_targets, size, seed)
     if method in ("auto", "simplex"):
         candidates["simplex"] = simplex_weights(val_preds, val_targets, candidates["greedy"])
     if method != "auto":
@@ -138,7 +213,41 @@ def fit_weights(val_preds: torch.Tensor, val_targets: torch.Tensor, size: int, m
     return best, candidates[best]
 
 
-# --- the artifact -------------------------------------------------------------------------------
+# --- members --------------------------------------------------------------------------------------
+
+
+class BaselineMember(nn.Module):
+    """A classical baseline as an ensemble member: a fixed function of the context, with the
+    fitted numbers (recency's decay, ridge's weights) as buffers, so it saves like a model."""
+
+    def __init__(self, name: str, decay: float | None = None, ridge: dict | None = None, min_context: int = 1):
+        super().__init__()
+        self.name, self.decay, self.min_context = name, decay, min_context
+        for key, value in (ridge or {}).items():
+            self.register_buffer(key, value)
+
+    def forward(self, x):
+        if self.name == "mean":
+            return context_mean_baseline(x[:, -self.min_context :])
+        if self.name == "last":
+            return last_vector_baseline(x)
+        if self.name == "recency":
+            return recency_weighted_baseline(x, self.decay)
+        residual = (x.reshape(len(x), -1).double() - self.x_mean) @ self.weights + self.r_mean
+        return normalize(context_mean(x) + residual.to(x.dtype), dim=-1)
+
+    def describe(self) -> dict:
+        return {"name": self.name, "decay": self.decay, "min_context": self.min_context}
+
+
+def fitted_baseline_members(data: LVMData) -> list[BaselineMember]:
+    ridge = RidgeBaseline(data)
+    return [
+        BaselineMember("mean", min_context=data.min_context),
+        BaselineMember("last"),
+        BaselineMember("recency", decay=fit_recency_decay(data)),
+        BaselineMember("ridge", ridge={"x_mean": ridge.x_mean, "r_mean": ridge.r_mean, "weights": ridge.weights}),
+    ]
 
 
 class Ensemble(nn.Module):
@@ -159,174 +268,216 @@ class Ensemble(nn.Module):
 
 
 def load_ensemble(path: str | Path, device: str | torch.device = "cpu") -> tuple[Ensemble, dict]:
-    """Rebuild an ensemble artifact folder; returns (model, the artifact's record)."""
+    """Rebuild an ensemble folder; returns (model, the record as a dict)."""
     path = Path(path)
-    record_path = path / ARTIFACT
-    if not record_path.is_file():
-        raise UserError(f"{path}: not an ensemble folder (no {ARTIFACT})")
-    try:
-        record = json.loads(record_path.read_text())
-    except json.JSONDecodeError as e:
-        raise UserError(f"{record_path}: not valid JSON ({e})") from None
+    record = read_ensemble(path)
     models, ks = [], []
-    for member in record["members"]:
-        model, meta = load_model(path / member["checkpoint"], device)
-        check_fingerprint(meta, member["fingerprint"], path / member["checkpoint"])
-        models.append(model)
-        ks.append(meta["k"])
-    weights = torch.tensor([m["weight"] for m in record["members"]])
-    return Ensemble(models, weights, ks).to(device).eval(), record
+    for member in record.members:
+        if member.baseline is not None:
+            models.append(_load_baseline_member(path, member))
+        else:
+            folder = _member_folder(path, member)
+            model, meta = load_model(folder, device)
+            check_fingerprint(meta, member.fingerprint, folder)
+            models.append(model)
+        ks.append(member.k)
+    weights = torch.tensor([m.weight for m in record.members])
+    return Ensemble(models, weights, ks).to(device).eval(), to_json(record)
+
+
+def _member_folder(root: Path, member: MemberRecord) -> Path:
+    relative = Path(member.checkpoint or "")
+    if relative.is_absolute() or ".." in relative.parts or not relative.parts:
+        raise UserError(f"{root / ENSEMBLE_RECORD}: member {member.name}: checkpoint must be a folder inside the ensemble")
+    return root / relative
+
+
+def _load_baseline_member(root: Path, member: MemberRecord) -> BaselineMember:
+    spec = member.baseline
+    name = spec.get("name")
+    if name not in BASELINE_MEMBERS:
+        raise UserError(f"{root / ENSEMBLE_RECORD}: member {member.name}: unknown baseline {name!r}")
+    ridge = None
+    if name == "ridge":
+        weights = _member_folder(root, member) / "ridge.safetensors"
+        try:
+            ridge = load_file(weights)
+        except Exception as e:  # safetensors raises several types for a damaged file
+            raise UserError(f"{weights}: not a readable safetensors file ({str(e).splitlines()[0][:120]})") from None
+    return BaselineMember(name, decay=spec.get("decay"), ridge=ridge, min_context=spec.get("min_context") or 1)
 
 
 # --- the command ----------------------------------------------------------------------------------
 
 
 @dataclass
-class Member:
-    run: str
-    trial_id: str
+class Candidate:
+    name: str  # "<run>/<trial_id>" or "baseline:<name>"
     arch: str
-    checkpoint: Path
+    k: int
+    fingerprint: str
     model: nn.Module = field(repr=False)
-    data: LVMData = field(repr=False)  # at the member's k
+    source: Path | None = None  # the checkpoint folder
     val_pred: torch.Tensor = field(repr=False, default=None)
     test_pred: torch.Tensor = field(repr=False, default=None)
 
 
-def find_runs(storage: Path, names: tuple[str, ...], where: str) -> list[dict]:
-    """Summaries of the named runs, or of the latest run of each architecture."""
-    if names:
-        summaries = []
-        for name in names:
-            path = storage / name / "summary.json"
-            if not path.is_file():
-                raise UserError(f"{where}: runs: no finished run '{name}' under {storage} (no {path.name})")
-            summaries.append(json.loads(path.read_text()))
-        return summaries
-    latest: dict[str, tuple[float, dict]] = {}
-    for path in sorted(storage.glob("*/summary.json")):
-        summary = json.loads(path.read_text())
-        mtime = path.stat().st_mtime
-        if summary["arch"] not in latest or mtime > latest[summary["arch"]][0]:
-            latest[summary["arch"]] = (mtime, summary)
-    if not latest:
-        raise UserError(f"{storage}: no finished search (no */summary.json); run `lvm-search run` first")
-    return [latest[arch][1] for arch in sorted(latest)]
-
-
-def runs_data(summaries: list[dict], data_path: str | None, classic: bool = False) -> dict[int, LVMData]:
-    """The data the runs were trained on, by context length k (with ``classic``, also k = min_context,
-    the windows the baselines are quoted on): ``data_path``, else the one file the runs were trained on.
+def runs_data(summaries: list[RunSummary], data_path: str | None) -> LVMData:
+    """The data the runs were trained on, loaded once at their longest context: ``data_path``, else
+    the one file the runs were trained on. ``.with_k(k)`` gives it at any run's k.
 
     Runs may differ in k only. With one min_context (and split) every k has the same val and test
     targets, so models of different k are scored, compared and ensembled window by window.
     """
-    sources = {s["data"]["source"] for s in summaries}
+    sources = {s.data.source for s in summaries}
     if data_path is None and len(sources) == 1 and Path(next(iter(sources))).is_file():
         data_path = next(iter(sources))
-    specs = [s["data"] for s in summaries]
-    shared = {(spec.get("min_context") or spec["k"], tuple(spec.get("extra_train", ()))) for spec in specs}
+    shared = {(s.data.min_context, tuple(s.data.extra_train), s.data.split_seed) for s in summaries}
     if len(shared) > 1:
         raise UserError(
-            f"runs {[s['name'] for s in summaries]} were windowed differently (min_context or extra training data); "
-            "their scores are not comparable window by window"
+            f"runs {[s.name for s in summaries]} were windowed differently (min_context, split seed or extra "
+            "training data); their scores are not comparable window by window"
         )
-    min_context, extra = shared.pop()
-    ks = sorted({spec["k"] for spec in specs} | ({min_context} if classic else set()))
-    return {k: load_data(data_path, k=k, min_context=min_context, extra_train=extra) for k in ks}
+    min_context, extra, split_seed = shared.pop()
+    k = max(s.data.k for s in summaries)
+    return load_data(data_path, k=k, min_context=min_context, extra_train=extra, seed=split_seed)
+
+
+def _log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
 
 
 def build_ensemble(recipe: Recipe, storage: str | Path = "runs", data_path: str | None = None) -> dict:
     storage = Path(storage)
-    summaries = find_runs(storage, recipe.runs, recipe.source)
-    datas = runs_data(summaries, data_path)
-    data = datas[max(datas)]  # the ensemble reads the longest context; every k scores the same windows
+    out_dir = ensemble_dir(storage, recipe.name)
+    runs = find_runs(storage, recipe.runs, recipe.source)
+    data = runs_data([s for _, s in runs], data_path)
 
-    members = []
-    for summary in summaries:
-        trials = sorted(
-            (t for t in summary["trials"] if t["status"] == "ok" and t["checkpoint"]),
-            key=lambda t: t["val_cosine"],
-            reverse=True,
-        )
-        for trial in trials[: recipe.top_k]:
-            checkpoint = storage / summary["name"] / trial["checkpoint"]
-            member_data = datas[summary["data"]["k"]]
+    candidates = []
+    for folder, summary in runs:
+        trials = sorted((t for t in summary.trials if t.status == "ok" and t.checkpoint),
+                        key=lambda t: t.val_cosine, reverse=True)
+        chosen = trials if recipe.top_k == "all" else trials[: recipe.top_k]
+        _log(f"ensemble: {summary.name}: {len(chosen)} of {len(trials)} finished trials")
+        for trial in chosen:
+            member_data = data.with_k(summary.trial_k(trial))
+            checkpoint = folder / trial.checkpoint
             model, meta = load_model(checkpoint, data.device)
             check_fingerprint(meta, member_data.fingerprint, checkpoint)
-            members.append(Member(summary["name"], trial["trial_id"], meta["arch"], checkpoint, model, member_data))
-    if not members:
-        raise UserError(f"{storage}: the runs {[s['name'] for s in summaries]} have no finished trial with a checkpoint")
+            candidates.append(Candidate(f"{summary.name}/{trial.trial_id}", meta["arch"], member_data.k,
+                                        member_data.fingerprint, model, checkpoint))
+    if not candidates:
+        raise UserError(f"{storage}: the runs {[s.name for _, s in runs]} have no finished trial with a checkpoint")
+    if recipe.baselines:
+        _log(f"ensemble: fitting the classical baselines at k={data.k}")
+        for member in fitted_baseline_members(data):
+            candidates.append(Candidate(f"baseline:{member.name}", "baseline", data.k, data.fingerprint, member))
 
-    for member in members:
-        member.val_pred = normalize(predict(member.model, member.data, "val"), dim=-1)
-        member.test_pred = normalize(predict(member.model, member.data, "test"), dim=-1)
-    val_preds = torch.stack([m.val_pred for m in members])
-    _, val_targets = data.batch("val", slice(None))
-
-    method, weights = fit_weights(val_preds, val_targets, recipe.ensemble_size, recipe.method)
-
+    _log(f"ensemble: predicting val and test windows with {len(candidates)} candidates")
+    for c in candidates:
+        view = data.with_k(c.k)
+        c.val_pred = normalize(predict(c.model, view, "val"), dim=-1)
+        c.test_pred = normalize(predict(c.model, view, "test"), dim=-1)
+    val_targets = data.targets("val")
+    _log(f"ensemble: fitting weights on val ({recipe.method}, {recipe.ensemble_size} selections)")
+    method, weights = fit_weights(torch.stack([c.val_pred for c in candidates]), val_targets,
+                                  recipe.ensemble_size, recipe.method, recipe.seed)
     kept = [i for i, w in enumerate(weights.tolist()) if w > 0]
     weights = weights[kept] / weights[kept].sum()
-    chosen = [members[i] for i in kept]
+    members = [candidates[i] for i in kept]
 
-    def scores(val_pred, test_pred) -> dict:
-        return {"val": score(val_pred, data, "val"), "test": score(test_pred, data, "test")}
+    windows = {split: {} for split in ("val", "test")}
+    for split in ("val", "test"):
+        combined = normalize(torch.einsum("m,mnd->nd", weights, torch.stack([getattr(m, f"{split}_pred")
+                                                                              for m in members])), dim=-1)
+        windows[split]["ensemble"] = per_window(combined, data, split)
+        windows[split]["mean"] = per_window(predict(ReferenceMean(data.min_context), data, split), data, split)
+        for c in candidates:
+            windows[split][c.name] = per_window(getattr(c, f"{split}_pred"), data, split)
+    scores = {split: {name: summarise(w) for name, w in windows[split].items()} for split in windows}
 
-    combined = {
-        split: normalize(torch.einsum("m,mnd->nd", weights, torch.stack([getattr(m, f"{split}_pred") for m in chosen])), dim=-1)
-        for split in ("val", "test")
+    models = [c for c in candidates if c.source is not None]
+    best_single = max(models, key=lambda c: scores["val"][c.name]["cosine"])  # chosen on val
+    boot = DocumentBootstrap(data.splits["test"].groups())
+    test = {name: w["cosine"].cpu().numpy() for name, w in windows["test"].items()}
+    intervals = {
+        "test_cosine": boot.mean(test["ensemble"]).as_dict(),
+        "gain_over_mean_pct": boot.gain_pct(test["ensemble"], test["mean"]).as_dict(),
+        "gain_over_best_single_pct": boot.gain_pct(test["ensemble"], test[best_single.name]).as_dict(),
+        "resamples": len(boot.counts),
+        "unit": "test documents",
     }
-    ens_scores = scores(combined["val"], combined["test"])
-    baseline = scores(*(reference_mean(data, s) for s in ("val", "test")))
-    member_scores = [scores(m.val_pred, m.test_pred) for m in members]
-    best_single = max(range(len(members)), key=lambda i: member_scores[i]["val"]["cosine"])  # chosen on val
+    error_correlation = _error_correlation([c.val_pred for c in models], val_targets)
 
-    out_dir = storage / "ensembles" / recipe.name
-    record = {
-        "name": recipe.name,
-        "recipe": recipe.source,
-        "method": method,
-        "fingerprint": data.fingerprint,
-        "data": data.summary(),
-        "splits": data.split_sizes(),
-        "members": [
-            {
-                "run": m.run,
-                "trial_id": m.trial_id,
-                "arch": m.arch,
-                "checkpoint": os.path.relpath(m.checkpoint, out_dir),
-                "k": m.data.k,
-                "fingerprint": m.data.fingerprint,
-                "weight": w,
-                "metrics": member_scores[members.index(m)],
-            }
-            for m, w in zip(chosen, weights.tolist())
+    record = EnsembleRecord(
+        name=recipe.name,
+        recipe=recipe.source,
+        method=method,
+        fingerprint=data.fingerprint,
+        data=DataInfo(**data.summary()),
+        splits={name: SplitSize(**size) for name, size in data.split_sizes().items()},
+        members=[
+            MemberRecord(
+                name=m.name, arch=m.arch, k=m.k, weight=w, fingerprint=m.fingerprint,
+                checkpoint=f"{ENSEMBLE_MEMBERS}/{i:02d}",
+                baseline=m.model.describe() if isinstance(m.model, BaselineMember) else None,
+                metrics={split: scores[split][m.name] for split in ("val", "test")},
+            )
+            for i, (m, w) in enumerate(zip(members, weights.tolist()))
         ],
-        "candidates": [
-            {"run": m.run, "trial_id": m.trial_id, "arch": m.arch, "metrics": s} for m, s in zip(members, member_scores)
-        ],
-        "metrics": ens_scores,
-        "baseline": {"mean": baseline},
-        "best_single": {"run": members[best_single].run, "trial_id": members[best_single].trial_id, "metrics": member_scores[best_single]},
-        "gain_pct": {
+        candidates=[{"name": c.name, "arch": c.arch, "k": c.k,
+                     "metrics": {split: scores[split][c.name] for split in ("val", "test")}} for c in candidates],
+        metrics={split: scores[split]["ensemble"] for split in ("val", "test")},
+        baseline={"mean": {split: scores[split]["mean"] for split in ("val", "test")}},
+        best_single={"name": best_single.name, "metrics": {s: scores[s][best_single.name] for s in ("val", "test")}},
+        gain_pct={
             split: {
-                "over_mean": 100 * (ens_scores[split]["cosine"] / baseline[split]["cosine"] - 1),
-                "over_best_single": 100 * (ens_scores[split]["cosine"] / member_scores[best_single][split]["cosine"] - 1),
+                "over_mean": 100 * (scores[split]["ensemble"]["cosine"] / scores[split]["mean"]["cosine"] - 1),
+                "over_best_single": 100 * (scores[split]["ensemble"]["cosine"]
+                                           / scores[split][best_single.name]["cosine"] - 1),
             }
             for split in ("val", "test")
         },
-    }
-    _write_artifact(out_dir, record)
-    record["path"] = str(out_dir)
-    return record
+        intervals={**intervals, "val_error_correlation": error_correlation},
+        provenance=provenance.collect(data.device),
+    )
+    _log(f"ensemble: writing {out_dir}")
+    write_folder(out_dir, lambda tmp: _fill(tmp, record, members), _is_ensemble, "an ensemble folder")
+    return {**to_json(record), "path": str(out_dir)}
 
 
-def _write_artifact(out_dir: Path, record: dict) -> None:
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        tmp = out_dir / f".{ARTIFACT}.tmp"
-        tmp.write_text(json.dumps(record, indent=2))
-        os.replace(tmp, out_dir / ARTIFACT)
-    except OSError as e:
-        raise UserError(f"{out_dir}: cannot write the ensemble ({e.strerror})") from None
+def _fill(folder: Path, record: EnsembleRecord, members: list[Candidate]) -> None:
+    for member, entry in zip(members, record.members):
+        target = folder / entry.checkpoint
+        if member.source is not None:
+            _link_or_copy(member.source, target)
+        elif member.model.name == "ridge":
+            target.mkdir(parents=True)
+            save_file({k: v.contiguous() for k, v in member.model.state_dict().items()}, target / "ridge.safetensors")
+    write_json(folder / ENSEMBLE_RECORD, record)
+
+
+def _link_or_copy(source: Path, target: Path) -> None:
+    """Hard links where the file system allows (no extra space), else copies."""
+    target.mkdir(parents=True)
+    for item in source.iterdir():
+        try:
+            os.link(item, target / item.name)
+        except OSError:
+            shutil.copy2(item, target / item.name)
+
+
+def _is_ensemble(path: Path) -> bool:
+    return (path / ENSEMBLE_RECORD).is_file()
+
+
+def _error_correlation(preds: list[torch.Tensor], targets: torch.Tensor) -> dict | None:
+    """How alike the members' mistakes are: the mean pairwise correlation, over val windows, of
+    their per-window cosine errors. Near 1, averaging them cannot help much."""
+    if len(preds) < 2:
+        return None
+    errors = torch.stack([1 - (p * targets).sum(-1) for p in preds]).double()
+    corr = torch.corrcoef(errors)
+    pairs = corr[torch.triu_indices(len(preds), len(preds), 1).unbind()]
+    return {"mean": pairs.mean().item(), "min": pairs.min().item(), "max": pairs.max().item(), "members": len(preds)}
+

@@ -4,10 +4,19 @@ All scores are computed on a split's windows, so a model and a baseline scored o
 see exactly the same windows.
 
 * cosine: mean cos(prediction, target).
-* Hit@1, Hit@5, MRR: rank the true next passage among all target passages of the split by cosine
-  to the prediction (ties count in the prediction's favour).
+* Hit@1, Hit@5, MRR: rank the true next passage among the split's distinct target passages by
+  cosine to the prediction (a passage that appears twice is one candidate). A candidate that ties
+  with the true passage ranks above it, so a prediction that says nothing (all zeros) ranks last.
+  Above ``MAX_CANDIDATES`` distinct passages, each window ranks its passage among a fixed seeded
+  sample of that many (and itself), so scoring stays linear in the split's size.
 * backward margin: mean cos(pred, target) - cos(pred, last context vector); positive when the
   prediction leans forward rather than repeating the last passage.
+
+A prediction that is not a finite, non-zero vector (NaN weights, say) scores the worst on every
+metric: cosine -1 and the last rank.
+
+Whole splits are never gathered at once: contexts are built chunk by chunk from the data's index
+tensors, and the ridge baseline accumulates its normal equations over chunks.
 """
 from __future__ import annotations
 
@@ -15,45 +24,93 @@ import numpy as np
 import torch
 from torch.nn.functional import normalize
 
-from .data import LVMData, Split, context_mean
+from .data import LVMData
+from .models import context_mean
 
 RECENCY_DECAYS = np.linspace(0.0, 1.0, 21)  # weight of context position i is decay**(age)
 RIDGE_LAMBDAS = [10.0**p for p in range(-2, 5)]
+MAX_CANDIDATES = 20_000
+SIMILARITY_BYTES = 2**26  # working memory of one chunk of the similarity matrix
+MIN_NORM = 1e-12
+CHUNK = 4096
 
 
-def score(pred: torch.Tensor, data: LVMData, split: str, chunk: int = 2048) -> dict[str, float]:
+def cosines(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """[M] cos(pred, unit target); a prediction that is not a finite non-zero vector scores -1."""
+    pred = pred.float()
+    norms = pred.norm(dim=-1)
+    usable = torch.isfinite(pred).all(-1) & (norms > MIN_NORM)
+    cos = (pred * target).sum(-1) / norms.clamp_min(MIN_NORM)
+    return torch.where(usable, cos, torch.full_like(cos, -1.0))
+
+
+def score(pred: torch.Tensor, data: LVMData, split: str) -> dict[str, float]:
     """All metrics of predictions [M, D] for the windows of ``split`` (in the split's order)."""
-    s: Split = data.splits[split]
-    pred = normalize(pred.float(), dim=-1)
-    target, last = data.vectors[s.targets], data.vectors[s.contexts[:, -1]]
-    cos_target = (pred * target).sum(-1)
-    cos_last = (pred * normalize(last, dim=-1)).sum(-1)
+    return summarise(per_window(pred, data, split))
 
-    candidate_rows, true_col = torch.unique(s.targets, return_inverse=True)
-    candidates = data.vectors[candidate_rows]
+
+def per_window(pred: torch.Tensor, data: LVMData, split: str) -> dict[str, torch.Tensor]:
+    """Each metric of each window [M]: what ``score`` averages and the bootstrap resamples."""
+    s = data.splits[split]
+    target = data.targets(split)
+    pred = pred.to(target.device).float()
+    cos_target = cosines(pred, target)
+    last = data.vectors[data.contexts(split)[:, -1]].float()
+    cos_last = cosines(pred, last)
+    usable = torch.isfinite(pred).all(-1) & (pred.norm(dim=-1) > MIN_NORM)
+
+    candidates, true_col, n_candidates = _candidates(data.vectors[s.targets].float(), seed=len(s))
+    pred = normalize(torch.where(usable[:, None], pred, torch.zeros_like(pred)), dim=-1)
+    chunk = max(1, SIMILARITY_BYTES // (4 * max(1, len(candidates))))
     ranks = []
     for lo in range(0, len(pred), chunk):
         sims = pred[lo : lo + chunk] @ candidates.T
-        true_sim = sims.gather(1, true_col[lo : lo + chunk, None])
-        ranks.append(1 + (sims > true_sim).sum(1))
-    rank = torch.cat(ranks).float()
+        true_sim = (pred[lo : lo + chunk] * target[lo : lo + chunk]).sum(-1, keepdim=True)
+        ahead = sims >= true_sim
+        cols = true_col[lo : lo + chunk]
+        inside = cols >= 0  # the true passage is itself a candidate column: it is not ahead of itself
+        ahead[inside.nonzero().squeeze(1), cols[inside]] = False
+        ranks.append(1 + ahead.sum(1))
+    rank = torch.cat(ranks).float() if ranks else torch.zeros(0)
+    rank = torch.where(usable, rank, torch.full_like(rank, float(n_candidates)))
     return {
-        "cosine": cos_target.mean().item(),
-        "hit1": (rank <= 1).float().mean().item(),
-        "hit5": (rank <= 5).float().mean().item(),
-        "mrr": (1.0 / rank).mean().item(),
-        "backward_margin": (cos_target - cos_last).mean().item(),
+        "cosine": cos_target,
+        "hit1": (rank <= 1).float(),
+        "hit5": (rank <= 5).float(),
+        "mrr": 1.0 / rank,
+        "backward_margin": cos_target - cos_last,
+        "candidates": torch.full_like(rank, float(n_candidates)),
     }
 
 
+def summarise(windows: dict[str, torch.Tensor]) -> dict[str, float]:
+    return {name: values.mean().item() for name, values in windows.items()}
+
+
+def _candidates(target_vectors: torch.Tensor, seed: int) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """The distinct target passages to rank among, each window's column in them (-1 where its own
+    passage is not among them), and how many candidates there are."""
+    distinct, column = torch.unique(target_vectors, dim=0, return_inverse=True)
+    if len(distinct) <= MAX_CANDIDATES:
+        return distinct, column, len(distinct)
+    sample = torch.randperm(len(distinct), generator=torch.Generator().manual_seed(seed))[:MAX_CANDIDATES]
+    position = torch.full((len(distinct),), -1, dtype=torch.long)
+    position[sample] = torch.arange(MAX_CANDIDATES)
+    return distinct[sample.to(distinct.device)], position.to(column.device)[column], MAX_CANDIDATES
+
+
 @torch.no_grad()
-def predict(model: torch.nn.Module, data: LVMData, split: str, batch_size: int = 4096) -> torch.Tensor:
-    """Predictions of ``model`` for every window of ``split``, on the data's device."""
-    was_training = model.training
-    model.eval()
-    out = [model(data.batch(split, slice(lo, lo + batch_size))[0]).float() for lo in range(0, len(data.splits[split]), batch_size)]
-    model.train(was_training)
-    return torch.cat(out)
+def predict(model, data: LVMData, split: str, batch_size: int = CHUNK) -> torch.Tensor:
+    """Predictions of ``model`` (an ``nn.Module`` or a function of contexts) for every window of
+    ``split``, on the data's device."""
+    is_module = isinstance(model, torch.nn.Module)
+    was_training = is_module and model.training
+    if is_module:
+        model.eval()
+    out = [model(x).float() for x, _ in data.chunks(split, batch_size)]
+    if is_module:
+        model.train(was_training)
+    return torch.cat(out) if out else torch.zeros(0, data.dim, device=data.device)
 
 
 # --- baselines -------------------------------------------------------------------------------
@@ -61,12 +118,6 @@ def predict(model: torch.nn.Module, data: LVMData, split: str, batch_size: int =
 
 def context_mean_baseline(contexts: torch.Tensor) -> torch.Tensor:
     return normalize(context_mean(contexts), dim=-1)
-
-
-def reference_mean(data: LVMData, split: str) -> torch.Tensor:
-    """The gain is always quoted against: the mean of the last ``min_context`` passages (the reference
-    work's k=5 mean), so runs of any k are compared with the same baseline on the same windows."""
-    return context_mean_baseline(data.batch(split, slice(None))[0][:, -data.min_context :])
 
 
 def last_vector_baseline(contexts: torch.Tensor) -> torch.Tensor:
@@ -77,65 +128,113 @@ def recency_weighted_baseline(contexts: torch.Tensor, decay: float) -> torch.Ten
     return normalize(context_mean(contexts, decay), dim=-1)
 
 
-def _cosine(pred, target) -> float:
-    return (normalize(pred, dim=-1) * target).sum(-1).mean().item()
+class ReferenceMean:
+    """The baseline gains are always quoted against: the mean of the last ``min_context`` passages
+    (the reference work's k=5 mean), so runs of any k are compared on the same windows."""
+
+    def __init__(self, min_context: int):
+        self.min_context = min_context
+
+    def __call__(self, contexts: torch.Tensor) -> torch.Tensor:
+        return context_mean_baseline(contexts[:, -self.min_context :])
+
+
+def reference_mean(data: LVMData, split: str) -> torch.Tensor:
+    return predict(ReferenceMean(data.min_context), data, split)
 
 
 def fit_recency_decay(data: LVMData) -> float:
     """The decay that maximises train cosine, from a fixed grid (0 = last vector, 1 = plain mean)."""
-    x, y = data.batch("train", slice(None))
-    return float(max(RECENCY_DECAYS, key=lambda d: _cosine(recency_weighted_baseline(x, d), y)))
+    decays = torch.tensor(RECENCY_DECAYS, dtype=torch.float32, device=data.device)
+    totals = torch.zeros(len(decays), dtype=torch.float64, device=data.device)
+    for x, y in data.chunks("train"):
+        for i, decay in enumerate(decays.tolist()):
+            totals[i] += (recency_weighted_baseline(x, decay) * y).sum(-1).double().sum()
+    # Ties go to the first, as max over the grid did.
+    return float(RECENCY_DECAYS[int(torch.argmax(totals))])
 
 
 class RidgeBaseline:
     """Ridge regression from the flattened context to the residual (target - context mean).
 
-    Fitted on train with float64 normal equations; lambda is chosen on val cosine.
+    Fitted on train in float64 from normal equations accumulated chunk by chunk (memory: (k*D)^2,
+    whatever the number of windows), with one Cholesky factorisation per lambda; in the dual form
+    (windows x windows) when train has fewer windows than k*D. Lambda is chosen on val cosine.
     """
 
     def __init__(self, data: LVMData):
-        x, y = data.batch("train", slice(None))
-        X, R = self._features(x), (y - context_mean(x)).double()
-        self.x_mean, self.r_mean = X.mean(0), R.mean(0)
-        Xc, Rc = X - self.x_mean, R - self.r_mean
-        # One eigendecomposition of X^T X serves every lambda.
-        self.eigval, self.eigvec = torch.linalg.eigh(Xc.T @ Xc)
-        self.xtr = self.eigvec.T @ (Xc.T @ Rc)
-        xv, yv = data.batch("val", slice(None))
-        self.lam = max(RIDGE_LAMBDAS, key=lambda lam: self._val_cosine(lam, xv, yv))
-        self.weights = self._solve(self.lam)
+        features = data.k * data.dim
+        n = len(data.splits["train"])
+        dual = n < features
+        sx = torch.zeros(features, dtype=torch.float64)
+        sr = torch.zeros(data.dim, dtype=torch.float64)
+        gram = torch.zeros(features, features, dtype=torch.float64) if not dual else None
+        xtr = torch.zeros(features, data.dim, dtype=torch.float64) if not dual else None
+        rows, residuals = [], []
+        for x, y in data.chunks("train"):
+            X, R = self._features(x), (y - context_mean(x)).double().cpu()
+            sx += X.sum(0)
+            sr += R.sum(0)
+            if dual:
+                rows.append(X)
+                residuals.append(R)
+            else:
+                gram += X.T @ X
+                xtr += X.T @ R
+        self.x_mean, self.r_mean = sx / n, sr / n
+        if dual:
+            Xc = torch.cat(rows) - self.x_mean
+            Rc = torch.cat(residuals) - self.r_mean
+            kernel = Xc @ Xc.T
+            solve = lambda lam: Xc.T @ _solve_spd(kernel, Rc, lam)  # noqa: E731
+        else:
+            gram -= n * torch.outer(self.x_mean, self.x_mean)
+            xtr -= n * torch.outer(self.x_mean, self.r_mean)
+            solve = lambda lam: _solve_spd(gram, xtr, lam)  # noqa: E731
+        best = None
+        for lam in RIDGE_LAMBDAS:
+            weights = solve(lam)
+            val = predict(lambda c, w=weights: self._predict(c, w), data, "val")
+            value = cosines(val, data.targets("val")).double().mean().item()
+            if best is None or value > best[0]:
+                best = (value, lam, weights)
+        _, self.lam, self.weights = best
 
     @staticmethod
     def _features(x):
-        return x.reshape(len(x), -1).double()
-
-    def _solve(self, lam):
-        return self.eigvec @ (self.xtr / (self.eigval + lam)[:, None])
+        return x.reshape(len(x), -1).double().cpu()
 
     def _predict(self, x, weights):
         residual = (self._features(x) - self.x_mean) @ weights + self.r_mean
-        return normalize(context_mean(x) + residual.to(x.dtype), dim=-1)
-
-    def _val_cosine(self, lam, xv, yv):
-        return _cosine(self._predict(xv, self._solve(lam)), yv)
+        return normalize(context_mean(x) + residual.to(x.device, x.dtype), dim=-1)
 
     def __call__(self, contexts):
         return self._predict(contexts, self.weights)
 
 
-def baselines(data: LVMData, splits=("val", "test")) -> dict[str, dict]:
-    """Every baseline scored on the windows of ``splits``, plus what was fitted on train/val."""
+def _solve_spd(matrix: torch.Tensor, rhs: torch.Tensor, lam: float) -> torch.Tensor:
+    factor = torch.linalg.cholesky(matrix + lam * torch.eye(len(matrix), dtype=matrix.dtype))
+    return torch.cholesky_solve(rhs, factor)
+
+
+def fit_baselines(data: LVMData) -> tuple[dict[str, object], dict[str, dict]]:
+    """Every classical baseline as a predictor of contexts, fitted on train (ridge's lambda on val),
+    and what was fitted."""
     decay = fit_recency_decay(data)
-    ridge = RidgeBaseline(data)
-    predictors = {
+    return {
         "mean": context_mean_baseline,
         "last": last_vector_baseline,
-        "recency": lambda x: recency_weighted_baseline(x, decay),
-        "ridge": ridge,
-    }
+        "recency": lambda x, decay=decay: recency_weighted_baseline(x, decay),
+        "ridge": RidgeBaseline(data),
+    }, {"recency": {"decay": decay}}
+
+
+def baselines(data: LVMData, splits=("val", "test")) -> dict[str, dict]:
+    """Every baseline scored on the windows of ``splits``, plus what was fitted on train/val."""
+    predictors, fitted = fit_baselines(data)
+    fitted["ridge"] = {"lambda": predictors["ridge"].lam}
     out = {}
     for name, fn in predictors.items():
-        out[name] = {split: score(fn(data.batch(split, slice(None))[0]), data, split) for split in splits}
-    out["recency"]["decay"] = decay
-    out["ridge"]["lambda"] = ridge.lam
+        out[name] = {split: score(predict(fn, data, split), data, split) for split in splits}
+        out[name].update(fitted.get(name, {}))
     return out

@@ -1,26 +1,29 @@
-"""The search: Ray Tune runs Optuna's TPE with ASHA early stopping over a space file.
+"""The search: Ray Tune runs an Optuna sampler with ASHA early stopping over a space file.
 
-The only module that imports Ray. It builds the Tuner, runs or resumes it, and writes what later
-commands read: ``<storage>/<name>/summary.json`` (every trial, the best one, the baseline on the
-same windows) and ``study.db`` (an Optuna SQLite study for optuna-dashboard and importances).
+The only module that builds Ray Tune objects. It prepares the run folder, rebuilds the Optuna study
+from the trial log, runs the Tuner, and writes what later commands read (through ``runs``).
 
-Ray's cluster: by default a private local one (no dashboard, bound to 127.0.0.1, an ephemeral
-auth token kept in this process's environment, temp files inside the run folder); with
-``address`` an existing cluster, whose auth token Ray finds as usual (~/.ray/auth_token,
-RAY_AUTH_TOKEN or RAY_AUTH_TOKEN_PATH).
+Each start is a fresh Tune experiment (``attempt-N/``) whose Optuna study already holds every trial
+of earlier starts: the trial log is the source of truth, and ``study.db`` is rebuilt from it before
+Tune starts, then written live, trial by trial, epoch by epoch. ``Tuner.restore`` is not used: it
+unpickles the experiment folder (unsafe for a shared folder) and, interrupted at the wrong moment,
+restored a searcher that lagged its trials.
+
+Trials that ASHA stops reach Optuna as PRUNED with their per-epoch values (TPE ranks them below
+finished trials, as Optuna's own pruners do); finished trials as COMPLETE with their best epoch's
+val cosine, the one their checkpoint holds.
 """
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import fcntl
-import json
+import logging
+import math
 import os
-import secrets
 import shutil
 import sys
-import tempfile
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,25 +31,47 @@ import optuna
 import ray
 import torch
 from ray import tune
+from ray.tune.logger import JsonLoggerCallback
 from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 from ray.tune.search import ConcurrencyLimiter
 from ray.tune.search.optuna import OptunaSearch
 
+from . import provenance
+from .cluster import environment, join_cluster, private_cluster
 from .data import LVMData, load_data
 from .errors import UserError
 from .metrics import reference_mean, score
-from .spaces import METRIC, SearchSpace, split_params
+from .progress import Progress, error_summary
+from .runs import (
+    RESOURCES,
+    RUN_INFO,
+    STAGING,
+    STUDY,
+    SUMMARY,
+    TRIALS_LOG,
+    BestTrial,
+    Counts,
+    DataInfo,
+    EpochResult,
+    RunInfo,
+    RunSummary,
+    SplitSize,
+    Trial,
+    TrialLogEntry,
+    append_line,
+    is_run_dir,
+    read_record,
+    read_run_info,
+    read_summary,
+    read_trial_log,
+    run_dir,
+    write_json,
+)
+from .spaces import METRIC, SearchSpace, trial_settings
 from .train import TrainingDiverged, train
 
-SUMMARY = "summary.json"
-TRIALS_LOG = "trials.jsonl"
-RUN_INFO = "run.json"
-STUDY = "study.db"
-# A Unix socket path may hold at most 107 bytes; Ray's session folder adds about 70.
-MAX_RAY_TMP_CHARS = 36
-TOKEN_SOURCES = ("RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH")
 AUTO_GPUS_PER_TRIAL = 0.25  # measured: see Resources in spaces.py
-DEFAULT_TOKEN_FILE = Path.home() / ".ray" / "auth_token"
+STOPPED_EARLY = "stopped early"
 
 
 @dataclass
@@ -54,175 +79,269 @@ class SearchOptions:
     """Command-line overrides and where the run lives."""
 
     data: str | None = None
-    k: int | None = None
-    min_context: int | None = None
     extra_train: tuple[str, ...] = ()
+    split_seed: int = 0
     storage: str = "runs"
     name: str | None = None
     address: str | None = None
     fresh: bool = False
-    verbose: int = 1
+    verbose: int = 0  # 0: our progress lines; 1 and 2: Ray Tune's tables as well
+    command: str | None = None  # recorded in provenance (default: this process's command line)
 
 
 # --- the trainable (runs in Ray workers) ---------------------------------------------------------
 
 
-def trial_device() -> str:
-    if ray.get_gpu_ids() and torch.cuda.is_available():
-        return "cuda"
-    if torch.backends.mps.is_available():
-        return "mps"
-    return "cpu"
-
-
-def run_trial(config: dict, data: LVMData, arch: str, fixed: dict, seed: int, threads: int) -> None:
+def run_trial(config: dict, data: LVMData, arch: str, fixed: dict, seed: int, threads: int, device: str,
+              staging: str, command: str) -> None:
     """One trial: the core trainer, reporting every epoch and checkpointing when val improves."""
-    cfg = split_params(arch, {**fixed, **config}, where="trial")
-    cfg = dataclasses.replace(cfg, device=trial_device(), threads=threads, seed=seed)
-
+    cfg, k = trial_settings(arch, fixed, config)
+    if device == "cuda" and not ray.get_gpu_ids():
+        device = "cpu"  # a CPU-only node of a mixed cluster
+    cfg = dataclasses.replace(cfg, device=device, threads=threads if device == "cpu" else None, seed=seed)
+    data = data.with_k(k) if k else data
     node = ray.get_runtime_context().get_node_id()[:12]  # node_ip is the same for nodes on one host
+    trial_id = tune.get_context().get_trial_id()
 
     def report(epoch, metrics, save):
         metrics = {**metrics, "node_id": node}
         if save is None:
             tune.report(metrics)
             return
-        with tempfile.TemporaryDirectory() as tmp:
-            save(Path(tmp) / "model")
-            tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(Path(tmp) / "model"))
+        folder = Path(staging) / f"{trial_id}-{epoch}"
+        try:
+            save(folder)
+            tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
 
     try:
-        train(cfg, data, report)
+        train(cfg, data, report, command=command)
     except TrainingDiverged as e:
-        # A diverged trial is a result, not a crash: TPE learns to avoid the region, and retrying
-        # the same seed would diverge again.
+        # A diverged trial is a result, not a crash: the sampler learns to avoid the region, and
+        # retrying the same seed would diverge again.
         tune.report({METRIC: -1.0, "diverged": 1, "error": str(e)})
 
 
 # --- the driver ---------------------------------------------------------------------------------
 
 
-def run_search(space: SearchSpace, opts: SearchOptions) -> dict:
+def run_search(space: SearchSpace, opts: SearchOptions) -> RunSummary:
     """Run the search, or resume it: trials already in the run's trial log are not run again."""
-    name = opts.name or Path(space.source).stem
+    name = opts.name if opts.name is not None else Path(space.source).stem
     storage = Path(opts.storage).expanduser().resolve()
-    run_dir = storage / name
-    data = load_data(
-        opts.data,
-        k=space.data.k if opts.k is None else opts.k,
-        min_context=space.data.min_context if opts.min_context is None else opts.min_context,
-        extra_train=opts.extra_train,
-    )
+    folder = run_dir(storage, name)
+    data = load_data(opts.data, k=space.load_k, min_context=space.data.min_context, extra_train=opts.extra_train,
+                     seed=opts.split_seed)
+    command = opts.command or provenance.collect().command
 
     with _run_lock(storage, name):
-        _prepare_run_dir(run_dir, space, data, opts.fresh)
-        done = read_trial_log(run_dir)
+        _prepare_run_dir(folder, space, data, opts.fresh, command)
+        done = read_trial_log(folder)
         t0 = time.time()
         if len(done) < space.samples:
             if done:
-                print(f"resuming {run_dir}: {len(done)} of {space.samples} trials already done", file=sys.stderr)
-            _fit(space, opts, data, run_dir, trial_records(done, space, run_dir))
-        previous = json.loads((run_dir / SUMMARY).read_text())["wall_s"] if (run_dir / SUMMARY).exists() else 0.0
-        summary = _summarise(read_trial_log(run_dir), space, data, run_dir, name, previous + time.time() - t0)
-        _write_json(run_dir / SUMMARY, summary)
-        export_study(summary, space, run_dir / STUDY)
+                print(f"resuming {folder}: {len(done)} of {space.samples} trials already done", file=sys.stderr)
+            _fit(space, opts, data, folder, done, command)
+        previous = read_summary(folder).wall_s if (folder / SUMMARY).exists() else 0.0
+        summary = summarise(read_trial_log(folder), space, data, name, previous + time.time() - t0, command)
+        if (folder / RESOURCES).exists():
+            summary.resources = read_record(dict, folder / RESOURCES)
+        write_json(folder / SUMMARY, summary)
     return summary
 
 
-def _fit(space: SearchSpace, opts: SearchOptions, data: LVMData, run_dir: Path, done: list[dict]) -> None:
-    # Each start is a fresh Tune experiment in its own folder, warm-started with the trials of
-    # earlier starts. Tuner.restore would unpickle the folder's state (unsafe for a shared folder)
-    # and, when interrupted at the wrong moment, restores a searcher that lags its trials.
-    attempt = 1 + max((int(p.name.split("-")[1]) for p in run_dir.glob("attempt-*")), default=0)
-    with _ray_cluster(run_dir, opts.address):
-        space = _resolve_gpus(space)
-        _check_resources(space)
+def _fit(space: SearchSpace, opts: SearchOptions, data: LVMData, folder: Path, done: list[TrialLogEntry],
+         command: str) -> None:
+    attempt = 1 + max((int(p.name.split("-")[1]) for p in folder.glob("attempt-*")), default=0)
+    staging = folder / STAGING
+    shutil.rmtree(staging, ignore_errors=True)  # checkpoints of a start that was killed mid-hand-over
+    staging.mkdir()
+    study = rebuild_study(folder, space, done)
+    cluster = join_cluster(opts.address) if opts.address else private_cluster()
+    with cluster:
+        device, gpus = resolve_device(space.resources.device, space.resources.gpus_per_trial,
+                                      ray.cluster_resources().get("GPU", 0), torch.backends.mps.is_available())
+        concurrency = resolve_concurrency(space, gpus, ray.cluster_resources(), len(done))
+        _check_resources(space, gpus)
         trainable = tune.with_resources(
             tune.with_parameters(
-                run_trial,
-                data=data,
-                arch=space.arch,
-                fixed=space.fixed,
-                seed=space.seed,
-                threads=max(1, int(space.resources.cpus_per_trial)),
+                run_trial, data=data, arch=space.arch, fixed=space.fixed, seed=space.seed,
+                threads=max(1, int(space.resources.cpus_per_trial)), device=device, staging=str(staging),
+                command=command,
             ),
-            {"cpu": space.resources.cpus_per_trial, "gpu": space.resources.gpus_per_trial},
+            {"cpu": space.resources.cpus_per_trial, "gpu": gpus},
         )
+        print(f"{folder.name}: {space.samples - len(done)} trials of {space.arch}, {concurrency} at a time on "
+              f"{device} ({space.resolved_sampler()} sampler, {space.scheduler.type} scheduler); "
+              f"live study: optuna-dashboard sqlite:///{folder / STUDY}", file=sys.stderr, flush=True)
+        resources = {"device": device, "gpus_per_trial": gpus, "cpus_per_trial": space.resources.cpus_per_trial,
+                     "concurrency": concurrency, "cluster_cpus": ray.cluster_resources().get("CPU", 0),
+                     "cluster_gpus": ray.cluster_resources().get("GPU", 0)}
+        write_json(folder / RESOURCES, resources)
+        progress = Progress(space, total=space.samples, done=len(done), concurrency=concurrency)
         run_config = tune.RunConfig(
             name=f"attempt-{attempt}",
-            storage_path=str(run_dir),
+            storage_path=str(folder),
             checkpoint_config=tune.CheckpointConfig(
                 num_to_keep=1, checkpoint_score_attribute=METRIC, checkpoint_score_order="max"
             ),
             failure_config=tune.FailureConfig(max_failures=1),
-            callbacks=[TrialLog(run_dir / TRIALS_LOG, attempt)],
+            # result.json per trial, for Tune's own ResultGrid and for users; no CSV or TensorBoard files
+            callbacks=[TrialLog(folder, attempt), progress, JsonLoggerCallback()],
             verbose=opts.verbose,
         )
-        tune.Tuner(trainable, tune_config=_tune_config(space, done), run_config=run_config).fit()
+        tune_config = _tune_config(space, study, folder.name, done, concurrency)
+        # Tune's newer console output prints its configuration table even when told to be silent;
+        # the older one is silent at verbose 0.
+        with environment({"RAY_AIR_NEW_OUTPUT": "1" if opts.verbose else "0"}), quiet_tune_logs(opts.verbose):
+            tune.Tuner(trainable, tune_config=tune_config, run_config=run_config).fit()
+    shutil.rmtree(staging, ignore_errors=True)
 
 
-class TrialLog(tune.Callback):
-    """Appends one JSON line per finished trial. Resumes and summaries trust this log alone."""
-
-    def __init__(self, path: Path, attempt: int):
-        self.path, self.attempt = path, attempt
-
-    def on_trial_complete(self, iteration, trials, trial, **info):
-        diverged = (trial.last_result or {}).get("diverged") == 1
-        self._append(trial, "diverged" if diverged else "ok")
-
-    def on_trial_error(self, iteration, trials, trial, **info):
-        self._append(trial, "error")
-
-    def _append(self, trial, status: str) -> None:
-        record = {
-            "attempt": self.attempt,
-            "tag": proposal_number(trial),
-            "trial_id": trial.trial_id,
-            "dir": os.path.relpath(trial.path, self.path.parent),
-            "status": status,
-            "config": trial.config,
-            "failures": trial.num_failures,
-            "error": (trial.last_result or {}).get("error") or _first_line(trial.error_file),
-        }
-        with open(self.path, "a") as f:  # one short line per append: a kill can only cut the last
-            f.write(json.dumps(record, default=str) + "\n")
-            f.flush()
-            os.fsync(f.fileno())
-
-
-def _first_line(path) -> str | None:
+@contextmanager
+def quiet_tune_logs(verbose: int):
+    """Without -v, Tune's own log lines (a trial's whole traceback, "Trials did not complete") stay
+    out of the terminal: the progress lines say what happened and the trial log keeps the error."""
+    logger = logging.getLogger("ray.tune")
+    saved = logger.level
+    if not verbose:
+        logger.setLevel(logging.CRITICAL)
     try:
-        return Path(path).read_text().strip().splitlines()[-1][:300] if path else None
-    except (OSError, IndexError):
-        return None
+        yield
+    finally:
+        logger.setLevel(saved)
 
 
-def read_trial_log(run_dir: Path) -> list[dict]:
-    records, path = {}, run_dir / TRIALS_LOG
-    if path.exists():
-        for line in path.read_text().splitlines():
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError:
-                continue  # a line cut short by a kill; that trial runs again
-            records[record["trial_id"]] = record
-    return sorted(records.values(), key=lambda r: (r["attempt"], r["tag"]))
+# --- resources ----------------------------------------------------------------------------------
 
 
-def _tune_config(space: SearchSpace, done: list[dict]) -> tune.TuneConfig:
+def resolve_device(requested: str, gpus_per_trial, cluster_gpus: float, mps_available: bool) -> tuple[str, float]:
+    """The device trials train on and the CUDA GPUs each asks Ray for.
+
+    auto: CUDA where the cluster has GPUs (or gpus_per_trial asks for some), else Apple's GPU where
+    this machine has one, else CPU.
+    Ray does not count Apple's GPU, so MPS trials ask for none and share it.
+    """
+    asks_for_gpus = gpus_per_trial != "auto" and gpus_per_trial > 0
+    if requested == "auto":
+        requested = "cuda" if cluster_gpus > 0 or asks_for_gpus else "mps" if mps_available else "cpu"
+    if requested == "cuda":
+        if cluster_gpus <= 0:
+            raise UserError("resources.device: cuda was asked for, but the Ray cluster has no GPU")
+        return "cuda", AUTO_GPUS_PER_TRIAL if gpus_per_trial == "auto" else float(gpus_per_trial)
+    if requested == "mps" and not mps_available:
+        raise UserError("resources.device: mps was asked for, but this machine has no Apple GPU (MPS)")
+    if gpus_per_trial not in ("auto", 0, 0.0):
+        raise UserError(f"resources: device {requested} takes no CUDA GPUs, but gpus_per_trial is {gpus_per_trial}")
+    return requested, 0.0
+
+
+def resolve_concurrency(space: SearchSpace, gpus_per_trial: float, cluster: dict, done: int) -> int:
+    """``max_concurrent``: a number, or ``auto``: as many trials as the cluster's CPUs (and GPUs,
+    where trials take some) hold at once, never more than the trials left to run."""
+    left = max(1, space.samples - done)
+    if space.max_concurrent != "auto":
+        return min(space.max_concurrent, left)
+    fits = math.floor(cluster.get("CPU", 1) / space.resources.cpus_per_trial + 1e-9)
+    if gpus_per_trial > 0:
+        fits = min(fits, math.floor(cluster.get("GPU", 0) / gpus_per_trial + 1e-9))
+    return max(1, min(fits, left))
+
+
+def _check_resources(space: SearchSpace, gpus: float) -> None:
+    total = ray.cluster_resources()
+    for key, need in (("CPU", space.resources.cpus_per_trial), ("GPU", gpus)):
+        if need > total.get(key, 0):
+            raise UserError(
+                f"{space.source}: a trial asks for {need:g} {key}(s) but the cluster has {total.get(key, 0):g}"
+            )
+
+
+# --- the searcher -------------------------------------------------------------------------------
+
+
+class LVMOptunaSearch(OptunaSearch):
+    """Ray's Optuna adapter, telling Optuna the truth about each trial: COMPLETE with its best
+    epoch's val cosine, PRUNED (with its per-epoch values) when the scheduler stopped it early."""
+
+    def __init__(self, *args, lvm_space: SearchSpace, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._lvm_space = lvm_space
+        self._best: dict[str, float] = {}
+        self._steps: dict[str, set] = {}
+
+    def on_trial_result(self, trial_id: str, result: dict):
+        step = result.get("training_iteration")
+        if result.get("diverged") != 1 and step not in self._steps.setdefault(trial_id, set()):
+            self._steps[trial_id].add(step)
+            self._best[trial_id] = max(self._best.get(trial_id, -math.inf), result[METRIC])
+            super().on_trial_result(trial_id, result)
+
+    def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False):
+        if trial_id in self._completed_trials or trial_id not in self._ot_trials:
+            return
+        trial = self._ot_trials[trial_id]
+        if result and result.get("diverged") != 1 and METRIC in result:
+            # Tune may hand the last epoch's result to on_trial_complete only.
+            self.on_trial_result(trial_id, result)
+        if error or not result:
+            self._ot_study.tell(trial, state=optuna.trial.TrialState.FAIL)
+        elif result.get("diverged") == 1:
+            self._ot_study.tell(trial, -1.0)
+        elif result.get("training_iteration", 0) < self._lvm_space.planned_epochs(trial.params):
+            self._ot_study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+        else:
+            self._ot_study.tell(trial, self._best.get(trial_id, result[METRIC]))
+        self._completed_trials.add(trial_id)
+
+
+def rebuild_study(folder: Path, space: SearchSpace, done: list[TrialLogEntry]) -> optuna.storages.BaseStorage:
+    """``study.db`` rebuilt from the trial log (the source of truth): every logged trial with its
+    per-epoch values and state; Tune then adds the new trials to it live."""
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    path = folder / STUDY
+    tmp = folder / f".{STUDY}.tmp"
+    tmp.unlink(missing_ok=True)
+    storage = optuna.storages.RDBStorage(f"sqlite:///{tmp}")
+    study = optuna.create_study(storage=storage, study_name=folder.name, direction="maximize")
+    distributions = space.distributions()
+    for entry in done:
+        params = {k: v for k, v in entry.config.items() if k in distributions}
+        if set(params) != set(distributions) or not all(distributions[k]._contains(
+                distributions[k].to_internal_repr(v)) for k, v in params.items()):
+            continue
+        trial = trial_from_log(entry, space)
+        values = {h.epoch: h.val_cosine for h in trial.history}
+        state = {"ok": optuna.trial.TrialState.PRUNED if trial.stopped_early else optuna.trial.TrialState.COMPLETE,
+                 "diverged": optuna.trial.TrialState.COMPLETE, "error": optuna.trial.TrialState.FAIL}[trial.status]
+        value = -1.0 if trial.status == "diverged" else (values[max(values)] if trial.stopped_early and values
+                                                          else trial.val_cosine)
+        study.add_trial(optuna.trial.create_trial(
+            params=params, distributions=distributions, state=state,
+            value=value if state != optuna.trial.TrialState.FAIL else None,
+            intermediate_values=values, user_attrs={"trial_id": trial.trial_id, "number": trial.number},
+        ))
+    storage.remove_session()
+    storage.engine.dispose()
+    os.replace(tmp, path)
+    return optuna.storages.RDBStorage(f"sqlite:///{path}")
+
+
+def _tune_config(space: SearchSpace, storage, study_name: str, done: list[TrialLogEntry],
+                 concurrency: int) -> tune.TuneConfig:
     reference = space.reference_point()
-    # A resumed start must not replay the first start's proposals.
-    sampler = space.make_sampler(seed=space.seed + len(done))
-    searcher = OptunaSearch(
+    searcher = LVMOptunaSearch(
         space=space.distributions(),
         metric=METRIC,
         mode="max",
-        points_to_evaluate=[] if any(t["config"] == reference for t in done) else [reference],
-        sampler=sampler,
+        points_to_evaluate=[] if any(t.config == reference for t in done) else [reference],
+        # A resumed start must not replay the first start's proposals.
+        sampler=space.make_sampler(seed=space.seed + len(done)),
+        storage=storage,
+        study_name=study_name,
+        lvm_space=space,
     )
-    for trial in done:  # what earlier starts learned
-        searcher.add_evaluated_point(trial["config"], trial["val_cosine"] or 0.0, error=trial["status"] == "error")
     if space.scheduler.type == "asha":
         scheduler = ASHAScheduler(
             time_attr="training_iteration",
@@ -233,7 +352,7 @@ def _tune_config(space: SearchSpace, done: list[dict]) -> tune.TuneConfig:
     else:
         scheduler = FIFOScheduler()
     return tune.TuneConfig(
-        search_alg=ConcurrencyLimiter(searcher, max_concurrent=space.max_concurrent),
+        search_alg=ConcurrencyLimiter(searcher, max_concurrent=concurrency),
         scheduler=scheduler,
         metric=METRIC,
         mode="max",
@@ -252,34 +371,86 @@ def trial_dirname(trial) -> str:
     return f"trial_{proposal_number(trial):03d}_{trial.trial_id}"
 
 
-def _prepare_run_dir(run_dir: Path, space: SearchSpace, data: LVMData, fresh: bool) -> None:
-    """Create the run folder, or check that a resumed run uses the same space and data."""
-    # Through JSON, so that it compares equal to what an earlier start wrote (tuples become lists).
-    info = json.loads(json.dumps({"space": dataclasses.asdict(space), "data": data.summary()}))
-    info_path = run_dir / RUN_INFO
-    if fresh and run_dir.exists():
-        # Keep the old run rather than delete a user's results.
-        aside = run_dir.with_name(f"{run_dir.name}.old-{time.strftime('%Y%m%d-%H%M%S')}")
-        os.replace(run_dir, aside)
+# --- the trial log ------------------------------------------------------------------------------
+
+
+class TrialLog(tune.Callback):
+    """Appends one line per finished trial, with its per-epoch results. Resumes and summaries
+    trust this log alone."""
+
+    def __init__(self, folder: Path, attempt: int):
+        self.folder, self.attempt = folder, attempt
+        self.results: dict[str, list[dict]] = {}
+
+    def on_trial_result(self, iteration, trials, trial, result, **info):
+        if result.get("diverged") != 1:
+            self.results.setdefault(trial.trial_id, []).append(
+                {key: result.get(key) for key in ("training_iteration", METRIC, "time_total_s", "timestamp",
+                                                   "node_ip", "node_id")})
+
+    def on_trial_complete(self, iteration, trials, trial, **info):
+        diverged = (trial.last_result or {}).get("diverged") == 1
+        self._append(trial, "diverged" if diverged else "ok")
+
+    def on_trial_error(self, iteration, trials, trial, **info):
+        self._append(trial, "error")
+
+    def _append(self, trial, status: str) -> None:
+        rows = self.results.pop(trial.trial_id, [])
+        checkpoint = trial.checkpoint.path if trial.checkpoint and status == "ok" else None
+        entry = TrialLogEntry(
+            attempt=self.attempt,
+            tag=proposal_number(trial),
+            trial_id=trial.trial_id,
+            dir=os.path.relpath(trial.path, self.folder),
+            status=status,
+            config=trial.config,
+            failures=trial.num_failures,
+            error=(trial.last_result or {}).get("error") or error_summary(trial.error_file),
+            history=[EpochResult(int(r["training_iteration"]), float(r[METRIC])) for r in rows],
+            checkpoint=os.path.relpath(checkpoint, self.folder) if checkpoint else None,
+            time_total_s=rows[-1]["time_total_s"] if rows else None,
+            finished_at=rows[-1]["timestamp"] if rows else None,
+            node_ip=rows[-1]["node_ip"] if rows else None,
+            node_id=rows[-1]["node_id"] if rows else None,
+        )
+        append_line(self.folder / TRIALS_LOG, entry)
+
+
+# --- the run folder -------------------------------------------------------------------------------
+
+
+def _prepare_run_dir(folder: Path, space: SearchSpace, data: LVMData, fresh: bool, command: str) -> None:
+    """Create the run folder, or check that a resumed run means the same trials."""
+    if folder.exists() and not is_run_dir(folder) and any(folder.iterdir()):
+        raise UserError(f"{folder}: exists and is not a run folder; choose another --name or --storage")
+    if fresh and is_run_dir(folder):
+        # Keep the old run rather than delete a user's results; only a folder we created is moved.
+        aside = folder.with_name(f"{folder.name}.old-{time.strftime('%Y%m%d-%H%M%S')}")
+        os.replace(folder, aside)
         print(f"--fresh: moved the previous run to {aside}", file=sys.stderr)
-    if info_path.exists():
-        previous = json.loads(info_path.read_text())
-        if previous["data"]["fingerprint"] != data.fingerprint:
+    if is_run_dir(folder):
+        previous = read_run_info(folder)
+        if previous.data.fingerprint != data.fingerprint:
             raise UserError(
-                f"{run_dir}: this run was started on data with fingerprint {previous['data']['fingerprint']}, "
+                f"{folder}: this run was started on data with fingerprint {previous.data.fingerprint}, "
                 f"not {data.fingerprint}; use --fresh or another --name"
             )
-        if previous["space"]["space"] != info["space"]["space"] or previous["space"]["arch"] != space.arch:
-            raise UserError(f"{run_dir}: this run was started with another search space; use --fresh or another --name")
+        changed = sorted(key for key, value in space.identity().items() if previous.space.get(key) != value)
+        if changed:
+            raise UserError(f"{folder}: this run was started with another {', '.join(changed)} section "
+                            f"(or --max-epochs cap); its trials would mean something else. "
+                            "Use --fresh or another --name")
         return
     try:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        _write_json(info_path, info)
+        folder.mkdir(parents=True, exist_ok=True)
+        write_json(folder / RUN_INFO, RunInfo(space.identity(), DataInfo(**data.summary()),
+                                              provenance.collect(command=command)))
     except OSError as e:
-        raise UserError(f"{run_dir}: cannot write the run folder ({e.strerror})") from None
+        raise UserError(f"{folder}: cannot write the run folder ({e.strerror})") from None
 
 
-@contextlib.contextmanager
+@contextmanager
 def _run_lock(storage: Path, name: str):
     """Refuse a second search on the same run folder while one is running."""
     try:
@@ -291,200 +462,69 @@ def _run_lock(storage: Path, name: str):
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise UserError(f"{storage / name}: another search is running in this folder; wait for it or use another --name") from None
-        yield
-
-
-@contextlib.contextmanager
-def _ray_cluster(run_dir: Path, address: str | None):
-    if ray.is_initialized():
-        ray.shutdown()
-    if address:
-        _connect(address)
-        try:
-            yield
-        finally:
-            ray.shutdown()
-        return
-
-    ray_tmp = run_dir / "ray"
-    # Ray refuses a temp dir inside the virtualenv's root, and Unix socket paths are short.
-    if len(str(ray_tmp)) > MAX_RAY_TMP_CHARS or ray_tmp.is_relative_to(sys.prefix):
-        ray_tmp = Path(tempfile.mkdtemp(prefix="lvm-ray-"))
-    os.environ["RAY_TMPDIR"] = str(ray_tmp)
-    # Keeping only the best checkpoint forces a small state snapshot per improvement; Tune warns
-    # about it on every fast trial, but on our runs it costs milliseconds.
-    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
-    if not any(os.environ.get(v) for v in TOKEN_SOURCES) and not DEFAULT_TOKEN_FILE.exists():
-        # Ray turns token auth on for a new local cluster and would write a lasting token to
-        # ~/.ray; we keep auth on with a token that lives in this process's environment only.
-        # One token per process: Ray's token loader caches the first one it reads.
-        os.environ["RAY_AUTH_TOKEN"] = secrets.token_hex(16)
-    try:
-        ray.init(
-            num_gpus=torch.cuda.device_count(),
-            include_dashboard=False,
-            _node_ip_address="127.0.0.1",
-            _temp_dir=str(ray_tmp),
-            log_to_driver=False,
-            configure_logging=False,
-        )
-        yield
-    finally:
-        ray.shutdown()
-        # Ray's session folder (sockets, logs) can grow to hundreds of MB and is of no use afterwards.
-        shutil.rmtree(ray_tmp, ignore_errors=True)
-
-
-def _connect(address: str) -> None:
-    """Join an existing cluster, using its auth token where one can be found."""
-    if "RAY_AUTH_MODE" not in os.environ and (
-        any(os.environ.get(v) for v in TOKEN_SOURCES) or DEFAULT_TOKEN_FILE.exists()
-    ):
-        # Ray enables token auth by itself only for address="auto"; `ray start` clusters use it
-        # by default, so an explicit HOST:PORT needs the same treatment.
-        from ray._private.authentication.authentication_token_setup import (
-            maybe_enable_token_auth_if_token_available,
-        )
-
-        maybe_enable_token_auth_if_token_available(warn_if_disabled=False)
-    try:
-        ray.init(address=address, log_to_driver=False, configure_logging=False)
-    except ray.exceptions.AuthenticationError as e:
-        raise UserError(
-            f"--address {address}: the cluster refused this driver's auth token; copy the head node's "
-            f"~/.ray/auth_token here or set RAY_AUTH_TOKEN_PATH ({str(e).splitlines()[0][:120]})"
-        ) from None
-    except (ConnectionError, RuntimeError, ValueError) as e:
-        raise UserError(f"--address {address}: cannot connect to a Ray cluster ({str(e).splitlines()[0][:160]})") from None
-
-
-def _resolve_gpus(space: SearchSpace) -> SearchSpace:
-    if space.resources.gpus_per_trial != "auto":
-        return space
-    gpus = AUTO_GPUS_PER_TRIAL if ray.cluster_resources().get("GPU", 0) >= 1 else 0.0
-    return dataclasses.replace(space, resources=dataclasses.replace(space.resources, gpus_per_trial=gpus))
-
-
-def _check_resources(space: SearchSpace) -> None:
-    total = ray.cluster_resources()
-    for key, need in (("CPU", space.resources.cpus_per_trial), ("GPU", space.resources.gpus_per_trial)):
-        if need > total.get(key, 0):
             raise UserError(
-                f"{space.source}: a trial asks for {need:g} {key}(s) but the cluster has {total.get(key, 0):g}"
-            )
+                f"{storage / name}: another search is running in this folder; wait for it or use another --name"
+            ) from None
+        yield
 
 
 # --- results ------------------------------------------------------------------------------------
 
 
-def _history(record: dict, run_dir: Path) -> list[dict]:
-    """Per-epoch results of a logged trial, read from Tune's result.json in its folder."""
-    path = run_dir / record["dir"] / "result.json"
-    rows = []
-    if path.exists():
-        for line in path.read_text().splitlines():
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError:
-                continue
-    return [r for r in rows if r.get("diverged") != 1 and METRIC in r]
+def trial_from_log(entry: TrialLogEntry, space: SearchSpace, number: int = 0) -> Trial:
+    status = entry.status if entry.history or entry.status != "ok" else "error"
+    return Trial(
+        number=number,
+        trial_id=entry.trial_id,
+        attempt=entry.attempt,
+        config=entry.config,
+        status=status,
+        val_cosine=max((h.val_cosine for h in entry.history), default=None),
+        epochs_run=len(entry.history),
+        stopped_early=status == "ok" and len(entry.history) < space.planned_epochs(entry.config),
+        history=entry.history,
+        checkpoint=entry.checkpoint if status == "ok" else None,
+        time_total_s=entry.time_total_s,
+        finished_at=entry.finished_at,
+        node_ip=entry.node_ip,
+        node_id=entry.node_id,
+        failures=entry.failures,
+        error=entry.error,
+    )
 
 
-def _summarise(records: list[dict], space: SearchSpace, data: LVMData, run_dir: Path, name: str, wall_s: float) -> dict:
+def summarise(entries: list[TrialLogEntry], space: SearchSpace, data: LVMData, name: str, wall_s: float,
+              command: str) -> RunSummary:
     baseline = score(reference_mean(data, "val"), data, "val")
-    trials = trial_records(records, space, run_dir)
-    finished = [t for t in trials if t["status"] == "ok"]
-    best = max(finished, key=lambda t: t["val_cosine"], default=None)
-    summary = {
-        "name": name,
-        "arch": space.arch,
-        "space_file": space.source,
-        "complete": len(trials) >= space.samples,
-        "data": data.summary(),
-        "splits": data.split_sizes(),
-        "baseline_val": {"mean": baseline},
-        "counts": {
-            "samples": space.samples,
-            "trials": len(trials),
-            "ok": len(finished),
-            "stopped_early": sum(t["stopped_early"] for t in trials),
-            "diverged": sum(t["status"] == "diverged" for t in trials),
-            "errored": sum(t["status"] == "error" for t in trials),
-        },
-        "wall_s": wall_s,
-        "best": None,
-        "trials": trials,
-    }
-    if best:
-        summary["best"] = {
-            "trial_id": best["trial_id"],
-            "config": best["config"],
-            "val_cosine": best["val_cosine"],
-            "gain_over_mean_pct": 100 * (best["val_cosine"] / baseline["cosine"] - 1),
-            "checkpoint": best["checkpoint"],
-            "history": best["history"],
-        }
-    return summary
+    trials = [trial_from_log(e, space, number) for number, e in enumerate(entries)]
+    finished = [t for t in trials if t.status == "ok" and t.checkpoint]
+    best = max(finished, key=lambda t: t.val_cosine, default=None)
+    return RunSummary(
+        name=name,
+        arch=space.arch,
+        space_file=space.source,
+        complete=len(trials) >= space.samples,
+        data=DataInfo(**data.summary()),
+        splits={split: SplitSize(**size) for split, size in data.split_sizes().items()},
+        baseline_val={"mean": baseline},
+        counts=Counts(
+            samples=space.samples,
+            trials=len(trials),
+            ok=sum(t.status == "ok" for t in trials),
+            stopped_early=sum(t.stopped_early for t in trials),
+            diverged=sum(t.status == "diverged" for t in trials),
+            errored=sum(t.status == "error" for t in trials),
+        ),
+        wall_s=wall_s,
+        trials=trials,
+        best=None if best is None else BestTrial(
+            trial_id=best.trial_id,
+            config=best.config,
+            val_cosine=best.val_cosine,
+            gain_over_mean_pct=100 * (best.val_cosine / baseline["cosine"] - 1),
+            checkpoint=best.checkpoint,
+            history=best.history,
+        ),
+        provenance=provenance.collect(command=command),
+    )
 
-
-def trial_records(records: list[dict], space: SearchSpace, run_dir: Path) -> list[dict]:
-    """The logged trials with their histories, numbered in the order they were proposed."""
-    return [_trial_record(number, r, space, run_dir) for number, r in enumerate(records)]
-
-
-def _trial_record(number: int, record: dict, space: SearchSpace, run_dir: Path) -> dict:
-    rows = _history(record, run_dir)
-    history = [{"epoch": int(r["training_iteration"]), METRIC: float(r[METRIC])} for r in rows]
-    last = rows[-1] if rows else {}
-    status = record["status"] if history or record["status"] != "ok" else "error"
-    checkpoints = sorted((run_dir / record["dir"]).glob("checkpoint_*"))
-    planned = record["config"].get("epochs", space.max_epochs)
-    return {
-        "number": number,
-        "trial_id": record["trial_id"],
-        "attempt": record["attempt"],
-        "config": record["config"],
-        "status": status,
-        "val_cosine": max((h[METRIC] for h in history), default=None),
-        "epochs_run": len(history),
-        "stopped_early": status == "ok" and len(history) < planned,
-        "time_total_s": last.get("time_total_s"),
-        "finished_at": last.get("timestamp"),
-        "node_ip": last.get("node_ip"),
-        "node_id": last.get("node_id"),
-        "checkpoint": os.path.relpath(checkpoints[-1], run_dir) if checkpoints and status == "ok" else None,
-        "history": history,
-        "failures": record.get("failures", 0),
-        "error": record.get("error"),
-    }
-
-
-def _write_json(path: Path, obj) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(obj, indent=2, default=str))
-    os.replace(tmp, path)
-
-
-def export_study(summary: dict, space: SearchSpace, path: Path) -> None:
-    """Write the trials as an Optuna study (SQLite) for optuna-dashboard and parameter importances."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.unlink(missing_ok=True)
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = optuna.create_study(storage=f"sqlite:///{tmp}", study_name=summary["name"], direction="maximize")
-    distributions = space.distributions()
-    for trial in summary["trials"]:
-        params = {k: v for k, v in trial["config"].items() if k in distributions}
-        if set(params) != set(distributions):
-            continue
-        finished = trial["status"] == "ok"
-        study.add_trial(
-            optuna.trial.create_trial(
-                params=params,
-                distributions=distributions,
-                value=trial["val_cosine"] if finished else None,
-                state=optuna.trial.TrialState.COMPLETE if finished else optuna.trial.TrialState.FAIL,
-                user_attrs={"trial_id": trial["trial_id"], "epochs_run": trial["epochs_run"]},
-            )
-        )
-    os.replace(tmp, path)

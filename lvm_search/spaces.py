@@ -4,42 +4,52 @@ A space file (see ``spaces/*.yaml``)::
 
     arch: lstm                 # a registered architecture
     samples: 12                # trials in the search
-    seed: 0                    # TPE's seed
-    max_concurrent: 2          # trials running at once
+    seed: 0                    # the sampler's seed
+    max_concurrent: auto       # trials at once: auto fills the machine (GPUs / gpus_per_trial, else
+                               # CPUs / cpus_per_trial), never more than samples
     scheduler: {type: asha, grace_period: 3, reduction_factor: 3}   # or {type: none}
-    sampler: tpe               # or random
-    resources: {cpus_per_trial: 1, gpus_per_trial: auto}   # auto: 0.25 where the cluster has a GPU
+    sampler: auto              # auto, tpe, gp or random
+    resources: {cpus_per_trial: 1, gpus_per_trial: auto, device: auto}
     data: {k: 12, min_context: 5}   # context length; targets need min_context earlier passages
     fixed: {schedule: cosine}  # settings held constant
     space:                     # searched settings, each one of:
       depth: {type: int, low: 1, high: 3}
       lr: {type: float, low: 1.0e-4, high: 3.0e-3, log: true}
       batch_size: {type: choice, values: [128, 256, 512]}
+      k: {type: choice, values: [5, 8, 12, 16]}   # the context length itself, per trial
 
 Keys of ``fixed`` and ``space`` are fields of the architecture's config dataclass (depth, width,
-dropout, residual, ...) or of ``TrainConfig`` (epochs, lr, batch_size, ...). The reference
-configuration (the architecture's seed defaults with the trainer's defaults) must lie inside the
-space: it is always trial 0, so a search can only match or beat it.
-Every mistake raises ``UserError`` naming the file and the field.
+dropout, residual, ...), of ``TrainConfig`` (epochs, lr, batch_size, ...), or ``k``. The reference
+configuration (the architecture's defaults with the trainer's defaults, at ``data.k``) must lie
+inside the space: it is always trial 0, so a search can only match or beat it.
+
+Everything is checked here, before Ray starts: every value any trial could be given (each choice
+and both ends of each range, in combination) must make a valid configuration. Every mistake raises
+``UserError`` naming the file and the field.
 """
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import optuna
-import yaml
 
+from .data import DEFAULT_K
 from .errors import UserError
-from .models import config_fields
+from .models import config_fields, make_config
 from .train import TRAIN_FIELDS, TrainConfig
+from .yaml_files import read_yaml
 
 METRIC = "val_cosine"  # maximised
 SCHEDULERS = ("asha", "none")
-SAMPLERS = ("tpe", "random")
+SAMPLERS = ("auto", "tpe", "gp", "random")
+DEVICES = ("auto", "cuda", "mps", "cpu")
 NOT_SEARCHABLE = {"device", "threads"}  # set per trial by the search from its resources
+DATA_SETTINGS = {"k"}  # searched like the others, but they choose a view of the data
+MAX_COMBINATIONS_CHECKED = 4096
 
 
 @dataclass(frozen=True)
@@ -65,11 +75,19 @@ class Dimension:
             return value
         return type(value)(min(max(value, self.low), self.high))
 
+    def corners(self) -> tuple:
+        """The values that bound what a trial can be given: each choice, or both ends of a range."""
+        return self.values if self.type == "choice" else tuple(dict.fromkeys((self.low, self.high)))
+
+    def largest(self):
+        return max(self.values) if self.type == "choice" else self.high
+
     def to_optuna(self) -> optuna.distributions.BaseDistribution:
         if self.type == "choice":
             return optuna.distributions.CategoricalDistribution(list(self.values))
         if self.type == "int":
-            return optuna.distributions.IntDistribution(int(self.low), int(self.high), log=self.log, step=int(self.step or 1))
+            return optuna.distributions.IntDistribution(int(self.low), int(self.high), log=self.log,
+                                                        step=int(self.step or 1))
         return optuna.distributions.FloatDistribution(self.low, self.high, log=self.log, step=self.step)
 
 
@@ -86,6 +104,9 @@ class Resources:
     # "auto": a quarter of a GPU per trial where the cluster has GPUs (four trials sharing an H200
     # gave 3.0x (Transformer) to 4.0x (LSTM) the throughput of one, see reports/benchmarks.md), else none.
     gpus_per_trial: float | str = "auto"
+    # auto: CUDA where Ray counts GPUs, else Apple's GPU (MPS) where present, else the CPU. Ray does
+    # not count Apple's GPU: MPS trials share it, up to max_concurrent at once.
+    device: str = "auto"
 
 
 @dataclass(frozen=True)
@@ -101,12 +122,12 @@ class SearchSpace:
     arch: str
     samples: int = 12
     seed: int = 0
-    max_concurrent: int = 2
+    max_concurrent: int | str = "auto"
     scheduler: Scheduler = field(default_factory=Scheduler)
     resources: Resources = field(default_factory=Resources)
     fixed: dict = field(default_factory=dict)
     space: dict[str, Dimension] = field(default_factory=dict)
-    sampler: str = "tpe"  # tpe (Optuna's TPESampler) or random (a baseline for the search itself)
+    sampler: str = "auto"
     data: DataSpec = field(default_factory=DataSpec)
     source: str = ""
 
@@ -115,30 +136,55 @@ class SearchSpace:
         dim = self.space.get("epochs")
         if dim is None:
             return int(self.fixed.get("epochs", TrainConfig.epochs))
-        return int(max(dim.values) if dim.type == "choice" else dim.high)
+        return int(dim.largest())
+
+    def planned_epochs(self, config: dict) -> int:
+        return int(config.get("epochs", self.fixed.get("epochs", TrainConfig.epochs)))
+
+    @property
+    def reference_k(self) -> int:
+        return int(self.fixed.get("k", self.data.k or DEFAULT_K))
+
+    @property
+    def load_k(self) -> int:
+        """The context length the data is loaded at: the longest any trial reads."""
+        return int(self.space["k"].largest()) if "k" in self.space else self.reference_k
 
     def distributions(self) -> dict[str, optuna.distributions.BaseDistribution]:
         return {name: dim.to_optuna() for name, dim in self.space.items()}
 
-    def make_sampler(self, seed: int, constant_liar: bool = False) -> optuna.samplers.BaseSampler:
-        """The space's Optuna sampler; ``constant_liar`` for workers that share one study."""
-        if self.sampler == "random":
+    def resolved_sampler(self) -> str:
+        """``auto``: a Gaussian process where every searched setting is numeric, multivariate TPE
+        where there are choices (GPSampler models categorical settings poorly)."""
+        if self.sampler != "auto":
+            return self.sampler
+        return "gp" if all(d.type != "choice" for d in self.space.values()) else "tpe"
+
+    def make_sampler(self, seed: int) -> optuna.samplers.BaseSampler:
+        startup = max(2, min(10, self.samples // 4))  # Optuna's default 10 would make a 12-trial search random
+        kind = self.resolved_sampler()
+        if kind == "random":
             return optuna.samplers.RandomSampler(seed=seed)
-        # Optuna's default of 10 random start-up trials would make a 12-trial search random search.
-        return optuna.samplers.TPESampler(
-            n_startup_trials=max(2, min(10, self.samples // 4)), multivariate=True, constant_liar=constant_liar, seed=seed
-        )
+        if kind == "gp":
+            return optuna.samplers.GPSampler(seed=seed, n_startup_trials=startup, warn_independent_sampling=False)
+        return optuna.samplers.TPESampler(n_startup_trials=startup, multivariate=True, constant_liar=True, seed=seed)
 
     def reference_point(self) -> dict:
         """The reference configuration's value of every searched setting (trial 0).
 
         A loaded space always contains it; only an epoch cap (``with_overrides``) can clip it.
         """
-        defaults = {**reference_defaults(self.arch), **self.fixed}
+        defaults = {**reference_defaults(self.arch), "k": self.reference_k, **self.fixed}
         return {name: dim.clamp(defaults[name]) for name, dim in self.space.items()}
 
+    def identity(self) -> dict:
+        """What a trial's meaning depends on: a resume must find the same (samples, seed, resources
+        and concurrency may change between starts)."""
+        return to_json({"arch": self.arch, "fixed": self.fixed, "space": self.space, "scheduler": self.scheduler,
+                        "data": self.data})
+
     def with_overrides(self, samples=None, seed=None, max_concurrent=None, cpus_per_trial=None,
-                       gpus_per_trial=None, max_epochs=None) -> "SearchSpace":
+                       gpus_per_trial=None, max_epochs=None, k=None, min_context=None, device=None) -> "SearchSpace":
         """The space with command-line overrides applied, validated like the file's own values."""
         where = "command line"
         space, fixed = dict(self.space), dict(self.fixed)
@@ -149,19 +195,33 @@ class SearchSpace:
                 space["epochs"] = dataclasses.replace(dim, low=min(dim.low, cap), high=min(dim.high, cap))
             else:
                 fixed["epochs"] = min(fixed.get("epochs", TrainConfig.epochs), cap)
-        resources = Resources(
-            self.resources.cpus_per_trial if cpus_per_trial is None else cpus_per_trial,
-            self.resources.gpus_per_trial if gpus_per_trial is None else gpus_per_trial,
-        )
-        return dataclasses.replace(
+        resources = dataclasses.asdict(self.resources)
+        if cpus_per_trial is not None:
+            resources["cpus_per_trial"] = cpus_per_trial
+        if gpus_per_trial is not None:
+            resources["gpus_per_trial"] = gpus_per_trial
+        if device is not None:
+            resources["device"] = device
+        data = dataclasses.asdict(self.data)
+        if k is not None:
+            if "k" in space:
+                raise UserError(f"{where}: --k: {self.source} searches k; remove it from the space to fix it")
+            data["k"] = k
+        if min_context is not None:
+            data["min_context"] = min_context
+        result = dataclasses.replace(
             self,
             samples=self.samples if samples is None else _int(samples, f"{where}: --samples", minimum=1),
             seed=self.seed if seed is None else _int(seed, f"{where}: --seed", minimum=0),
-            max_concurrent=self.max_concurrent if max_concurrent is None else _int(max_concurrent, f"{where}: --max-concurrent", minimum=1),
-            resources=_resources(dataclasses.asdict(resources), f"{where}: resources"),
+            max_concurrent=(self.max_concurrent if max_concurrent is None
+                            else _concurrency(max_concurrent, f"{where}: --max-concurrent")),
+            resources=_resources(resources, f"{where}: resources"),
+            data=_data_spec(data, f"{where}"),
             space=space,
             fixed=fixed,
         )
+        _check_data_against_space(result, where)
+        return result
 
 
 def reference_defaults(arch: str) -> dict:
@@ -170,7 +230,8 @@ def reference_defaults(arch: str) -> dict:
 
 
 def split_params(arch: str, params: dict, where: str = "settings") -> TrainConfig:
-    """Route flat settings to the model config or the training config; unknown keys are errors."""
+    """Route flat settings to the model config or the training config, and validate both; unknown
+    keys are errors. ``k`` (a data setting) is not part of either and must be taken out first."""
     model_keys = set(config_fields(arch))
     unknown = set(params) - model_keys - TRAIN_FIELDS
     if unknown:
@@ -179,27 +240,35 @@ def split_params(arch: str, params: dict, where: str = "settings") -> TrainConfi
     model = {k: v for k, v in params.items() if k in model_keys}
     train = {k: v for k, v in params.items() if k not in model_keys}
     try:
+        make_config(arch, **model)
         return TrainConfig(arch=arch, model=model, **train).validate()
-    except UserError as e:
+    except (UserError, TypeError) as e:
         raise UserError(f"{where}: {e}") from None
-    except TypeError as e:
-        raise UserError(f"{where}: {e}") from None
+
+
+def trial_settings(arch: str, fixed: dict, config: dict, where: str = "trial") -> tuple[TrainConfig, int | None]:
+    """A trial's training config and its context length (None: the data's own)."""
+    params = {**fixed, **config}
+    k = params.pop("k", None)
+    return split_params(arch, params, where), k
+
+
+def to_json(value):
+    """Spaces as plain JSON (tuples as lists), as run.json stores them."""
+    if dataclasses.is_dataclass(value):
+        return to_json(dataclasses.asdict(value))
+    if isinstance(value, dict):
+        return {str(k): to_json(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [to_json(v) for v in value]
+    return value
 
 
 # --- loading ------------------------------------------------------------------------------------
 
 
 def load_space(path: str | Path) -> SearchSpace:
-    path = Path(path)
-    if not path.is_file():
-        raise UserError(f"{path}: no such space file")
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except (yaml.YAMLError, UnicodeDecodeError) as e:
-        where = getattr(e, "problem_mark", None)
-        at = f" at line {where.line + 1}" if where else ""
-        raise UserError(f"{path}: not valid YAML{at}") from None
-    return parse_space(raw, str(path))
+    return parse_space(read_yaml(Path(path), "space file"), str(path))
 
 
 def parse_space(raw, source: str) -> SearchSpace:
@@ -215,13 +284,13 @@ def parse_space(raw, source: str) -> SearchSpace:
         raise UserError(f"{source}: arch: expected a name, got {raw['arch']!r}")
     arch = raw["arch"]
     try:
-        settings = set(config_fields(arch)) | TRAIN_FIELDS
+        settings = set(config_fields(arch)) | TRAIN_FIELDS | DATA_SETTINGS
     except UserError as e:
         raise UserError(f"{source}: arch: {e}") from None
 
     samples = _int(raw.get("samples", SearchSpace.samples), f"{source}: samples", minimum=1)
     seed = _int(raw.get("seed", SearchSpace.seed), f"{source}: seed", minimum=0)
-    max_concurrent = _int(raw.get("max_concurrent", SearchSpace.max_concurrent), f"{source}: max_concurrent", minimum=1)
+    max_concurrent = _concurrency(raw.get("max_concurrent", SearchSpace.max_concurrent), f"{source}: max_concurrent")
     scheduler = _scheduler(raw.get("scheduler", {}), f"{source}: scheduler")
     resources = _resources(raw.get("resources", {}), f"{source}: resources")
 
@@ -231,10 +300,14 @@ def parse_space(raw, source: str) -> SearchSpace:
     space_raw = raw.get("space") or {}
     if not isinstance(space_raw, dict):
         raise UserError(f"{source}: space: expected a mapping of setting: {{type: ...}}")
+    if not space_raw:
+        raise UserError(f"{source}: space: a search needs at least one searched setting "
+                        "(to train one configuration, use `lvm-search train`)")
     for section, keys in (("fixed", fixed), ("space", space_raw)):
         for key in keys:
             if key not in settings or key in NOT_SEARCHABLE:
-                raise UserError(f"{source}: {section}.{key}: unknown setting for {arch} (known: {', '.join(sorted(settings - NOT_SEARCHABLE))})")
+                known = ", ".join(sorted(map(str, settings - NOT_SEARCHABLE)))
+                raise UserError(f"{source}: {section}.{key}: unknown setting for {arch} (known: {known})")
     both = set(fixed) & set(space_raw)
     if both:
         raise UserError(f"{source}: {sorted(both)[0]}: appears in both fixed and space")
@@ -245,15 +318,45 @@ def parse_space(raw, source: str) -> SearchSpace:
         raise UserError(f"{source}: sampler: expected one of {SAMPLERS}, got {sampler!r}")
     data = _data_spec(raw.get("data", {}), f"{source}: data")
     result = SearchSpace(arch, samples, seed, max_concurrent, scheduler, resources, fixed, space, sampler, data, source)
-    reference = {**reference_defaults(arch), **fixed}
+    reference = {**reference_defaults(arch), "k": result.reference_k, **fixed}
     for name, dim in space.items():
         if not dim.contains(reference[name]):
             raise UserError(
                 f"{source}: space.{name}: the reference default {reference[name]!r} must lie inside the space "
                 "(it is always trial 0)"
             )
-    split_params(arch, {**fixed, **result.reference_point()}, where=f"{source}: fixed")
+    _check_data_against_space(result, source)
+    check_every_trial(result)
     return result
+
+
+def check_every_trial(space: SearchSpace) -> None:
+    """Every configuration a trial can be given is valid: all combinations of the dimensions'
+    corners when there are few, else each corner with the rest at the reference."""
+    reference = space.reference_point()
+    names = list(space.space)
+    corners = [space.space[name].corners() for name in names]
+    if math.prod(len(c) for c in corners) <= MAX_COMBINATIONS_CHECKED:
+        combinations = (dict(zip(names, values)) for values in itertools.product(*corners))
+    else:
+        combinations = ({**reference, name: value} for name, values in zip(names, corners) for value in values)
+    for combo in combinations:
+        point = {**reference, **combo}
+        shown = ", ".join(f"{k}={v!r}" for k, v in combo.items() if k in space.space)
+        trial_settings(space.arch, space.fixed, point, where=f"{space.source}: a trial with {shown}")
+
+
+def _check_data_against_space(space: SearchSpace, where: str) -> None:
+    min_context = space.data.min_context
+    ks = space.space["k"].corners() if "k" in space.space else (space.reference_k,)
+    for k in ks:
+        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+            raise UserError(f"{where}: k: context lengths must be integers >= 1, got {k!r}")
+        if min_context is not None and k < min_context:
+            raise UserError(f"{where}: k={k} is shorter than data.min_context={min_context}")
+    if "k" in space.space and min_context is None and len(set(space.space["k"].values or ks)) > 1:
+        raise UserError(f"{where}: space.k: searching the context length needs data.min_context (<= the smallest k), "
+                        "so every k scores the same windows")
 
 
 def _number(value, where: str) -> float:
@@ -272,6 +375,10 @@ def _int(value, where: str, minimum: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
         raise UserError(f"{where}: expected an integer >= {minimum}, got {value!r}")
     return value
+
+
+def _concurrency(value, where: str) -> int | str:
+    return value if value == "auto" else _int(value, where + " (or auto)", minimum=1)
 
 
 def _mapping(raw, where: str, cls) -> dict:
@@ -304,9 +411,16 @@ def _resources(raw, where: str) -> Resources:
         gpus = float(_number(gpus, f"{where}.gpus_per_trial"))
         if gpus < 0:
             raise UserError(f"{where}.gpus_per_trial: must be >= 0 or auto, got {gpus}")
+        if gpus > 1 and not gpus.is_integer():
+            raise UserError(f"{where}.gpus_per_trial: above 1 it must be a whole number of GPUs, got {gpus}")
     if cpus <= 0:
         raise UserError(f"{where}.cpus_per_trial: must be > 0, got {cpus}")
-    return Resources(float(cpus), gpus)
+    device = raw.get("device", Resources.device)
+    if device not in DEVICES:
+        raise UserError(f"{where}.device: expected one of {DEVICES}, got {device!r}")
+    if device in ("cpu", "mps") and gpus not in ("auto", 0.0):
+        raise UserError(f"{where}: device {device} takes no CUDA GPUs, but gpus_per_trial is {gpus:g}")
+    return Resources(float(cpus), gpus, device)
 
 
 def _data_spec(raw, where: str) -> DataSpec:
@@ -329,6 +443,8 @@ def _dimension(spec, where: str, name: str) -> Dimension:
             raise UserError(f"{where}.values: expected a non-empty list")
         if not all(v is None or isinstance(v, (bool, int, float, str)) for v in values):
             raise UserError(f"{where}.values: choices must be plain scalars")
+        if any(isinstance(v, float) and not math.isfinite(v) for v in values):
+            raise UserError(f"{where}.values: choices must be finite")
         if len(set(map(repr, values))) != len(values):
             raise UserError(f"{where}.values: has duplicates")
         if set(spec) - {"type", "values"}:
@@ -355,9 +471,6 @@ def _dimension(spec, where: str, name: str) -> Dimension:
         raise UserError(f"{where}: low ({low}) > high ({high})")
     if log and low <= 0:
         raise UserError(f"{where}: a log dimension needs low > 0, got {low}")
-    positive = {"lr": 0, "epochs": 1, "batch_size": 1, "depth": 1, "width": 1}
-    if name in positive and low < positive[name] or name == "lr" and low <= 0:
-        raise UserError(f"{where}.low: {name} must be {'> 0' if name == 'lr' else '>= 1'}, got {low}")
     if kind == "int":
         return Dimension("int", int(low), int(high), log, int(step) if step else None)
     return Dimension("float", float(low), float(high), log, float(step) if step else None)

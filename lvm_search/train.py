@@ -2,10 +2,12 @@
 
 Read it top to bottom: config, device, data, model, optimizer and schedule, the loop, evaluation.
 The search wraps ``train`` in a Tune trainable; the CLI's ``train`` command and the benchmarks call
-it directly.
+it directly. ``train`` may run hundreds of times in one process (Ray reuses actors), so it leaves
+torch's process-wide settings (threads, TF32) as it found them.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import time
@@ -15,13 +17,15 @@ from typing import Callable
 import torch
 from torch.nn import functional as F
 
+from . import provenance
 from .checkpoint import save_checkpoint
 from .data import LVMData
 from .errors import UserError
-from .metrics import predict
+from .metrics import cosines, predict
 from .models import build_model, config_fields
 
 SCHEDULES = ("cosine", "plateau", "constant")
+DATA_DTYPES = ("auto", "float32", "float16")
 
 
 @dataclass
@@ -37,24 +41,29 @@ class TrainConfig:
     schedule: str = "cosine"  # cosine (after linear warm-up), plateau (ReduceLROnPlateau), constant
     warmup_epochs: float = 1.0
     grad_clip: float = 1.0
-    # regularisation and loss (quality levers; 0 = off, the reference recipe)
+    # regularisation and loss (quality levers that did not win on linux-docs: off by default)
     context_dropout: float = 0.0  # probability of zeroing a whole context position in training
     input_noise: float = 0.0  # std of Gaussian noise added to context vectors (then re-normalised)
     infonce_weight: float = 0.0  # share of in-batch InfoNCE in the loss, mixed with the MSE
     infonce_temperature: float = 0.05
-    ema: float = 0.0  # decay of an exponential moving average of the weights, evaluated and saved (0 = off)
+    # The averaged copy is what gets evaluated, kept and saved; every winning trial used 0.99 or more.
+    ema: float = 0.99  # decay of an exponential moving average of the weights (0 = off)
     # system
     seed: int = 0
     device: str = "auto"  # auto picks cuda, then mps, then cpu
-    bf16: bool = False  # bf16 autocast, used on CUDA only
-    threads: int | None = None  # torch intra-op threads on CPU
+    bf16: bool = False  # bf16 autocast on CUDA and CPU
+    compile: bool = False  # torch.compile the model
+    data_dtype: str = "auto"  # storage of the vectors on the device: auto = float16 on CUDA, else float32
+    threads: int | None = None  # torch intra-op threads on CPU, for this call only
 
     def validate(self) -> "TrainConfig":
         config_fields(self.arch)  # raises on an unknown architecture
+        for f in dataclasses.fields(self):
+            _check_type(f, getattr(self, f.name))
         checks = [
             (self.epochs >= 1, f"epochs must be >= 1, got {self.epochs}"),
             (self.batch_size >= 1, f"batch_size must be >= 1, got {self.batch_size}"),
-            (self.lr > 0 and math.isfinite(self.lr), f"lr must be > 0, got {self.lr}"),
+            (self.lr > 0, f"lr must be > 0, got {self.lr}"),
             (self.weight_decay >= 0, f"weight_decay must be >= 0, got {self.weight_decay}"),
             (self.schedule in SCHEDULES, f"schedule must be one of {SCHEDULES}, got {self.schedule!r}"),
             (self.warmup_epochs >= 0, f"warmup_epochs must be >= 0, got {self.warmup_epochs}"),
@@ -64,11 +73,30 @@ class TrainConfig:
             (0 <= self.infonce_weight <= 1, f"infonce_weight must be in [0, 1], got {self.infonce_weight}"),
             (self.infonce_temperature > 0, f"infonce_temperature must be > 0, got {self.infonce_temperature}"),
             (0 <= self.ema < 1, f"ema must be in [0, 1) (0 = off), got {self.ema}"),
+            (self.data_dtype in DATA_DTYPES, f"data_dtype must be one of {DATA_DTYPES}, got {self.data_dtype!r}"),
+            (self.threads is None or self.threads >= 1, f"threads must be >= 1, got {self.threads}"),
+            (self.seed >= 0, f"seed must be >= 0, got {self.seed}"),
         ]
         for ok, message in checks:
             if not ok:
                 raise UserError(message)
         return self
+
+
+def _check_type(f: dataclasses.Field, value) -> None:
+    """Settings arrive from YAML and --set: 2.5 is no batch size, "yes" is no flag."""
+    kind = {"int": int, "float": float, "bool": bool, "str": str, "dict": dict}.get(str(f.type).split(" |")[0])
+    if kind is None or (value is None and "None" in str(f.type)):
+        return
+    if kind is float:
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    elif kind is int:
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    else:
+        ok = isinstance(value, kind)
+    if not ok:
+        raise UserError(f"{f.name} expects {'a finite number' if kind is float else 'a ' + kind.__name__}, "
+                        f"got {value!r}")
 
 
 TRAIN_FIELDS = {f.name for f in dataclasses.fields(TrainConfig)} - {"arch", "model"}
@@ -103,7 +131,7 @@ def resolve_device(name: str) -> torch.device:
         "cuda": torch.cuda.is_available(),
         "mps": torch.backends.mps.is_available(),
     }
-    if name.split(":")[0] not in available:
+    if not isinstance(name, str) or name.split(":")[0] not in available:
         raise UserError(f"device must be auto, cpu, cuda[:N] or mps, got {name!r}")
     if not available[name.split(":")[0]]:
         raise UserError(f"device {name!r} was asked for but is not available on this machine")
@@ -118,19 +146,50 @@ def lr_factor(step: int, warmup_steps: int, total_steps: int) -> float:
     return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
 
 
-def train(cfg: TrainConfig, data: LVMData, report: ReportFn | None = None) -> TrainResult:
+@contextlib.contextmanager
+def torch_settings(device: torch.device, threads: int | None):
+    """Threads and TF32 for one training run, restored afterwards (they are process-wide)."""
+    saved = (torch.get_num_threads(), torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
+    try:
+        if threads:
+            torch.set_num_threads(threads)
+        if device.type == "cuda":
+            torch.backends.cuda.matmul.allow_tf32 = True  # TF32 matmuls: ~2x on Ampere+, cosine unaffected at 1e-3
+            torch.backends.cudnn.allow_tf32 = True
+        yield
+    finally:
+        torch.set_num_threads(saved[0])
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved[1:]
+
+
+_device_copy: dict = {}  # one copy of the data per process and device, kept across trials
+
+
+def on_device(data: LVMData, device: torch.device, dtype: torch.dtype) -> LVMData:
+    key = (data.fingerprint, str(device), dtype)
+    if key not in _device_copy:
+        _device_copy.clear()
+        _device_copy[key] = data.to(device, dtype)
+    return _device_copy[key]
+
+
+def train(cfg: TrainConfig, data: LVMData, report: ReportFn | None = None, command: str | None = None) -> TrainResult:
+    """``command``: the command line recorded in checkpoints (default: this process's)."""
     cfg.validate()
-    # system
     device = resolve_device(cfg.device)
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
+    with torch_settings(device, cfg.threads):
+        return _train(cfg, data, report, device, command)
+
+
+def _train(cfg: TrainConfig, data: LVMData, report: ReportFn | None, device: torch.device, command) -> TrainResult:
+    # system
     torch.manual_seed(cfg.seed)
-    use_bf16 = cfg.bf16 and device.type == "cuda"
-    if device.type == "cuda":
-        torch.backends.cuda.matmul.allow_tf32 = True  # TF32 matmuls: ~2x on Ampere+, cosine unaffected at 1e-3
-        torch.backends.cudnn.allow_tf32 = True
-    data = data.to(device)
+    autocast = dict(device_type=device.type, dtype=torch.bfloat16, enabled=cfg.bf16 and device.type in ("cuda", "cpu"))
+    half = cfg.data_dtype == "float16" or (cfg.data_dtype == "auto" and device.type == "cuda")
+    data = on_device(data, device, torch.float16 if half else torch.float32)
     n_train = len(data.splits["train"])
+    if n_train == 0:
+        raise UserError(f"{data.source}: the train split has no windows")
 
     # model
     model = build_model(cfg.arch, data.dim, data.k, **cfg.model).to(device)
@@ -142,8 +201,11 @@ def train(cfg: TrainConfig, data: LVMData, report: ReportFn | None = None) -> Tr
         "dim": data.dim,
         "k": data.k,
         "fingerprint": data.fingerprint,
+        "data": data.summary(),
         "params": sum(p.numel() for p in model.parameters()),
+        "provenance": dataclasses.asdict(provenance.collect(device, command)),
     }
+    forward = torch.compile(model) if cfg.compile else model
 
     # optimizer and schedule
     optimizer = torch.optim.AdamW(
@@ -181,8 +243,8 @@ def train(cfg: TrainConfig, data: LVMData, report: ReportFn | None = None) -> Tr
                 x = F.normalize(x + cfg.input_noise * torch.randn_like(x), dim=-1)
             if cfg.context_dropout:
                 x = x * (torch.rand(x.shape[0], x.shape[1], 1, device=device) >= cfg.context_dropout)
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
-                pred = model(x)
+            with torch.autocast(**autocast):
+                pred = forward(x)
             loss = F.mse_loss(pred.float(), y)
             if cfg.infonce_weight:
                 # In-batch negatives; divided by D to sit on the per-element MSE's scale.
@@ -205,10 +267,10 @@ def train(cfg: TrainConfig, data: LVMData, report: ReportFn | None = None) -> Tr
             raise TrainingDiverged(f"training loss became {train_loss} in epoch {epoch} (lr={cfg.lr})")
 
         # evaluation
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
+        with torch.autocast(**autocast):
             val_pred = predict(eval_model, data, "val")
-        _, val_target = data.batch("val", slice(None))
-        val_cosine = (val_pred * val_target).sum(-1).mean().item()
+        val_target = data.targets("val")
+        val_cosine = cosines(val_pred, val_target).mean().item()
         if plateau:
             plateau.step(val_cosine)
         metrics = {
@@ -226,7 +288,10 @@ def train(cfg: TrainConfig, data: LVMData, report: ReportFn | None = None) -> Tr
             best = metrics
             best_state = {name: t.detach().clone() for name, t in eval_model.state_dict().items()}
         if report:
-            save = (lambda path: save_checkpoint(path, eval_model, {**meta, "epoch": epoch, "metrics": metrics})) if improved else None
+            save = None
+            if improved:
+                def save(path, epoch=epoch, metrics=metrics):
+                    save_checkpoint(path, eval_model, {**meta, "epoch": epoch, "metrics": metrics})
             report(epoch, metrics, save)
 
     eval_model.load_state_dict(best_state)

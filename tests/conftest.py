@@ -82,6 +82,16 @@ def sample():
     return sample_path()
 
 
+def one_error(err: str) -> str:
+    """The one error line of a command's stderr: no traceback, exactly one ``lvm-search: error:``
+    line, and it is the last (progress lines may come before it)."""
+    assert "Traceback" not in err, err[-2000:]
+    lines = err.strip().splitlines()
+    errors = [line for line in lines if line.startswith("lvm-search: error: ")]
+    assert len(errors) == 1 and lines[-1] == errors[0], err[-2000:]
+    return errors[0]
+
+
 @pytest.fixture
 def cli(capsys):
     """Run ``lvm_search.cli.main(argv)``; returns ``(exit_code, stdout, stderr)``."""

@@ -82,15 +82,52 @@ def test_save_then_load_gives_identical_predictions(trained):
 
 
 def test_saving_over_an_existing_checkpoint_replaces_it(trained, tmp_path):
-    data, result, _ = trained
+    data, result, path = trained
     dest = tmp_path / "best"
-    dest.mkdir()
-    (dest / "stale.txt").write_text("old")
+    save_checkpoint(dest, torch.nn.Linear(2, 2), {"stale": True})  # an older checkpoint in its place
     save_checkpoint(dest, result.model, result.meta)
     assert sorted(p.name for p in dest.iterdir()) == sorted([WEIGHTS, CONFIG])
     assert sorted(p.name for p in tmp_path.iterdir()) == ["best"]  # no temporary folder left behind
     model, _ = load_model(dest)
     assert torch.equal(predict(model, data, "val"), predict(result.model, data, "val"))
+
+
+@pytest.mark.parametrize("what", ["a folder of results", "the current folder", "a file"])
+def test_saving_over_anything_but_a_checkpoint_is_refused_and_it_stays(trained, tmp_path, what):
+    _, result, _ = trained
+    if what == "a file":
+        dest = tmp_path / "notes.txt"
+        dest.write_text("mine")
+        before = {dest: "mine"}
+    else:
+        dest = tmp_path / "runs"
+        (dest / "lstm").mkdir(parents=True)
+        (dest / "lstm" / "summary.json").write_text("{}")
+        if what == "the current folder":
+            (dest / "config.json").write_text("{}")  # even with a config.json beside other files
+        before = {p: p.read_text() for p in dest.rglob("*") if p.is_file()}
+    with pytest.raises(UserError, match="is not a checkpoint folder that lvm-search wrote"):
+        save_checkpoint(dest, result.model, result.meta)
+    assert {p: p.read_text() for p in before} == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted({dest.name})
+
+
+def test_a_save_that_fails_midway_keeps_the_previous_checkpoint(trained, tmp_path, monkeypatch):
+    data, result, path = trained
+    dest = tmp_path / "best"
+    save_checkpoint(dest, result.model, result.meta)
+    import lvm_search.checkpoint as checkpoint
+
+    def broken(state, filename):
+        open(filename, "wb").write(b"half")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(checkpoint, "save_file", broken)
+    with pytest.raises(OSError):
+        save_checkpoint(dest, torch.nn.Linear(2, 2), {"other": True})
+    model, _ = load_model(dest)  # the previous checkpoint, whole
+    assert torch.equal(predict(model, data, "val"), predict(result.model, data, "val"))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["best"]
 
 
 def test_check_fingerprint_refuses_other_data(trained, tmp_path):
@@ -109,13 +146,14 @@ def test_check_fingerprint_refuses_another_split_of_the_same_data(trained):
         check_fingerprint(meta, resplit.fingerprint, path)
 
 
-def test_checkpoint_of_another_dimension_is_refused_for_the_data(trained, tmp_path):
+def test_checkpoint_of_another_dimension_is_refused_for_the_data(trained, tmp_path, cli):
     _, _, path = trained  # D=16
-    model, meta = load_model(path)
-    narrow = load_data(write_tiny_native(tmp_path / "d8.npz", dim=8))
-    assert meta["dim"] != narrow.dim
-    with pytest.raises(UserError):
-        check_fingerprint(meta, narrow.fingerprint, path)
+    narrow = write_tiny_native(tmp_path / "d8.npz", dim=8)
+    code, out, err = cli("eval", path, "--data", narrow)
+    assert code == 2 and out == "" and err.count("\n") == 1
+    assert "reads D=16 vectors" in err and "d8.npz has D=8" in err
+    code, _, err = cli("predict", path, "--data", narrow, "--out", tmp_path / "p.npz")
+    assert code == 2 and "D=8" in err and not (tmp_path / "p.npz").exists()
 
 
 def test_config_whose_dim_does_not_fit_the_weights_is_refused(checkpoint_copy):

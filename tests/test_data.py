@@ -45,8 +45,7 @@ def test_no_window_crosses_a_document_border(write_native, lengths, k, seed, id_
     data = load_data(path, k=k, seed=seed)
 
     for name in SPLITS:
-        s = data.splits[name]
-        contexts, targets = s.contexts.numpy(), s.targets.numpy()
+        contexts, targets = data.contexts(name).numpy(), data.splits[name].targets.numpy()
         assert contexts.shape == (len(targets), k)
         # contexts are the k rows just before the target, oldest first
         np.testing.assert_array_equal(contexts, targets[:, None] + np.arange(-k, 0))
@@ -126,7 +125,7 @@ def test_split_is_seeded(write_native):
     doc_ids = doc_ids_for(lengths)
     a, b, other = load_data(path, seed=7), load_data(path, seed=7), load_data(path, seed=8)
     for name in SPLITS:
-        assert torch.equal(a.splits[name].contexts, b.splits[name].contexts)
+        assert torch.equal(a.contexts(name), b.contexts(name))
         assert torch.equal(a.splits[name].targets, b.splits[name].targets)
     assert split_docs(a, doc_ids, "test") != split_docs(other, doc_ids, "test")
 
@@ -289,7 +288,7 @@ def test_positions_before_the_document_start_are_the_zero_pad_row(write_native):
 
 
 def test_context_mean_ignores_pad_rows_and_weights_by_recency():
-    from lvm_search.data import context_mean
+    from lvm_search.models import context_mean
 
     a, b = torch.tensor([1.0, 0.0]), torch.tensor([0.0, 1.0])
     padded = torch.stack([torch.zeros(2), torch.zeros(2), a, b])[None]
@@ -346,3 +345,65 @@ def test_extra_train_with_another_dimension_is_refused(write_native):
     extra_path = write_native([9] * 3, dim=8, name="extra.npz")
     with pytest.raises(UserError, match="extra.npz.*D=8"):
         load_data(main_path, extra_train=(extra_path,))
+
+
+def test_memory_per_window_does_not_grow_with_k(write_native):
+    # A split holds two integers per window (target row, document start), whatever the context length.
+    path = write_native([40] * 10, dim=4)
+    short, long = load_data(path, k=2, min_context=2), load_data(path, k=30, min_context=2)
+    for name in SPLITS:
+        for data in (short, long):
+            s = data.splits[name]
+            assert s.targets.shape == s.starts.shape == (len(s),)
+
+
+def test_with_k_is_the_data_loaded_at_that_k(write_native):
+    path = write_native([6, 9, 7, 12, 8, 10, 6, 11], dim=4)
+    loaded_long = load_data(path, k=8, min_context=3)
+    for k in (3, 5, 8):
+        direct = load_data(path, k=k, min_context=3)
+        view = loaded_long.with_k(k)
+        assert view.fingerprint == direct.fingerprint and view.k == k
+        for name in SPLITS:
+            torch.testing.assert_close(view.batch(name, slice(None)), direct.batch(name, slice(None)))
+    with pytest.raises(UserError, match="k=2"):
+        loaded_long.with_k(2)
+
+
+def test_data_pickles_to_numpy_and_back_without_change(write_native):
+    # Ray hands the data to trials through its object store as numpy arrays (one shared copy).
+    import pickle
+
+    data = load_data(write_native([9] * 12, dim=4), k=6, min_context=3)
+    back = pickle.loads(pickle.dumps(data))
+    assert back.fingerprint == data.fingerprint and back.summary() == data.summary()
+    for name in SPLITS:
+        torch.testing.assert_close(back.batch(name, slice(None)), data.batch(name, slice(None)))
+
+
+@pytest.mark.parametrize("rows", [[3], [0, 7]])
+def test_all_zero_vectors_are_refused(write_native, rows):
+    vectors = np.random.default_rng(0).standard_normal((50, 4)).astype(np.float32)
+    vectors[rows] = 0
+    with pytest.raises(UserError, match=f"row {rows[0]} is an all-zero vector"):
+        load_data(write_native([10] * 5, vectors=vectors))
+
+
+def test_extra_train_that_is_the_data_file_itself_is_refused(write_native):
+    path = write_native([9] * 12, dim=4)
+    with pytest.raises(UserError, match="is the --data file itself"):
+        load_data(path, extra_train=(path,))
+
+
+def test_extra_train_sharing_a_held_out_passage_is_refused(write_native):
+    main = write_native([9] * 12, dim=4, name="main.npz")
+    data = load_data(main)
+    held_out_row = int(data.splits["test"].targets[0])
+    other = np.random.default_rng(5).standard_normal((30, 4)).astype(np.float32)
+    other[17] = np.load(main)["vectors"][held_out_row]  # one test passage, stored again in another file
+    extra = write_native([10] * 3, vectors=other, name="copy.npz")
+    with pytest.raises(UserError, match="1 of its passages are validation or test passages.*first: row 17"):
+        load_data(main, extra_train=(extra,))
+    # The same file without that row is accepted.
+    other[17] = np.random.default_rng(6).standard_normal(4)
+    load_data(main, extra_train=(write_native([10] * 3, vectors=other, name="clean.npz"),))

@@ -416,11 +416,20 @@ def test_missing_sentence_transformers(corpus, tmp_path, capsys, monkeypatch):
 
 def test_failed_run_keeps_the_old_output(corpus, tmp_path):
     out = tmp_path / "out.npz"
-    out.write_bytes(b"previous result")
+    embed_command(_args(corpus, "--out", out), encoder=HashedBagOfWords())
+    previous = out.read_bytes()
     with pytest.raises(RuntimeError, match="crashed"):
         embed_command(_args(corpus, "--out", out), encoder=BrokenEncoder())
-    assert out.read_bytes() == b"previous result"
+    assert out.read_bytes() == previous
     assert sorted(tmp_path.iterdir()) == sorted([corpus, out])  # no temp file left
+
+
+@pytest.mark.parametrize("name, content", [("notes.npz", b"my own bytes"), ("README.md", b"# mine")])
+def test_an_existing_file_that_embed_did_not_write_is_never_replaced(corpus, tmp_path, capsys, name, content):
+    out = tmp_path / name
+    out.write_bytes(content)
+    _fails([corpus, "--out", out], capsys, str(out))
+    assert out.read_bytes() == content
 
 
 # --- the real model -----------------------------------------------------------------------------

@@ -1,12 +1,12 @@
 """Ensembles: Caruana's greedy weights, the simplex refinement, the artifact, and the data check."""
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
 import pytest
 import torch
+from conftest import one_error
 from torch.nn.functional import normalize
 
 from lvm_search.checkpoint import save_checkpoint
@@ -21,6 +21,7 @@ from lvm_search.ensemble import (
 )
 from lvm_search.errors import UserError
 from lvm_search.metrics import predict
+from lvm_search.runs import Counts, DataInfo, EpochResult, RunSummary, Trial, write_json
 from lvm_search.train import TrainConfig, train
 
 
@@ -65,20 +66,15 @@ def fake_run(storage: Path, name: str, arch: str, data, model_config: dict, fing
     meta = dict(result.meta, fingerprint=fingerprint or data.fingerprint)
     checkpoint = storage / name / "attempt-1" / "trial_000_x" / "checkpoint_000001"
     save_checkpoint(checkpoint, result.model, meta)
-    summary = {
-        "name": name,
-        "arch": arch,
-        "data": data.summary(),
-        "trials": [
-            {
-                "trial_id": f"{name}0",
-                "status": "ok",
-                "val_cosine": result.best["val_cosine"],
-                "checkpoint": str(checkpoint.relative_to(storage / name)),
-            }
-        ],
-    }
-    (storage / name / "summary.json").write_text(json.dumps(summary))
+    trial = Trial(number=0, trial_id=f"{name}0", attempt=1, config={}, status="ok",
+                  val_cosine=result.best["val_cosine"], epochs_run=2, stopped_early=False,
+                  history=[EpochResult(h["epoch"], h["val_cosine"]) for h in result.history],
+                  checkpoint=str(checkpoint.relative_to(storage / name)))
+    summary = RunSummary(name=name, arch=arch, space_file="x.yaml", complete=True, data=DataInfo(**data.summary()),
+                         splits={}, baseline_val={"mean": {"cosine": 0.0}},
+                         counts=Counts(samples=1, trials=1, ok=1, stopped_early=0, diverged=0, errored=0), wall_s=1.0,
+                         trials=[trial])
+    write_json(storage / name / "summary.json", summary)
     return checkpoint
 
 
@@ -106,6 +102,46 @@ def test_an_ensemble_artifact_predicts_like_a_single_model(two_runs, tmp_path):
     assert record["metrics"]["val"]["cosine"] >= best_val - 1e-6
 
 
+def test_a_moved_ensemble_folder_still_loads_and_predicts_the_same(two_runs, tmp_path):
+    import shutil
+
+    storage, data = two_runs
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("runs: [amn-run, gru-run]\nname: moving\n")
+    build_ensemble(load_recipe(recipe), storage)
+    original, _ = load_ensemble(storage / "ensembles" / "moving")
+    moved = shutil.move(str(storage / "ensembles" / "moving"), str(tmp_path / "elsewhere"))
+    model, record = load_ensemble(moved)
+    assert all(m["checkpoint"].startswith("members/") for m in record["members"])
+    assert torch.equal(predict(model, data, "test"), predict(original, data, "test"))
+
+
+def test_the_ensemble_record_carries_paired_intervals_and_provenance(two_runs, tmp_path):
+    storage, _ = two_runs
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("runs: [amn-run, gru-run]\nname: ci\n")
+    record = build_ensemble(load_recipe(recipe), storage)
+    i = record["intervals"]
+    assert i["resamples"] >= 1000 and i["unit"] == "test documents"
+    for key in ("test_cosine", "gain_over_mean_pct", "gain_over_best_single_pct"):
+        assert i[key]["low"] <= i[key]["value"] <= i[key]["high"]
+    assert i["test_cosine"]["value"] == pytest.approx(record["metrics"]["test"]["cosine"])
+    p = record["provenance"]
+    assert p["lvm_search"] and p["torch"] and p["python"] and p["device"] and p["command"]
+
+
+def test_candidates_can_be_every_trial_and_the_classical_baselines(two_runs, tmp_path):
+    storage, _ = two_runs
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("runs: [amn-run, gru-run]\nname: wide\ntop_k: all\nbaselines: true\nmethod: bagged\n")
+    record = build_ensemble(load_recipe(recipe), storage)
+    names = [c["name"] for c in record["candidates"]]
+    assert names[:2] == ["amn-run/amn-run0", "gru-run/gru-run0"]
+    assert names[2:] == ["baseline:mean", "baseline:last", "baseline:recency", "baseline:ridge"]
+    assert record["method"] == "bagged"
+    model, _ = load_ensemble(storage / "ensembles" / "wide")  # baseline members load too
+
+
 def test_the_latest_run_of_each_architecture_is_the_default(two_runs):
     storage, _ = two_runs
     record = build_ensemble(load_recipe(None), storage)
@@ -118,8 +154,8 @@ def test_a_checkpoint_trained_on_other_data_is_refused(two_runs, tmp_path, cli):
     recipe = tmp_path / "r.yaml"
     recipe.write_text("runs: [amn-run, alien]\n")
     code, _, err = cli("ensemble", recipe, "--storage", storage)
-    assert code == 2 and err.count("\n") == 1
-    assert "fingerprint 0123456789abcdef" in err and "alien" in err
+    error = one_error(err)
+    assert code == 2 and "fingerprint 0123456789abcdef" in error and "alien" in error
 
 
 def test_a_recipe_naming_a_missing_run_is_one_line_and_exit_2(two_runs, tmp_path, cli):
@@ -127,7 +163,8 @@ def test_a_recipe_naming_a_missing_run_is_one_line_and_exit_2(two_runs, tmp_path
     recipe = tmp_path / "r.yaml"
     recipe.write_text("runs: [nope]\n")
     code, _, err = cli("ensemble", recipe, "--storage", storage)
-    assert code == 2 and err.count("\n") == 1 and "runs: no finished run 'nope'" in err and str(recipe) in err
+    error = one_error(err)
+    assert code == 2 and "runs: no finished run 'nope'" in error and str(recipe) in error
 
 
 @pytest.mark.parametrize("text, message", [("top_k: 0\n", "top_k"), ("method: vote\n", "method"), ("colour: red\n", "unknown key")])

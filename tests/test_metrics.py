@@ -27,9 +27,13 @@ PLANE = torch.tensor([[1.0, 0.0], [0.0, 1.0], [-1.0, 0.0], [0.0, -1.0], [S, S]])
 
 
 def hand_data(contexts, targets, vectors=PLANE) -> LVMData:
-    """An LVMData whose every split holds the given windows (row indices into ``vectors``)."""
-    split = Split(torch.tensor(contexts), torch.tensor(targets), 1)
-    return LVMData(vectors, {"train": split, "val": split, "test": split}, len(contexts[0]), "hand", "hand", "native")
+    """An LVMData whose every split holds the given windows (row indices into ``vectors``), laid out
+    as the windows format stores them: each window's context rows, then its target row."""
+    k = len(contexts[0])
+    rows = [row for ctx, target in zip(contexts, targets) for row in [*ctx, target]]
+    first = torch.arange(len(targets)) * (k + 1)
+    split = Split(first + k, first, 1)
+    return LVMData(vectors[rows], {"train": split, "val": split, "test": split}, k, "hand", "hand", "windows")
 
 
 # --- score -----------------------------------------------------------------------------------
@@ -50,11 +54,22 @@ def test_score_on_three_windows_in_the_plane():
     assert got["backward_margin"] == pytest.approx(((1 - S) + (0 + 1) + (0 + 1)) / 3)
 
 
-def test_score_counts_ties_in_the_predictions_favour():
+def test_a_passage_that_ties_with_the_true_one_ranks_ahead_of_it():
     # Prediction (1, -1) is equally close to its target E0 and to the other candidate -E1.
     data = hand_data([[E1, DIAG], [E1, E0]], [E0, NEG_E1])
     got = score(torch.tensor([[1.0, -1.0], [1.0, -1.0]]), data, "val")
-    assert got["hit1"] == 1.0 and got["mrr"] == 1.0
+    assert got["hit1"] == 0.0 and got["mrr"] == 0.5
+
+
+@pytest.mark.parametrize("bad", [0.0, float("nan"), float("inf")])
+def test_a_prediction_that_is_not_a_finite_nonzero_vector_scores_the_worst(bad):
+    # A checkpoint with NaN weights, or all-zero output, must rank last, never first.
+    data = hand_data([[E0, E1], [E1, NEG_E0], [NEG_E0, NEG_E1]], [DIAG, NEG_E1, E0])
+    got = score(torch.full((3, 2), bad), data, "val")
+    assert got == {"cosine": -1.0, "hit1": 0.0, "hit5": 1.0, "mrr": pytest.approx(1 / 3),
+                   "backward_margin": 0.0, "candidates": 3.0}  # rank 3 of 3 candidates: still in the top 5
+    one_bad = torch.tensor([[1.0, 1.0], [bad, bad], [0.0, 2.0]])
+    assert score(one_bad, data, "val")["cosine"] == pytest.approx((1 - 1 + 0) / 3)
 
 
 def test_score_ranks_among_distinct_target_passages_only():
@@ -72,7 +87,33 @@ def test_score_in_chunks_equals_score_in_one_go():
     targets = list(range(3, 40))
     data = hand_data([[t - 3, t - 2, t - 1] for t in targets], targets, vectors)
     pred = torch.randn(len(targets), 5)
-    assert score(pred, data, "val", chunk=4) == pytest.approx(score(pred, data, "val"))
+    whole = score(pred, data, "val")
+    import lvm_search.metrics as metrics
+
+    saved = metrics.SIMILARITY_BYTES
+    metrics.SIMILARITY_BYTES = 4 * 37 * 3  # three windows per chunk of the similarity matrix
+    try:
+        assert score(pred, data, "val") == pytest.approx(whole)
+    finally:
+        metrics.SIMILARITY_BYTES = saved
+
+
+def test_above_max_candidates_each_window_ranks_among_a_seeded_sample(monkeypatch):
+    import lvm_search.metrics as metrics
+
+    rng = np.random.default_rng(3)
+    vectors = torch.nn.functional.normalize(torch.from_numpy(rng.standard_normal((60, 5)).astype(np.float32)), dim=-1)
+    targets = list(range(3, 60))
+    data = hand_data([[t - 3, t - 2, t - 1] for t in targets], targets, vectors)
+    perfect = data.targets("val")  # every prediction is its own target: rank 1 among any candidates
+    monkeypatch.setattr(metrics, "MAX_CANDIDATES", 10)
+    got = score(perfect, data, "val")
+    assert got["candidates"] == 10 and got["hit1"] == 1.0
+    pred = torch.randn(len(targets), 5)
+    sampled = score(pred, data, "val")
+    assert sampled == score(pred, data, "val")  # the sample is seeded
+    monkeypatch.setattr(metrics, "MAX_CANDIDATES", 1000)
+    assert score(pred, data, "val")["candidates"] == 57 and score(pred, data, "val")["mrr"] <= sampled["mrr"]
 
 
 # --- the baselines on hand-made contexts -----------------------------------------------------
@@ -129,7 +170,7 @@ def test_baselines_on_a_small_file_equal_numpy_computations(write_native):
 
     for split in ("val", "test"):
         s = data.splits[split]
-        ctx, tgt = vectors[s.contexts.numpy()], vectors[s.targets.numpy()]
+        ctx, tgt = vectors[data.contexts(split).numpy()], vectors[s.targets.numpy()]
         weights = decay ** np.arange(3, -1, -1)  # oldest context row has age k-1
         expected = {
             "mean": unit(ctx.mean(axis=1)),
@@ -172,7 +213,7 @@ def test_ridge_beats_the_mean_when_the_target_is_a_linear_function_of_the_contex
 
 def test_fresh_residual_model_scores_exactly_the_mean_baseline(write_native):
     data = load_data(write_native([10] * 12, dim=8))
-    model = build_model("gru", data.dim, data.k, depth=1, width=8, residual=True)
+    model = build_model("gru", data.dim, data.k, depth=1, width=8, residual=True, base_decay=1.0)
     x, _ = data.batch("val", slice(None))
     pred = predict(model, data, "val", batch_size=7)  # several batches
     assert pred.shape == (len(data.splits["val"]), data.dim)

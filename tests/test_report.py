@@ -8,6 +8,7 @@ import json
 import re
 
 import pytest
+from conftest import one_error
 
 from lvm_search.ensemble import build_ensemble, load_recipe
 from lvm_search.report import build_report
@@ -55,7 +56,7 @@ def test_rows_are_ranked_by_test_cosine(report):
     _, _, markdown = report
     rows = table_rows(markdown)
     assert [int(r[0]) for r in rows] == list(range(1, len(rows) + 1))
-    test_cos = [float(r[2]) for r in rows]
+    test_cos = [float(r[2].split()[0]) for r in rows]
     assert test_cos == sorted(test_cos, reverse=True)
 
 
@@ -67,18 +68,61 @@ def test_numbers_match_the_stored_results(report):
         assert float(rows[arch][3]) == pytest.approx(summary["best"]["val_cosine"], abs=1e-4)
     ensemble = json.loads((storage / "ensembles" / "default" / "ensemble.json").read_text())
     row = next(r for name, r in rows.items() if name.startswith("ensemble default"))
-    assert float(row[2]) == pytest.approx(ensemble["metrics"]["test"]["cosine"], abs=1e-4)
+    assert float(row[2].split()[0]) == pytest.approx(ensemble["metrics"]["test"]["cosine"], abs=1e-4)
     assert float(row[3]) == pytest.approx(ensemble["metrics"]["val"]["cosine"], abs=1e-4)
-    assert float(rows["mean of context"][4].rstrip("%")) == 0.0
+    assert rows["mean of context"][4] == "+0.00% [+0.00, +0.00]"
 
 
-def test_the_report_says_plainly_which_models_do_not_beat_the_baselines(report):
+def test_the_report_says_beats_only_where_the_paired_interval_excludes_zero(report):
     _, result, markdown = report
-    best_baseline = max(r["test"]["cosine"] for r in result["rows"] if r["kind"] == "baseline")
+    best_baseline = max((r for r in result["rows"] if r["kind"] == "baseline"), key=lambda r: r["val"]["cosine"])
+    assert f"The best classical baseline on validation is {best_baseline['model']}" in markdown
     for r in result["rows"]:
-        if r["kind"] != "baseline":
-            verdict = "beats" if r["test"]["cosine"] > best_baseline else "does **not** beat"
-            assert f"- {r['model']} {verdict} the best baseline on test" in markdown
+        if r["kind"] == "baseline":
+            continue
+        gain = r["gain_over_best_baseline_pct"]
+        if gain["low"] > 0:
+            verdict = "beats"
+        elif gain["high"] < 0:
+            verdict = "is **beaten** by"
+        else:
+            verdict = "is **not distinguishable** from"
+        assert f"- {r['model']} {verdict} the best classical baseline on test" in markdown
+    assert "its best member" in markdown  # the ensemble against its best member, paired
+
+
+def test_every_row_has_an_interval_around_its_test_cosine(report):
+    _, result, markdown = report
+    for r in result["rows"]:
+        i = r["test_interval"]
+        assert i["low"] <= r["test"]["cosine"] <= i["high"] and i["value"] == pytest.approx(r["test"]["cosine"])
+    assert "1,000 bootstrap resamples of the 6 test documents" in markdown
+
+
+def test_the_header_records_provenance(report):
+    _, _, markdown = report
+    header = markdown.splitlines()[3]
+    for part in ("lvm-search 0.", "Python 3.", "torch 2.", "Ray 2.", "Optuna ", " on "):
+        assert part in header, header
+
+
+def test_an_existing_file_that_is_not_a_report_is_never_overwritten(report, tmp_path, cli):
+    storage, _, _ = report
+    notes = tmp_path / "notes.md"
+    notes.write_text("my notes")
+    code, _, err = cli("report", "--storage", storage, "--out", notes)
+    assert code == 2 and "is not a report that lvm-search wrote" in one_error(err)
+    assert notes.read_text() == "my notes" and not (tmp_path / "notes_plots").exists()
+    code, _, err = cli("report", "--storage", storage, "--out", tmp_path / "report.txt")
+    assert code == 2 and "must name a .md file" in one_error(err)
+
+
+def test_the_report_and_the_ensemble_do_not_import_ray():
+    import subprocess
+    import sys
+
+    code = "import sys, lvm_search.report, lvm_search.ensemble, lvm_search.evaluate; print('ray' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.strip() == "False"
 
 
 def test_plots_are_written_beside_the_report(report):

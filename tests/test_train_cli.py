@@ -5,7 +5,6 @@ A user's mistake must come back as exit code 2 and exactly one stderr line
 """
 import json
 import re
-import zlib
 
 import numpy as np
 import pytest

@@ -1,18 +1,18 @@
-"""Attention mixture network: attend over the context from its mean, learn a residual over the mean.
+"""Attention mixture network: attend over the context from its mean, then an MLP.
 
-Seed defaults at D=768: query Linear(768->256) 196,864 and key Linear(768->256) 196,864 (one head;
-the values are the raw context vectors), then an MLP on [mean, attended] 1536->512->256->768 with
-GELU + LayerNorm after each hidden layer (786,944 + 1,024 + 131,328 + 512 + 197,376) = 1,510,912.
-The output is always mean + MLP; ``residual: true`` additionally starts the last layer at zero.
+Reference sizes at D=768: query Linear(768->256) 196,864 and key Linear(768->256) 196,864 (one
+head; the values are the raw context vectors), then an MLP on [base, attended] 1536->512->256->768
+with GELU + LayerNorm after each hidden layer (786,944 + 1,024 + 131,328 + 512 + 197,376) = 1,510,912.
+The reference AMN learns a residual over the context mean: ``residual`` (see residual.py).
 """
 from dataclasses import dataclass
 
 import torch
 from torch import nn
 
-from ..data import context_mean, real_positions
 from ..errors import UserError
-from .registry import register, zero_init
+from .registry import DEFAULT_BASE_DECAY, DEFAULT_RESIDUAL, register
+from .residual import LVM, context_mean, real_positions, zero_init
 
 
 @dataclass
@@ -21,16 +21,18 @@ class AMNConfig:
     width: int = 512  # first hidden layer
     key_dim: int = 256
     dropout: float = 0.0
-    residual: bool = False
-    base_decay: float = 1.0  # residual base: recency-weighted context mean (1 = plain mean)
+    residual: bool = DEFAULT_RESIDUAL
+    base_decay: float = DEFAULT_BASE_DECAY
 
     def validate(self):
         if self.depth < 1 or self.key_dim < 1 or self.width >> (self.depth - 1) < 1 or not 0 <= self.dropout < 1:
-            raise UserError(f"amn: depth, width (halved per layer) and key_dim must stay >= 1, 0 <= dropout < 1, got {self}")
+            raise UserError(
+                f"amn: depth, width (halved per layer) and key_dim must stay >= 1, 0 <= dropout < 1, got {self}"
+            )
 
 
 @register("amn", AMNConfig)
-class AMNModel(nn.Module):
+class AMNModel(LVM):
     def __init__(self, cfg: AMNConfig, dim: int, k: int):
         super().__init__()
         self.cfg = cfg
@@ -45,9 +47,11 @@ class AMNModel(nn.Module):
         if cfg.residual:
             zero_init(self.mlp[-1])
 
-    def forward(self, x):
-        mean = context_mean(x, self.cfg.base_decay)
-        scores = torch.einsum("bd,bkd->bk", self.query(mean), self.key(x)) / self.cfg.key_dim**0.5
-        scores = scores.masked_fill(~real_positions(x), float("-inf"))  # pad rows (min_context < k)
+    def network(self, x):
+        base = context_mean(x, self.cfg.base_decay)
+        scores = torch.einsum("bd,bkd->bk", self.query(base), self.key(x)) / self.cfg.key_dim**0.5
+        # Padding gets no weight; a context with no passage at all (context dropout can make one)
+        # attends uniformly over zeros rather than dividing by zero.
+        scores = scores.masked_fill(~real_positions(x), torch.finfo(scores.dtype).min)
         attended = torch.einsum("bk,bkd->bd", scores.softmax(dim=-1), x)
-        return nn.functional.normalize((mean + self.mlp(torch.cat([mean, attended], dim=-1))).float(), dim=-1)
+        return self.mlp(torch.cat([base, attended], dim=-1))

@@ -1,6 +1,6 @@
 """GRU blocks with a residual connection and LayerNorm, between an in- and an out-projection.
 
-Seed defaults at D=768: Linear(768->512) 393,728 + 4 x [GRU(512->512) 1,575,936 + LayerNorm 1,024]
+Reference sizes at D=768: Linear(768->512) 393,728 + 4 x [GRU(512->512) 1,575,936 + LayerNorm 1,024]
 + Linear(512->768) 393,984 = 7,095,552.
 """
 from dataclasses import dataclass
@@ -8,7 +8,8 @@ from dataclasses import dataclass
 from torch import nn
 
 from ..errors import UserError
-from .registry import finish, register, zero_init
+from .registry import DEFAULT_BASE_DECAY, DEFAULT_RESIDUAL, register
+from .residual import LVM, zero_init
 
 
 @dataclass
@@ -16,8 +17,8 @@ class GRUConfig:
     depth: int = 4  # GRU blocks
     width: int = 512
     dropout: float = 0.1  # on each block's GRU output, before the residual add
-    residual: bool = False
-    base_decay: float = 1.0  # residual base: recency-weighted context mean (1 = plain mean)
+    residual: bool = DEFAULT_RESIDUAL  # see residual.py
+    base_decay: float = DEFAULT_BASE_DECAY  # the residual base's recency weighting (1 = plain mean)
 
     def validate(self):
         if self.depth < 1 or self.width < 1 or not 0 <= self.dropout < 1:
@@ -36,7 +37,7 @@ class GRUBlock(nn.Module):
 
 
 @register("gru", GRUConfig)
-class GRUModel(nn.Module):
+class GRUModel(LVM):
     def __init__(self, cfg: GRUConfig, dim: int, k: int):
         super().__init__()
         self.cfg = cfg
@@ -46,6 +47,6 @@ class GRUModel(nn.Module):
         if cfg.residual:
             zero_init(self.out)
 
-    def forward(self, x):
+    def network(self, x):
         h = self.blocks(self.inp(x))
-        return finish(x, self.out(h[:, -1]), self.cfg)
+        return self.out(h[:, -1])

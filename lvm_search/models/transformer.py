@@ -1,6 +1,6 @@
 """A causal Transformer decoder over the context, read out at the last position.
 
-Seed defaults at D=768: Linear(768->512) 393,728 + sinusoidal positions (no parameters)
+Reference sizes at D=768: Linear(768->512) 393,728 + sinusoidal positions (no parameters)
 + 4 x TransformerDecoderLayer(512, 8 heads, ff 2048) 3,152,384 + 1,051,648 (the cross-attention to
 the context and its norm) + head Linear(512->512) 262,656, GELU, LayerNorm 1,024, Linear(512->768)
 393,984 = 17,867,520.
@@ -12,7 +12,8 @@ import torch
 from torch import nn
 
 from ..errors import UserError
-from .registry import finish, register, zero_init
+from .registry import DEFAULT_BASE_DECAY, DEFAULT_RESIDUAL, register
+from .residual import LVM, zero_init
 
 
 @dataclass
@@ -22,8 +23,8 @@ class TransformerConfig:
     heads: int = 8
     ff: int = 2048
     dropout: float = 0.1
-    residual: bool = False
-    base_decay: float = 1.0  # residual base: recency-weighted context mean (1 = plain mean)
+    residual: bool = DEFAULT_RESIDUAL  # see residual.py
+    base_decay: float = DEFAULT_BASE_DECAY  # the residual base's recency weighting (1 = plain mean)
 
     def validate(self):
         if min(self.depth, self.width, self.heads, self.ff) < 1 or not 0 <= self.dropout < 1:
@@ -42,7 +43,7 @@ def sinusoidal_positions(k: int, width: int) -> torch.Tensor:
 
 
 @register("transformer", TransformerConfig)
-class TransformerModel(nn.Module):
+class TransformerModel(LVM):
     def __init__(self, cfg: TransformerConfig, dim: int, k: int):
         super().__init__()
         self.cfg = cfg
@@ -57,8 +58,8 @@ class TransformerModel(nn.Module):
         if cfg.residual:
             zero_init(self.head[-1])
 
-    def forward(self, x):
+    def network(self, x):
         h = self.inp(x) + self.positions
         # The context is both the sequence and the memory; both masks keep every position causal.
         h = self.decoder(h, h, tgt_mask=self.causal, memory_mask=self.causal, tgt_is_causal=True, memory_is_causal=True)
-        return finish(x, self.head(h[:, -1]), self.cfg)
+        return self.head(h[:, -1])

@@ -1,0 +1,188 @@
+"""The Ray cluster a search runs on: a private local one, or an existing one joined by address.
+
+The private cluster: no dashboard, every server bound to 127.0.0.1 (``loopback_only``), token
+authentication on with a token that lives only in this process's environment (nothing is written
+to ``~/.ray``), and a temporary folder of its own under ``RAY_TMPDIR`` (else the system's temp
+folder), removed at the end, also when the driver is killed (``reaper``).
+
+An existing cluster (``--address``): its auth token is found as Ray finds it (``~/.ray/auth_token``,
+``RAY_AUTH_TOKEN`` or ``RAY_AUTH_TOKEN_PATH``); an address where nothing answers is a one-line error
+after ``CONNECT_TIMEOUT_S``, not a hang.
+"""
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+
+import ray
+import torch
+
+from . import reaper
+from .errors import UserError
+
+TOKEN_SOURCES = ("RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH")
+DEFAULT_TOKEN_FILE = Path.home() / ".ray" / "auth_token"
+CONNECT_TIMEOUT_S = 10.0
+GCS_PROBE_TIMEOUT_S = 30.0
+MAX_RAY_TMP_CHARS = 36  # a Unix socket path holds at most 107 bytes; Ray's session folder adds ~70
+QUIET = {
+    # Keeping only the best checkpoint forces a small state snapshot per improvement; Tune warns
+    # about it on every fast trial, but on our runs it costs milliseconds.
+    "TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S": "0",
+    # Tune's automatic CSV and TensorBoard loggers (the search adds the JSON one itself): TensorBoard
+    # files would land in a temporary folder that is deleted at the end.
+    "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "1",
+}
+
+
+@contextmanager
+def environment(values: dict[str, str], keep: tuple[str, ...] = ()):
+    """Set environment variables for the duration, then restore the environment as it was (Ray
+    sets some of its own, e.g. RAY_AUTH_MODE and PYTHONBREAKPOINT), except the variables in ``keep``."""
+    saved = dict(os.environ)
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        kept = {key: os.environ[key] for key in keep if key in os.environ}
+        os.environ.clear()
+        os.environ.update({**saved, **kept})
+
+
+@contextmanager
+def loopback_only():
+    """Make ``ray.init(_node_ip_address="127.0.0.1")`` really use 127.0.0.1 (Ray 2.60).
+
+    ray.init passes the address through ``services.resolve_ip_for_localhost()``, which on Linux
+    replaces a loopback address by the machine's network address unless Ray's single-machine mode
+    is on (``ray_constants.ENABLE_RAY_CLUSTER``, env ``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0``; see
+    ray-project/ray#26293, #30770). Every Ray server takes its bind address from the node address,
+    so this one switch moves all of them to loopback. The variable reaches Ray's child processes;
+    the constant is patched too because this process read it when Ray was imported.
+    """
+    import ray._private.ray_constants as ray_constants
+
+    saved = ray_constants.ENABLE_RAY_CLUSTER
+    ray_constants.ENABLE_RAY_CLUSTER = False
+    try:
+        with environment({"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}):
+            yield
+    finally:
+        ray_constants.ENABLE_RAY_CLUSTER = saved
+
+
+@contextmanager
+def private_cluster():
+    if ray.is_initialized():
+        ray.shutdown()
+    parent = os.environ.get("RAY_TMPDIR") or tempfile.gettempdir()  # a user's RAY_TMPDIR is honoured
+    stale = reaper.sweep_stale(parent)
+    if stale:
+        print(f"removed {len(stale)} Ray session folder(s) left by killed searches", file=sys.stderr)
+    # Unix socket paths hold at most 107 bytes and Ray's session folder adds about 70: a short
+    # folder of our own under the temp dir, not one inside a deep run folder.
+    ray_tmp = tempfile.mkdtemp(prefix=reaper.TMP_PREFIX, dir=parent)
+    if len(ray_tmp) > MAX_RAY_TMP_CHARS:
+        shutil.rmtree(ray_tmp)
+        raise UserError(f"RAY_TMPDIR={parent}: too long a path for Ray's sockets; use a shorter one, e.g. /tmp")
+    reaper.write_owner(ray_tmp)
+    watcher = subprocess.Popen(
+        [sys.executable, "-S", reaper.__file__, ray_tmp, str(os.getpid())], stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd="/", start_new_session=True, close_fds=True,
+    )
+    settings = {**QUIET, "RAY_TMPDIR": ray_tmp}
+    if not any(os.environ.get(v) for v in TOKEN_SOURCES) and not DEFAULT_TOKEN_FILE.exists():
+        # Ray turns token auth on for a new local cluster and would write a lasting token to
+        # ~/.ray; we keep auth on with a token that lives in this process's environment only.
+        # One token per process: Ray's token loader caches the first one it reads.
+        os.environ.setdefault("RAY_AUTH_TOKEN", secrets.token_hex(16))
+    try:
+        with environment(settings, keep=("RAY_AUTH_TOKEN",)), loopback_only():
+            ray.init(
+                num_gpus=torch.cuda.device_count(),
+                include_dashboard=False,
+                _node_ip_address="127.0.0.1",
+                _temp_dir=ray_tmp,
+                log_to_driver=False,
+                configure_logging=False,
+            )
+            check_loopback()
+            yield
+    finally:
+        ray.shutdown()
+        reaper.kill_and_remove(ray_tmp)  # Ray's session folder (sockets, logs) is of no use afterwards
+        watcher.kill()
+        watcher.wait()
+
+
+def check_loopback() -> None:
+    """Refuse to run if a future Ray ignores ``loopback_only``."""
+    from ray._common.network_utils import is_localhost
+
+    address = ray._private.worker.global_worker.node.node_ip_address
+    if not is_localhost(address):
+        raise RuntimeError(f"Ray's private cluster came up on {address}, not on loopback; refusing to run")
+
+
+@contextmanager
+def join_cluster(address: str):
+    if ray.is_initialized():
+        ray.shutdown()
+    check_reachable(address)
+    if "RAY_AUTH_MODE" not in os.environ and (
+        any(os.environ.get(v) for v in TOKEN_SOURCES) or DEFAULT_TOKEN_FILE.exists()
+    ):
+        # Ray enables token auth by itself only for address="auto"; `ray start` clusters use it
+        # by default, so an explicit HOST:PORT needs the same treatment.
+        from ray._private.authentication.authentication_token_setup import (
+            maybe_enable_token_auth_if_token_available,
+        )
+
+        maybe_enable_token_auth_if_token_available(warn_if_disabled=False)
+    try:
+        with environment(QUIET):
+            ray.init(address=address, log_to_driver=False, configure_logging=False)
+    except ray.exceptions.AuthenticationError as e:
+        raise UserError(
+            f"--address {address}: the cluster refused this driver's auth token; copy the head node's "
+            f"~/.ray/auth_token here or set RAY_AUTH_TOKEN_PATH ({str(e).splitlines()[0][:120]})"
+        ) from None
+    except (ConnectionError, RuntimeError, ValueError) as e:
+        raise UserError(f"--address {address}: cannot connect to a Ray cluster ({str(e).splitlines()[0][:160]})") from None
+    try:
+        with environment(QUIET):
+            yield
+    finally:
+        ray.shutdown()
+
+
+def check_reachable(address: str, timeout_s: float = CONNECT_TIMEOUT_S) -> None:
+    """An address where nothing listens, or where something other than a Ray head listens, fails
+    here in seconds; ``ray.init`` would retry for minutes."""
+    if address == "auto":
+        return
+    host, sep, port = address.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise UserError(f"--address {address}: expected auto or HOST:PORT")
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s):
+            pass
+    except OSError as e:
+        reason = "no answer" if isinstance(e, socket.timeout) else (e.strerror or type(e).__name__)
+        raise UserError(f"--address {address}: cannot reach a Ray head there within {timeout_s:g} s ({reason}); "
+                        "is `ray start --head` running?") from None
+    # Something listens; ask it for its cluster id the way Ray does, in a process we can time out
+    # (Ray's client retries without end and writes its warnings straight to stderr).
+    probe = f"from ray._raylet import GcsClient; GcsClient(address={address!r}).cluster_id"
+    try:
+        subprocess.run([sys.executable, "-c", probe], capture_output=True, timeout=GCS_PROBE_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        raise UserError(f"--address {address}: something listens there, but no Ray head answered within "
+                        f"{GCS_PROBE_TIMEOUT_S:g} s") from None

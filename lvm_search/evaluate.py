@@ -1,0 +1,217 @@
+"""Reusing a trained model: score it on any corpus (``eval``) or write its predictions (``predict``).
+
+A *predictor* is a checkpoint folder, a run folder (its best trial) or an ensemble folder. Scoring
+on other data than it was trained on is allowed and said so; the classical baselines are fitted on
+the other corpus's train split (ridge's lambda on its val) and scored on exactly the same windows,
+and every number carries a bootstrap interval over the scored documents.
+"""
+from __future__ import annotations
+
+import dataclasses
+import io
+import json
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from . import provenance
+from .checkpoint import CONFIG, check_dimension, load_model
+from .data import LVMData, Split, load_data
+from .ensemble import load_ensemble
+from .errors import UserError
+from .intervals import DocumentBootstrap, verdict
+from .metrics import ReferenceMean, fit_baselines, per_window, predict, summarise
+from .runs import ENSEMBLE_RECORD, SUMMARY, read_summary, to_json, write_file
+
+EVAL_SPLITS = ("test", "all")
+PREDICTIONS_MARK = "lvm_search_predictions"
+
+
+@dataclass
+class Predictor:
+    model: nn.Module
+    kind: str  # checkpoint, run or ensemble
+    path: Path
+    k: int
+    dim: int
+    min_context: int
+    trained_on: dict  # the summary of the data it was trained on (DataInfo)
+
+    def describe(self) -> str:
+        return f"{self.kind} {self.path}"
+
+
+def load_predictor(path: str | Path, device: str | torch.device = "cpu") -> Predictor:
+    """A checkpoint, a run folder (its best trial) or an ensemble folder, ready to predict."""
+    path = Path(path)
+    if (path / ENSEMBLE_RECORD).is_file():
+        model, record = load_ensemble(path, device)
+        data = record["data"]
+        return Predictor(model, "ensemble", path, max(model.ks), data["D"], data["min_context"], data)
+    if (path / SUMMARY).is_file():
+        summary = read_summary(path)
+        if summary.best is None:
+            raise UserError(f"{path}: this run has no finished trial to use")
+        return _from_checkpoint(path / summary.best.checkpoint, "run", path, device)
+    if (path / CONFIG).is_file():
+        return _from_checkpoint(path, "checkpoint", path, device)
+    raise UserError(f"{path}: not a checkpoint, run or ensemble folder (no {CONFIG}, {SUMMARY} or {ENSEMBLE_RECORD})")
+
+
+def _from_checkpoint(checkpoint: Path, kind: str, path: Path, device) -> Predictor:
+    model, meta = load_model(checkpoint, device)
+    data = meta.get("data") or {"fingerprint": meta["fingerprint"], "k": meta["k"], "min_context": meta["k"]}
+    return Predictor(model, kind, path, meta["k"], meta["dim"], data.get("min_context") or meta["k"], data)
+
+
+def _load_for(predictor: Predictor, data_path: str | None, split: bool) -> LVMData:
+    try:
+        data = load_data(data_path, k=predictor.k, min_context=predictor.min_context, split=split,
+                         seed=predictor.trained_on.get("split_seed", 0))
+    except UserError as e:
+        raise UserError(f"{e} (the {predictor.kind} reads k={predictor.k} passages)") from None
+    check_dimension({"dim": predictor.dim}, data.dim, predictor.path, data.source)
+    return data
+
+
+def _with_all_windows(data: LVMData) -> LVMData:
+    """The data with one more split, ``all``: every window of train, val and test."""
+    parts = [data.splits[name] for name in ("train", "val", "test")]
+    every = Split(torch.cat([s.targets for s in parts]), torch.cat([s.starts for s in parts]), sum(s.docs for s in parts))
+    return dataclasses.replace(data, splits={**data.splits, "all": every})
+
+
+def relation(predictor: Predictor, data: LVMData, split: str) -> str:
+    same_file = data.summary()["content_digest"] == predictor.trained_on.get("content_digest", None)
+    if data.fingerprint == predictor.trained_on.get("fingerprint"):
+        if split == "test":
+            return "the test split of the data it was trained on"
+        return "every window of the data it was trained on, its own training windows included: not held out"
+    if same_file:
+        return f"the corpus it was trained on, windowed or split differently ({split} windows)"
+    return f"other data than it was trained on ({split} windows)"
+
+
+def evaluate(path: str | Path, data_path: str | None, split: str = "test") -> dict:
+    """Scores, intervals and baselines of a predictor on the ``split`` windows of another corpus."""
+    if split not in EVAL_SPLITS:
+        raise UserError(f"--split must be one of {EVAL_SPLITS}, got {split!r}")
+    predictor = load_predictor(path)
+    data = _load_for(predictor, data_path, split=True)
+    scored = _with_all_windows(data) if split == "all" else data
+    print(f"eval: {predictor.describe()} on {data.source} ({len(scored.splits[split]):,} {split} windows)",
+          file=sys.stderr, flush=True)
+    windows = {"model": per_window(predict(predictor.model, scored, split), scored, split)}
+    print("eval: fitting the classical baselines on its train split", file=sys.stderr, flush=True)
+    baselines, fitted = fit_baselines(data)
+    val_cosine = {}
+    for name, fn in baselines.items():
+        windows[name] = per_window(predict(fn, scored, split), scored, split)
+        val_cosine[name] = summarise(per_window(predict(fn, data, "val"), data, "val"))["cosine"]
+    windows["reference mean"] = per_window(predict(ReferenceMean(data.min_context), scored, split), scored, split)
+    best_baseline = max(baselines, key=val_cosine.get)  # chosen on the corpus's val split
+
+    boot = DocumentBootstrap(scored.splits[split].groups())
+    cos = {name: w["cosine"].cpu().numpy() for name, w in windows.items()}
+    gain = boot.gain_pct(cos["model"], cos[best_baseline])
+    rows = {
+        name: {**summarise(w), "cosine_interval": boot.mean(cos[name]).as_dict()}
+        for name, w in windows.items()
+    }
+    return {
+        "predictor": {"kind": predictor.kind, "path": str(predictor.path), "k": predictor.k,
+                      "trained_on": predictor.trained_on},
+        "evaluated_on": {**data.summary(), "split": split, "windows": len(scored.splits[split]),
+                         "documents": int(scored.splits[split].groups().max()) + 1 if len(scored.splits[split]) else 0},
+        "relation": relation(predictor, data, split),
+        "baselines_fitted": {**fitted, "ridge": {"lambda": baselines["ridge"].lam}, "best_on_val": best_baseline},
+        "baselines_note": ("baselines were fitted on the train split and scored on windows that include it"
+                           if split == "all" else "baselines were fitted on the train split"),
+        "scores": rows,
+        "gain_over_best_baseline_pct": gain.as_dict(),
+        "gain_over_mean_pct": boot.gain_pct(cos["model"], cos["reference mean"]).as_dict(),
+        "verdict": f"the {predictor.kind} {verdict(gain)} the best classical baseline ({best_baseline})",
+        "intervals": {"level": 0.95, "resamples": len(boot.counts), "unit": "documents"},
+        "provenance": to_json(provenance.collect(data.device)),
+    }
+
+
+def write_predictions(path: str | Path, data_path: str | None, out: str | Path, last: bool = False) -> dict:
+    """The predicted next vector of every window of a corpus, in file order, with each window's
+    document id and the position in its document of the passage predicted (``last``: also one
+    window per document predicting the passage after its end, with ``rows`` -1)."""
+    predictor = load_predictor(path)
+    out = Path(out)
+    _check_out(out)
+    data = _load_for(predictor, data_path, split=False)
+    if last and data.format != "native":
+        raise UserError(f"{data.source}: --last needs documents; a windows-format file has none")
+    windows = data.splits["all"]
+    print(f"predict: {predictor.describe()} on {len(windows):,} windows of {data.source}", file=sys.stderr, flush=True)
+    splits = {"all": windows}
+    if last:
+        splits["ends"] = _document_ends(data)
+    viewed = dataclasses.replace(data, splits=splits)
+    predictions, rows, positions, documents = [], [], [], []
+    predictor.model.eval()
+    with torch.no_grad():
+        for name, s in splits.items():
+            for lo in range(0, len(s), 4096):
+                predictions.append(predictor.model(data.vectors[viewed.contexts(name, slice(lo, lo + 4096))].float()))
+            rows.append(s.targets if name == "all" else torch.full_like(s.targets, -1))
+            positions.append(s.targets - s.starts)
+            documents.append(s.starts)
+    doc_ids = _file_doc_ids(data)
+    meta = {
+        PREDICTIONS_MARK: True,
+        "predictor": {"kind": predictor.kind, "path": str(predictor.path), "k": predictor.k},
+        "data": data.summary(),
+        "last": last,
+        "relation": relation(predictor, data, "all"),
+        "provenance": to_json(provenance.collect(data.device)),
+    }
+    buffer = io.BytesIO()
+    np.savez(buffer, predictions=torch.cat(predictions).float().cpu().numpy(),
+             doc_ids=doc_ids[torch.cat(documents).numpy()], positions=torch.cat(positions).numpy(),
+             rows=torch.cat(rows).numpy(), meta_json=np.array(json.dumps(meta)))
+    write_file(out, buffer.getvalue())
+    return {"out": str(out), "windows": len(windows), "document_ends": len(splits.get("ends", [])), "D": data.dim,
+            "relation": meta["relation"]}
+
+
+def _check_out(out: Path) -> None:
+    """--out may replace a predictions file this command wrote, nothing else."""
+    if out.suffix != ".npz":
+        raise UserError(f"{out}: --out must name an .npz file")
+    if out.is_dir():
+        raise UserError(f"{out}: is a folder, expected an .npz file path")
+    if out.exists():
+        try:
+            with np.load(out, allow_pickle=False) as z:
+                ours = "meta_json" in z.files and json.loads(str(z["meta_json"])).get(PREDICTIONS_MARK) is True
+        except Exception:  # anything unreadable is not ours
+            ours = False
+        if not ours:
+            raise UserError(f"{out}: already exists and is not a predictions file that lvm-search wrote")
+
+
+def _file_doc_ids(data: LVMData) -> np.ndarray:
+    """Every row's document id as the file has it (windows format: the window's number)."""
+    if data.format != "native":
+        return np.repeat(np.arange(len(data.vectors) // (data.k + 1)), data.k + 1)
+    with np.load(data.source, allow_pickle=False) as z:
+        return z["doc_ids"].astype(np.int64)
+
+
+def _document_ends(data: LVMData) -> Split:
+    """One window per document with at least min_context passages: its last passages as context,
+    its "target" the row just past its end (never gathered)."""
+    doc_ids = _file_doc_ids(data)
+    starts = np.flatnonzero(np.r_[True, doc_ids[1:] != doc_ids[:-1]])
+    lengths = np.diff(np.r_[starts, len(doc_ids)])
+    keep = lengths >= data.min_context
+    return Split(torch.from_numpy(starts[keep] + lengths[keep]), torch.from_numpy(starts[keep]), int(keep.sum()))

@@ -1,0 +1,473 @@
+"""The on-disk run format: file names, typed records, finding runs, reading and writing them.
+
+Nothing else in the package knows these names or layouts (in the spirit of Optuna's storages)::
+
+    <storage>/
+      <run>/                      one search (`lvm-search run`)
+        run.json                  RunInfo: the space, the data and the provenance of its first start
+        trials.jsonl              one TrialLogEntry per finished trial, appended; resumes trust it alone
+        attempt-N/trial_XXX_<id>/ Tune's trial folders: result.json and the trial's best checkpoint_*/
+        summary.json              RunSummary: every trial, the best one, the baseline on the same windows
+        study.db                  the Optuna study (SQLite), live while the search runs
+        resources.json            the last start's device, trials at once and the cluster's CPUs/GPUs
+        .staging/                 checkpoints being handed to Tune; emptied at every start
+      ensembles/<name>/           an ensemble (`lvm-search ensemble`)
+        ensemble.json             EnsembleRecord
+        members/NN/               copies of its members' checkpoints: the folder is self-contained
+
+Every record is validated as it is read: a missing field, a field of the wrong type or a file cut
+short is a ``UserError`` naming the file, never a traceback. Every write goes through
+``write_file`` or ``write_folder``, which replace their target atomically and never delete or
+move anything the package did not create.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import re
+import shutil
+import tempfile
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from .errors import UserError
+from .provenance import Provenance
+
+RUN_INFO = "run.json"
+TRIALS_LOG = "trials.jsonl"
+SUMMARY = "summary.json"
+STUDY = "study.db"
+RESOURCES = "resources.json"
+STAGING = ".staging"
+ENSEMBLES = "ensembles"
+ENSEMBLE_RECORD = "ensemble.json"
+ENSEMBLE_MEMBERS = "members"
+TRIAL_STATUSES = ("ok", "diverged", "error")
+NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
+RESERVED_NAMES = {ENSEMBLES}
+MAX_STATE_FILE_BYTES = 256 * 2**20  # a summary of 10,000 trials is a few MB
+
+
+# --- records -----------------------------------------------------------------------------------
+
+
+@dataclass
+class DataInfo:
+    """What a run was trained on: ``LVMData.summary()``."""
+
+    source: str
+    format: str
+    fingerprint: str
+    D: int
+    k: int
+    min_context: int
+    passages: int
+    extra_train: list[str] = field(default_factory=list)
+    split_seed: int = 0
+    content_digest: str = ""  # of the file's vectors and document ids, whatever k and split
+
+
+@dataclass
+class SplitSize:
+    docs: int
+    windows: int
+
+
+@dataclass
+class RunInfo:
+    """``run.json``: what a run was started with; a resume must match it."""
+
+    space: dict  # the SearchSpace as JSON (spaces.space_to_json)
+    data: DataInfo
+    provenance: Provenance | None = None
+
+
+@dataclass
+class EpochResult:
+    epoch: int
+    val_cosine: float
+
+
+@dataclass
+class TrialLogEntry:
+    """One line of ``trials.jsonl``, appended by the driver when a trial ends."""
+
+    attempt: int
+    tag: int  # the order in which its start's searcher proposed it
+    trial_id: str
+    dir: str  # the trial's Tune folder, relative to the run folder
+    status: str  # ok, diverged or error
+    config: dict
+    failures: int = 0
+    error: str | None = None
+    history: list[EpochResult] = field(default_factory=list)
+    checkpoint: str | None = None  # the trial's best checkpoint, relative to the run folder
+    time_total_s: float | None = None
+    finished_at: float | None = None
+    node_ip: str | None = None
+    node_id: str | None = None
+
+
+@dataclass
+class Trial:
+    number: int  # 0, 1, ... in the order the trials were proposed (0 is the reference configuration)
+    trial_id: str
+    attempt: int
+    config: dict
+    status: str
+    val_cosine: float | None  # the best epoch's
+    epochs_run: int
+    stopped_early: bool
+    history: list[EpochResult]
+    checkpoint: str | None = None  # relative to the run folder
+    time_total_s: float | None = None
+    finished_at: float | None = None
+    node_ip: str | None = None
+    node_id: str | None = None
+    failures: int = 0
+    error: str | None = None
+
+
+@dataclass
+class Counts:
+    samples: int
+    trials: int
+    ok: int
+    stopped_early: int
+    diverged: int
+    errored: int
+
+
+@dataclass
+class BestTrial:
+    trial_id: str
+    config: dict
+    val_cosine: float
+    gain_over_mean_pct: float
+    checkpoint: str
+    history: list[EpochResult]
+
+
+@dataclass
+class RunSummary:
+    """``summary.json``: every trial of a run, its best, and the baseline on the same val windows."""
+
+    name: str
+    arch: str
+    space_file: str
+    complete: bool
+    data: DataInfo
+    splits: dict[str, SplitSize]
+    baseline_val: dict[str, dict[str, float]]  # {"mean": scores}
+    counts: Counts
+    wall_s: float
+    trials: list[Trial]
+    best: BestTrial | None = None
+    provenance: Provenance | None = None
+    resources: dict = field(default_factory=dict)  # of the last start: device, concurrency, the cluster's CPUs/GPUs
+
+    def trial(self, trial_id: str) -> Trial:
+        return next(t for t in self.trials if t.trial_id == trial_id)
+
+    def trial_k(self, trial: Trial) -> int:
+        """The context length a trial read: its own where the search chose k, else the run's."""
+        return int(trial.config.get("k", self.data.k))
+
+
+@dataclass
+class MemberRecord:
+    name: str  # "<run>/<trial_id>", or a baseline's name
+    arch: str
+    k: int
+    weight: float
+    checkpoint: str | None  # inside the ensemble folder; None for a classical baseline
+    fingerprint: str
+    metrics: dict[str, dict[str, float]]  # {"val": scores, "test": scores}
+    baseline: dict | None = None  # a classical baseline member: {"name": ..., fitted parameters}
+
+
+@dataclass
+class EnsembleRecord:
+    """``ensemble.json``."""
+
+    name: str
+    recipe: str
+    method: str
+    fingerprint: str
+    data: DataInfo
+    splits: dict[str, SplitSize]
+    members: list[MemberRecord]
+    candidates: list[dict]
+    metrics: dict[str, dict[str, float]]
+    baseline: dict[str, dict[str, dict[str, float]]]
+    best_single: dict
+    gain_pct: dict[str, dict[str, float]]
+    intervals: dict = field(default_factory=dict)
+    provenance: Provenance | None = None
+
+
+# --- names and places --------------------------------------------------------------------------
+
+
+def check_name(name: str, what: str) -> str:
+    """A run or ensemble name is one plain folder name: it can never point outside its parent."""
+    if not isinstance(name, str) or not NAME_PATTERN.fullmatch(name) or name in RESERVED_NAMES:
+        raise UserError(
+            f"{what}: {name!r} is not a usable name (letters, digits, '.', '_' and '-', starting with a "
+            f"letter or digit; not {', '.join(sorted(RESERVED_NAMES))})"
+        )
+    return name
+
+
+def run_dir(storage: Path, name: str) -> Path:
+    return Path(storage) / check_name(name, "--name")
+
+
+def ensemble_dir(storage: Path, name: str) -> Path:
+    return Path(storage) / ENSEMBLES / check_name(name, "ensemble name")
+
+
+def is_run_dir(path: Path) -> bool:
+    return (path / RUN_INFO).is_file()
+
+
+# --- reading -----------------------------------------------------------------------------------
+
+
+def read_json(path: Path) -> Any:
+    try:
+        size = path.stat().st_size
+    except OSError as e:
+        raise UserError(f"{path}: cannot read ({e.strerror})") from None
+    if size > MAX_STATE_FILE_BYTES:
+        raise UserError(f"{path}: {size:,} bytes is larger than any file lvm-search writes")
+    try:
+        return json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise UserError(f"{path}: not valid JSON, the file may be cut short ({str(e).splitlines()[0]})") from None
+    except OSError as e:
+        raise UserError(f"{path}: cannot read ({e.strerror})") from None
+
+
+def from_json(cls, raw, where: str):
+    """Build dataclass ``cls`` from parsed JSON, checking every field against its annotation."""
+    return _value(cls, raw, where)
+
+
+def read_record(cls, path: Path):
+    return from_json(cls, read_json(path), str(path))
+
+
+def read_run_info(run: Path) -> RunInfo:
+    return read_record(RunInfo, run / RUN_INFO)
+
+
+def read_summary(run: Path) -> RunSummary:
+    return read_record(RunSummary, run / SUMMARY)
+
+
+def read_ensemble(folder: Path) -> EnsembleRecord:
+    path = folder / ENSEMBLE_RECORD
+    if not path.is_file():
+        raise UserError(f"{folder}: not an ensemble folder (no {ENSEMBLE_RECORD})")
+    record = read_record(EnsembleRecord, path)
+    if not record.members:
+        raise UserError(f"{path}: members: an ensemble needs at least one member")
+    if any(m.weight < 0 for m in record.members) or abs(sum(m.weight for m in record.members) - 1) > 1e-4:
+        raise UserError(f"{path}: members: weights must be non-negative and sum to 1")
+    return record
+
+
+def read_trial_log(run: Path) -> list[TrialLogEntry]:
+    """The logged trials, in proposal order. A last line cut short by a kill is skipped: that trial
+    runs again; any other line that is not a trial record is an error naming it."""
+    path = run / TRIALS_LOG
+    if not path.exists():
+        return []
+    lines = path.read_text(errors="replace").splitlines()
+    entries: dict[str, TrialLogEntry] = {}
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            raw = json.loads(line)
+        except json.JSONDecodeError:
+            if number == len(lines):
+                continue
+            raise UserError(f"{path}: line {number} is not valid JSON") from None
+        entry = from_json(TrialLogEntry, raw, f"{path}: line {number}")
+        if entry.status not in TRIAL_STATUSES:
+            raise UserError(f"{path}: line {number}: status must be one of {TRIAL_STATUSES}, got {entry.status!r}")
+        if Path(entry.dir).is_absolute() or ".." in Path(entry.dir).parts:
+            raise UserError(f"{path}: line {number}: dir must be a folder inside the run, got {entry.dir!r}")
+        entries[entry.trial_id] = entry
+    return sorted(entries.values(), key=lambda e: (e.attempt, e.tag))
+
+
+def find_runs(storage: Path, names: tuple[str, ...] = (), where: str = "") -> list[tuple[Path, RunSummary]]:
+    """The named runs, or else the latest finished run of each architecture, with their folders."""
+    storage = Path(storage)
+    if names:
+        found = []
+        for name in names:
+            folder = run_dir(storage, name)
+            if not (folder / SUMMARY).is_file():
+                raise UserError(f"{where}: runs: no finished run '{name}' under {storage} (no {SUMMARY})")
+            found.append((folder, read_summary(folder)))
+        return found
+    latest: dict[str, tuple[float, Path, RunSummary]] = {}
+    for path in sorted(storage.glob(f"*/{SUMMARY}")):
+        summary = read_summary(path.parent)
+        mtime = path.stat().st_mtime
+        if summary.arch not in latest or mtime > latest[summary.arch][0]:
+            latest[summary.arch] = (mtime, path.parent, summary)
+    if not latest:
+        raise UserError(f"{storage}: no finished search (no */{SUMMARY}); run `lvm-search run` first")
+    return [latest[arch][1:] for arch in sorted(latest)]
+
+
+def find_ensembles(storage: Path) -> list[tuple[Path, EnsembleRecord]]:
+    return [(p.parent, read_ensemble(p.parent)) for p in sorted((Path(storage) / ENSEMBLES).glob(f"*/{ENSEMBLE_RECORD}"))]
+
+
+# --- writing -----------------------------------------------------------------------------------
+
+
+def to_json(record) -> Any:
+    return json.loads(json.dumps(dataclasses.asdict(record) if dataclasses.is_dataclass(record) else record,
+                                 default=str))
+
+
+def write_file(path: Path, content: str | bytes) -> None:
+    """Replace ``path`` atomically: a reader sees the old file or the new one, never a part."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(content.encode() if isinstance(content, str) else content)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)  # mkstemp's files are private; a result file is not
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_json(path: Path, record) -> None:
+    write_file(path, json.dumps(to_json(record), indent=2) + "\n")
+
+
+def write_folder(path: Path, fill: Callable[[Path], None], ours: Callable[[Path], bool], what: str) -> Path:
+    """Write a folder by ``fill(tmp)`` beside ``path``, then swap it in.
+
+    An existing ``path`` is replaced only when ``ours(path)`` says the package wrote it (a checkpoint,
+    an ensemble); anything else is refused, so a user's folder is never deleted. The old folder is
+    renamed aside before the new one takes its place and removed only after, so at every moment
+    one complete version exists.
+    """
+    path = Path(path)
+    if path.exists() and not (path.is_dir() and ours(path)):
+        raise UserError(f"{path}: already exists and is not {what} that lvm-search wrote; choose another path")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    except OSError as e:
+        raise UserError(f"{path}: cannot write here ({e.strerror})") from None
+    aside = None
+    try:
+        fill(tmp)
+        os.chmod(tmp, 0o755)
+        if path.exists():
+            aside = path.with_name(f".{path.name}.old-{os.getpid()}")
+            os.replace(path, aside)
+        os.replace(tmp, path)
+    except BaseException:
+        if aside is not None and not path.exists():
+            os.replace(aside, path)  # put the old version back
+            aside = None
+        raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if aside is not None:
+            shutil.rmtree(aside, ignore_errors=True)
+    return path
+
+
+def append_line(path: Path, record) -> None:
+    """Append one JSON line; a line cut short by an earlier kill is ended first so it stays alone."""
+    line = json.dumps(to_json(record)) + "\n"
+    with open(path, "a+b") as f:
+        f.seek(0, os.SEEK_END)
+        if f.tell():
+            f.seek(-1, os.SEEK_END)
+            if f.read(1) != b"\n":
+                line = "\n" + line
+        f.write(line.encode())
+        f.flush()
+        os.fsync(f.fileno())
+
+
+# --- validation of parsed JSON against the records' annotations ------------------------------------
+
+
+def _value(tp, value, where: str):
+    if tp is Any:
+        return value
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        options = typing.get_args(tp)
+        if value is None and type(None) in options:
+            return None
+        errors = []
+        for option in options:
+            if option is type(None):
+                continue
+            try:
+                return _value(option, value, where)
+            except UserError as e:
+                errors.append(str(e))
+        raise UserError(errors[0] if errors else f"{where}: unexpected null")
+    if dataclasses.is_dataclass(tp):
+        if not isinstance(value, dict):
+            raise UserError(f"{where}: expected an object, got {_kind(value)}")
+        hints = typing.get_type_hints(tp)
+        kwargs = {}
+        for f in dataclasses.fields(tp):
+            if f.name in value:
+                kwargs[f.name] = _value(hints[f.name], value[f.name], f"{where}: {f.name}")
+            elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+                raise UserError(f"{where}: missing field '{f.name}'")
+        return tp(**kwargs)
+    if origin is list:
+        if not isinstance(value, list):
+            raise UserError(f"{where}: expected a list, got {_kind(value)}")
+        (item,) = typing.get_args(tp) or (Any,)
+        return [_value(item, v, f"{where}[{i}]") for i, v in enumerate(value)]
+    if origin is dict or tp is dict:
+        if not isinstance(value, dict):
+            raise UserError(f"{where}: expected an object, got {_kind(value)}")
+        args = typing.get_args(tp)
+        return {k: _value(args[1], v, f"{where}.{k}") for k, v in value.items()} if args else value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise UserError(f"{where}: expected a number, got {_kind(value)}")
+        return float(value)
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise UserError(f"{where}: expected an integer, got {_kind(value)}")
+        return value
+    if tp in (str, bool):
+        if not isinstance(value, tp):
+            raise UserError(f"{where}: expected {'text' if tp is str else 'true or false'}, got {_kind(value)}")
+        return value
+    raise TypeError(f"no JSON rule for {tp}")  # a record declared with a type this reader lacks
+
+
+def _kind(value) -> str:
+    return "null" if value is None else type(value).__name__
