@@ -4,6 +4,7 @@ Public API: ``load_data``, ``load_model`` (a checkpoint folder), ``load_ensemble
 folder), ``load_predictor`` (any of: a checkpoint, a run folder, an ensemble) and ``predict``.
 Ray is imported only by the search (``lvm_search.search``).
 """
+
 __version__ = "0.2.0"
 
 from .checkpoint import load_model  # noqa: E402

@@ -4,6 +4,7 @@
 check it against data (the data fingerprint and summary), the epoch and metrics it was saved at,
 and its provenance. A save replaces an existing folder only if that folder is itself a checkpoint.
 """
+
 from __future__ import annotations
 
 import json
@@ -27,7 +28,9 @@ V01_MODEL_DEFAULTS = {"residual": False, "base_decay": 1.0}
 def is_checkpoint(path: Path) -> bool:
     """A folder holding a config.json and at most the weights beside it: one that save_checkpoint wrote."""
     path = Path(path)
-    return path.is_dir() and (path / CONFIG).is_file() and {p.name for p in path.iterdir()} <= {WEIGHTS, CONFIG}
+    return (
+        path.is_dir() and (path / CONFIG).is_file() and {p.name for p in path.iterdir()} <= {WEIGHTS, CONFIG}
+    )
 
 
 def save_checkpoint(path: str | Path, model: torch.nn.Module, meta: dict) -> Path:
@@ -60,8 +63,10 @@ def read_meta(path: str | Path) -> dict:
         raise UserError(f"{config}: fingerprint: expected text")
     if "provenance" not in meta:
         if meta["arch"] == "amn" and not meta["model_config"].get("residual", False):
-            raise UserError(f"{config}: an AMN saved by lvm-search 0.1 with residual off predicts mean + MLP, "
-                            "which residual: false no longer means; retrain it")
+            raise UserError(
+                f"{config}: an AMN saved by lvm-search 0.1 with residual off predicts mean + MLP, "
+                "which residual: false no longer means; retrain it"
+            )
         meta["model_config"] = {**V01_MODEL_DEFAULTS, **meta["model_config"]}
     return meta
 

@@ -3,6 +3,7 @@
 Each command imports what it needs when it runs, so ``lvm-search baselines`` does not pay for Ray.
 Results go to stdout (``--json``: JSON alone); progress goes to stderr.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -21,7 +22,12 @@ EXTRA_TRAIN_HELP = "another native .npz whose every window joins the train split
 def _data_args(p: argparse.ArgumentParser, k: bool = True) -> None:
     p.add_argument("--data", help="an .npz data set (default: the packaged sample)")
     if k:
-        p.add_argument("--k", type=int, default=None, help="context length (default 5; windows-format files set their own)")
+        p.add_argument(
+            "--k",
+            type=int,
+            default=None,
+            help="context length (default 5; windows-format files set their own)",
+        )
         p.add_argument("--min-context", type=int, help=MIN_CONTEXT_HELP)
     p.add_argument("--extra-train", action="append", default=[], metavar="NPZ", help=EXTRA_TRAIN_HELP)
     p.add_argument("--split-seed", type=int, default=0, help="seed of the document split")
@@ -30,8 +36,9 @@ def _data_args(p: argparse.ArgumentParser, k: bool = True) -> None:
 def _load(args):
     from .data import load_data
 
-    return load_data(args.data, k=args.k, seed=args.split_seed, min_context=args.min_context,
-                     extra_train=args.extra_train)
+    return load_data(
+        args.data, k=args.k, seed=args.split_seed, min_context=args.min_context, extra_train=args.extra_train
+    )
 
 
 def _print_json(obj) -> None:
@@ -127,7 +134,8 @@ def cmd_train(args) -> int:
     print(
         f"best epoch {best['epoch']}: val cosine {best['val_cosine']:.4f} "
         f"(mean-of-context baseline, last {data.min_context} passages, {baseline:.4f}, "
-        f"{100 * (best['val_cosine'] / baseline - 1):+.2f}%); {result.meta['params']:,} parameters; checkpoint {out}"
+        f"{100 * (best['val_cosine'] / baseline - 1):+.2f}%); {result.meta['params']:,} parameters; "
+        f"checkpoint {out}"
     )
     return 0
 
@@ -139,17 +147,31 @@ def cmd_run(args) -> int:
     from .spaces import load_space
 
     space = load_space(args.space).with_overrides(
-        samples=args.samples, seed=args.seed, max_concurrent=args.max_concurrent, cpus_per_trial=args.cpus_per_trial,
-        gpus_per_trial=args.gpus_per_trial, max_epochs=args.max_epochs, k=args.k, min_context=args.min_context,
+        samples=args.samples,
+        seed=args.seed,
+        max_concurrent=args.max_concurrent,
+        cpus_per_trial=args.cpus_per_trial,
+        gpus_per_trial=args.gpus_per_trial,
+        max_epochs=args.max_epochs,
+        k=args.k,
+        min_context=args.min_context,
         device=args.device,
     )
     from .runs import run_dir, to_json
     from .search import SearchOptions, run_search
 
-    run_dir(Path(args.storage), args.name if args.name is not None else Path(args.space).stem)  # before Ray starts
+    run_dir(
+        Path(args.storage), args.name if args.name is not None else Path(args.space).stem
+    )  # before Ray starts
     opts = SearchOptions(
-        data=args.data, extra_train=tuple(args.extra_train), split_seed=args.split_seed, storage=args.storage,
-        name=args.name, address=args.address, fresh=args.fresh, verbose=args.verbose,
+        data=args.data,
+        extra_train=tuple(args.extra_train),
+        split_seed=args.split_seed,
+        storage=args.storage,
+        name=args.name,
+        address=args.address,
+        fresh=args.fresh,
+        verbose=args.verbose,
     )
     # With --json, stdout carries the summary alone; progress and anything Ray prints go to stderr.
     with contextlib.redirect_stdout(sys.stderr) if args.json else contextlib.nullcontext():
@@ -176,7 +198,10 @@ def cmd_run(args) -> int:
     print(f"checkpoint: {folder / best.checkpoint}")
     print(f"summary: {folder / 'summary.json'}")
     if interrupted:
-        print(f"interrupted after {counts.trials} of {counts.samples} trials: run the same command again to resume")
+        print(
+            f"interrupted after {counts.trials} of {counts.samples} trials: "
+            "run the same command again to resume"
+        )
     return interrupted
 
 
@@ -195,17 +220,25 @@ def cmd_ensemble(args) -> int:
     weights = {m["name"]: m["weight"] for m in record["members"]}
     for c in record["candidates"]:
         m = c["metrics"]
-        print(f"{c['name']:40s} {weights.get(c['name'], 0.0):6.3f} {m['val']['cosine']:8.4f} {m['test']['cosine']:8.4f}")
+        print(
+            f"{c['name']:40s} {weights.get(c['name'], 0.0):6.3f} "
+            f"{m['val']['cosine']:8.4f} {m['test']['cosine']:8.4f}"
+        )
     rows = [("ensemble", record["metrics"]), ("mean of context", record["baseline"]["mean"])]
     print(f"{'':40s} {'':6s} {'val cos':>8s} {'test cos':>8s} {'hit@1':>6s} {'hit@5':>6s} {'mrr':>6s}")
     for label, m in rows:
         t = m["test"]
-        print(f"{label:40s} {'':6s} {m['val']['cosine']:8.4f} {t['cosine']:8.4f} {t['hit1']:6.3f} {t['hit5']:6.3f} "
-              f"{t['mrr']:6.3f}")
+        print(
+            f"{label:40s} {'':6s} {m['val']['cosine']:8.4f} {t['cosine']:8.4f} "
+            f"{t['hit1']:6.3f} {t['hit5']:6.3f} {t['mrr']:6.3f}"
+        )
     i = record["intervals"]
-    print(f"test cosine {_ci(i['test_cosine'], '.4f')}; gain over the mean of context {_ci(i['gain_over_mean_pct'], '+.2f', '%')}, "
-          f"over the best single candidate (chosen on val) {_ci(i['gain_over_best_single_pct'], '+.2f', '%')} "
-          f"(95% intervals, {i['resamples']} resamples of test documents)")
+    print(
+        f"test cosine {_ci(i['test_cosine'], '.4f')}; "
+        f"gain over the mean of context {_ci(i['gain_over_mean_pct'], '+.2f', '%')}, "
+        f"over the best single candidate (chosen on val) {_ci(i['gain_over_best_single_pct'], '+.2f', '%')} "
+        f"(95% intervals, {i['resamples']} resamples of test documents)"
+    )
     return 0
 
 
@@ -235,11 +268,16 @@ def cmd_eval(args) -> int:
         _print_json(result)
         return 0
     e = result["evaluated_on"]
-    print(f"{result['predictor']['kind']} {result['predictor']['path']} on {e['source']}: {result['relation']}")
+    print(
+        f"{result['predictor']['kind']} {result['predictor']['path']} on {e['source']}: {result['relation']}"
+    )
     print(f"{e['windows']:,} windows in {e['documents']:,} documents; {result['baselines_note']}")
     print(f"{'':16s} {'cosine [95% CI]':>26s} {'hit@1':>6s} {'hit@5':>6s} {'mrr':>6s}")
     for name, s in result["scores"].items():
-        print(f"{name:16s} {_ci(s['cosine_interval'], '.4f'):>26s} {s['hit1']:6.3f} {s['hit5']:6.3f} {s['mrr']:6.3f}")
+        print(
+            f"{name:16s} {_ci(s['cosine_interval'], '.4f'):>26s} "
+            f"{s['hit1']:6.3f} {s['hit5']:6.3f} {s['mrr']:6.3f}"
+        )
     print(f"{result['verdict']}: {_ci(result['gain_over_best_baseline_pct'], '+.2f', '%')}")
     return 0
 
@@ -251,9 +289,11 @@ def cmd_predict(args) -> int:
     if args.json:
         _print_json(result)
         return 0
-    print(f"wrote {result['windows']:,} predictions"
-          + (f" and {result['document_ends']:,} after document ends" if args.last else "")
-          + f" (D={result['D']}) to {result['out']}; {result['relation']}")
+    print(
+        f"wrote {result['windows']:,} predictions"
+        + (f" and {result['document_ends']:,} after document ends" if args.last else "")
+        + f" (D={result['D']}) to {result['out']}; {result['relation']}"
+    )
     return 0
 
 
@@ -285,7 +325,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("train", help="train one configuration and write its best checkpoint")
     p.add_argument("--arch", required=True)
-    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="a model or training setting (repeatable)")
+    p.add_argument(
+        "--set", action="append", metavar="KEY=VALUE", help="a model or training setting (repeatable)"
+    )
     p.add_argument("--epochs", type=int)
     p.add_argument("--device", help="auto (default), cpu, cuda or mps")
     p.add_argument("--out", help="checkpoint folder (default runs/train/ARCH); replaces only a checkpoint")
@@ -307,7 +349,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", help="auto, cuda, mps or cpu (overrides the space's resources.device)")
     p.add_argument("--address", help="an existing Ray cluster: auto or HOST:PORT")
     p.add_argument("--json", action="store_true", help="print the summary as JSON (progress stays on stderr)")
-    p.add_argument("-v", "--verbose", action="count", default=0, help="also show Ray Tune's tables (-vv: more)")
+    p.add_argument(
+        "-v", "--verbose", action="count", default=0, help="also show Ray Tune's tables (-vv: more)"
+    )
     p.set_defaults(fn=cmd_run)
 
     p = sub.add_parser("ensemble", help="weighted average of the best checkpoints, weights fitted on val")
@@ -323,10 +367,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", help="an .npz data set (default: the data the runs were trained on)")
     p.set_defaults(fn=cmd_report)
 
-    p = sub.add_parser("eval", help="score a checkpoint, run or ensemble on any corpus, against its baselines")
+    p = sub.add_parser(
+        "eval", help="score a checkpoint, run or ensemble on any corpus, against its baselines"
+    )
     p.add_argument("path", help="a checkpoint folder, a run folder (its best trial) or an ensemble folder")
     p.add_argument("--data", help="an .npz data set (default: the packaged sample)")
-    p.add_argument("--split", default="test", choices=["test", "all"], help="the windows scored (default test)")
+    p.add_argument(
+        "--split", default="test", choices=["test", "all"], help="the windows scored (default test)"
+    )
     p.add_argument("--json", action="store_true")
     p.set_defaults(fn=cmd_eval)
 

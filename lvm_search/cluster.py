@@ -9,6 +9,7 @@ An existing cluster (``--address``): its auth token is found as Ray finds it (``
 ``RAY_AUTH_TOKEN`` or ``RAY_AUTH_TOKEN_PATH``); an address where nothing answers is a one-line error
 after ``CONNECT_TIMEOUT_S``, not a hang.
 """
+
 from __future__ import annotations
 
 import os
@@ -91,11 +92,18 @@ def private_cluster():
     ray_tmp = tempfile.mkdtemp(prefix=reaper.TMP_PREFIX, dir=parent)
     if len(ray_tmp) > MAX_RAY_TMP_CHARS:
         shutil.rmtree(ray_tmp)
-        raise UserError(f"RAY_TMPDIR={parent}: too long a path for Ray's sockets; use a shorter one, e.g. /tmp")
+        raise UserError(
+            f"RAY_TMPDIR={parent}: too long a path for Ray's sockets; use a shorter one, e.g. /tmp"
+        )
     reaper.write_owner(ray_tmp)
     watcher = subprocess.Popen(
-        [sys.executable, "-S", reaper.__file__, ray_tmp, str(os.getpid())], stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd="/", start_new_session=True, close_fds=True,
+        [sys.executable, "-S", reaper.__file__, ray_tmp, str(os.getpid())],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        cwd="/",
+        start_new_session=True,
+        close_fds=True,
     )
     settings = {**QUIET, "RAY_TMPDIR": ray_tmp}
     if not any(os.environ.get(v) for v in TOKEN_SOURCES) and not DEFAULT_TOKEN_FILE.exists():
@@ -155,7 +163,9 @@ def join_cluster(address: str):
             f"~/.ray/auth_token here or set RAY_AUTH_TOKEN_PATH ({str(e).splitlines()[0][:120]})"
         ) from None
     except (ConnectionError, RuntimeError, ValueError) as e:
-        raise UserError(f"--address {address}: cannot connect to a Ray cluster ({str(e).splitlines()[0][:160]})") from None
+        raise UserError(
+            f"--address {address}: cannot connect to a Ray cluster ({str(e).splitlines()[0][:160]})"
+        ) from None
     try:
         with environment(QUIET):
             yield
@@ -176,13 +186,17 @@ def check_reachable(address: str, timeout_s: float = CONNECT_TIMEOUT_S) -> None:
             pass
     except OSError as e:
         reason = "no answer" if isinstance(e, socket.timeout) else (e.strerror or type(e).__name__)
-        raise UserError(f"--address {address}: cannot reach a Ray head there within {timeout_s:g} s ({reason}); "
-                        "is `ray start --head` running?") from None
+        raise UserError(
+            f"--address {address}: cannot reach a Ray head there within {timeout_s:g} s ({reason}); "
+            "is `ray start --head` running?"
+        ) from None
     # Something listens; ask it for its cluster id the way Ray does, in a process we can time out
     # (Ray's client retries without end and writes its warnings straight to stderr).
     probe = f"from ray._raylet import GcsClient; GcsClient(address={address!r}).cluster_id"
     try:
         subprocess.run([sys.executable, "-c", probe], capture_output=True, timeout=GCS_PROBE_TIMEOUT_S)
     except subprocess.TimeoutExpired:
-        raise UserError(f"--address {address}: something listens there, but no Ray head answered within "
-                        f"{GCS_PROBE_TIMEOUT_S:g} s") from None
+        raise UserError(
+            f"--address {address}: something listens there, but no Ray head answered within "
+            f"{GCS_PROBE_TIMEOUT_S:g} s"
+        ) from None

@@ -20,6 +20,7 @@ Zero rows are invisible to a normalised (weighted) mean (``models.context_mean``
 residual models mean the same thing at any k; ``k=12, min_context=5`` scores exactly the windows
 (targets) of ``k=5``. A real passage is never all zeros: such rows are refused when loading.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -145,8 +146,10 @@ class LVMData:
         if k == self.k:
             return self
         if self.format != "native" or not self.min_context <= k <= self.k:
-            raise UserError(f"{self.source}: context length k={k} must lie between min_context={self.min_context} "
-                            f"and the loaded k={self.k}")
+            raise UserError(
+                f"{self.source}: context length k={k} must lie between min_context={self.min_context} "
+                f"and the loaded k={self.k}"
+            )
         view = dataclasses.replace(self, k=k)
         view.fingerprint = view.compute_fingerprint()
         return view
@@ -157,8 +160,13 @@ class LVMData:
         if self.format != "native":
             return self.fingerprint
         spec = {"k": self.k} if self.min_context == self.k else {"k": self.k, "min_context": self.min_context}
-        main = [s.targets[: self.main_train_windows] if name == "train" else s.targets for name, s in self.splits.items()]
-        return _fingerprint(list(self.digests[:1]), spec, *(t.cpu().numpy() for t in main), list(self.digests[1:]))
+        main = [
+            s.targets[: self.main_train_windows] if name == "train" else s.targets
+            for name, s in self.splits.items()
+        ]
+        return _fingerprint(
+            list(self.digests[:1]), spec, *(t.cpu().numpy() for t in main), list(self.digests[1:])
+        )
 
     def summary(self) -> dict:
         return {
@@ -182,8 +190,15 @@ class LVMData:
         # As numpy arrays it is read back without a copy, so all trials on a node share one table.
         arrays = {"vectors": self.vectors.cpu().numpy()}
         for name, s in self.splits.items():
-            arrays[f"{name}_targets"], arrays[f"{name}_starts"] = s.targets.cpu().numpy(), s.starts.cpu().numpy()
-        fields = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name not in ("vectors", "splits")}
+            arrays[f"{name}_targets"], arrays[f"{name}_starts"] = (
+                s.targets.cpu().numpy(),
+                s.starts.cpu().numpy(),
+            )
+        fields = {
+            f.name: getattr(self, f.name)
+            for f in dataclasses.fields(self)
+            if f.name not in ("vectors", "splits")
+        }
         return _rebuild, (arrays, {name: s.docs for name, s in self.splits.items()}, fields)
 
 
@@ -219,13 +234,17 @@ def load_data(
     arrays = _read_npz(path)
     if "context_sequences" in arrays or "target_vectors" in arrays:
         if min_context is not None:
-            raise UserError(f"{path}: min_context needs document ids; windows-format files have fixed windows")
+            raise UserError(
+                f"{path}: min_context needs document ids; windows-format files have fixed windows"
+            )
         if extra_train:
             raise UserError(f"{extra_train[0]}: extra training data needs a native-format main file")
         data = _from_windows(path, arrays, k, fractions, split)
     else:
         k = DEFAULT_K if k is None else k
-        data = _from_documents(path, arrays, k, k if min_context is None else min_context, fractions, seed, split)
+        data = _from_documents(
+            path, arrays, k, k if min_context is None else min_context, fractions, seed, split
+        )
         for extra in extra_train:
             data = _add_training_documents(data, arrays["vectors"], path, Path(extra))
     return data.to(device)
@@ -288,7 +307,9 @@ def _from_documents(path, arrays, k, min_context, fractions, seed, split=True) -
     with_windows = np.flatnonzero(lengths > min_context)
     needs = f"k={k}" if min_context == k else f"min_context={min_context}"
     if len(with_windows) == 0:
-        raise UserError(f"{path}: {needs} is larger than every document (longest has {lengths.max()} passages)")
+        raise UserError(
+            f"{path}: {needs} is larger than every document (longest has {lengths.max()} passages)"
+        )
     if not split:
         doc_groups = {"all": with_windows}
     elif len(with_windows) < 3:
@@ -308,8 +329,19 @@ def _from_documents(path, arrays, k, min_context, fractions, seed, split=True) -
         splits[name] = Split(torch.from_numpy(targets), torch.from_numpy(target_starts), len(docs))
     pad = min_context < k
     table = _unit_rows(path, vectors, extra_rows=int(pad))
-    data = LVMData(table, splits, k, "", str(path), "native", min_context, pad_row=len(vectors) if pad else None,
-                   split_seed=seed, digests=(_digest(vectors, doc_ids),), main_train_windows=len(split_targets[0]))
+    data = LVMData(
+        table,
+        splits,
+        k,
+        "",
+        str(path),
+        "native",
+        min_context,
+        pad_row=len(vectors) if pad else None,
+        split_seed=seed,
+        digests=(_digest(vectors, doc_ids),),
+        main_train_windows=len(split_targets[0]),
+    )
     data.fingerprint = data.compute_fingerprint()
     return data
 
@@ -321,7 +353,11 @@ def _split_documents(path: Path, documents: np.ndarray, fractions, seed: int) ->
     n_train = len(order) - n_val - n_test
     if n_train < 1:
         raise UserError(f"{path}: too few documents ({len(order)}) for the split {fractions}")
-    return {"train": order[:n_train], "val": order[n_train : n_train + n_val], "test": order[n_train + n_val :]}
+    return {
+        "train": order[:n_train],
+        "val": order[n_train : n_train + n_val],
+        "test": order[n_train + n_val :],
+    }
 
 
 def _native_arrays(path: Path, arrays: dict) -> tuple[np.ndarray, np.ndarray]:
@@ -332,7 +368,8 @@ def _native_arrays(path: Path, arrays: dict) -> tuple[np.ndarray, np.ndarray]:
     _check_vectors(path, "vectors", vectors, 2)
     if doc_ids.shape != (vectors.shape[0],) or doc_ids.dtype.kind not in "iu":
         raise UserError(
-            f"{path}: 'doc_ids' must be integers of shape ({vectors.shape[0]},), got {doc_ids.dtype} {doc_ids.shape}"
+            f"{path}: 'doc_ids' must be integers of shape ({vectors.shape[0]},), "
+            f"got {doc_ids.dtype} {doc_ids.shape}"
         )
     return vectors, doc_ids
 
@@ -371,12 +408,18 @@ def _add_training_documents(data: LVMData, main_vectors: np.ndarray, main_path: 
     train = data.splits["train"]
     splits = {
         **data.splits,
-        "train": Split(torch.cat([train.targets, torch.from_numpy(targets + offset)]),
-                       torch.cat([train.starts, torch.from_numpy(target_starts + offset)]), train.docs + len(docs)),
+        "train": Split(
+            torch.cat([train.targets, torch.from_numpy(targets + offset)]),
+            torch.cat([train.starts, torch.from_numpy(target_starts + offset)]),
+            train.docs + len(docs),
+        ),
     }
     more = dataclasses.replace(
-        data, vectors=torch.cat([data.vectors, _unit_rows(path, vectors)]), splits=splits,
-        extra_train=(*data.extra_train, str(path)), digests=(*data.digests, _digest(vectors, doc_ids)),
+        data,
+        vectors=torch.cat([data.vectors, _unit_rows(path, vectors)]),
+        splits=splits,
+        extra_train=(*data.extra_train, str(path)),
+        digests=(*data.digests, _digest(vectors, doc_ids)),
     )
     more.fingerprint = more.compute_fingerprint()
     return more
@@ -387,10 +430,12 @@ def _check_no_shared_passages(data: LVMData, main_vectors, main_path: Path, vect
     put what the models are scored on into what they learn from."""
     if main_path.resolve() == path.resolve() or (main_path.exists() and os.path.samefile(main_path, path)):
         raise UserError(f"{path}: is the --data file itself; extra training data must be another corpus")
-    held_out = np.concatenate([
-        np.unique(np.r_[data.splits[name].targets.numpy(), data.contexts(name).numpy().ravel()])
-        for name in ("val", "test")
-    ])
+    held_out = np.concatenate(
+        [
+            np.unique(np.r_[data.splits[name].targets.numpy(), data.contexts(name).numpy().ravel()])
+            for name in ("val", "test")
+        ]
+    )
     held_out = held_out[held_out < len(main_vectors)]  # not the pad row
     shared = _rows_in(vectors, main_vectors[held_out])
     if shared.any():
@@ -402,6 +447,7 @@ def _check_no_shared_passages(data: LVMData, main_vectors, main_path: Path, vect
 
 def _rows_in(rows: np.ndarray, table: np.ndarray) -> np.ndarray:
     """[len(rows)] True where a row equals some row of ``table`` (compared as float16, bit for bit)."""
+
     def keys(v):
         bits = np.ascontiguousarray(v.astype(np.float16)).view(np.uint16).astype(np.uint64)
         weights = np.random.default_rng(0).integers(1, 2**62, size=v.shape[1], dtype=np.uint64) | np.uint64(1)
@@ -414,7 +460,9 @@ def _rows_in(rows: np.ndarray, table: np.ndarray) -> np.ndarray:
     found = np.zeros(len(rows), bool)
     for i in candidates:
         same_key = order[np.flatnonzero(table_keys[order] == row_keys[i])]
-        found[i] = any(np.array_equal(rows[i].astype(np.float16), table[j].astype(np.float16)) for j in same_key)
+        found[i] = any(
+            np.array_equal(rows[i].astype(np.float16), table[j].astype(np.float16)) for j in same_key
+        )
     return found
 
 
@@ -422,7 +470,8 @@ def _from_windows(path, arrays, k, fractions, split=True) -> LVMData:
     for name in ("context_sequences", "target_vectors"):
         if name not in arrays:
             raise UserError(
-                f"{path}: missing array '{name}' (windows format needs 'context_sequences' and 'target_vectors')"
+                f"{path}: missing array '{name}' "
+                "(windows format needs 'context_sequences' and 'target_vectors')"
             )
     ctx, tgt = arrays["context_sequences"], arrays["target_vectors"]
     _check_vectors(path, "context_sequences", ctx, 3)
@@ -430,7 +479,8 @@ def _from_windows(path, arrays, k, fractions, split=True) -> LVMData:
     m, file_k, d = ctx.shape
     if tgt.shape != (m, d):
         raise UserError(
-            f"{path}: 'target_vectors' must have shape ({m}, {d}) to match 'context_sequences', got {tgt.shape}"
+            f"{path}: 'target_vectors' must have shape ({m}, {d}) to match 'context_sequences', "
+            f"got {tgt.shape}"
         )
     if k is not None and k != file_k:
         raise UserError(f"{path}: the file's windows have k={file_k}, but k={k} was asked for")
@@ -440,8 +490,14 @@ def _from_windows(path, arrays, k, fractions, split=True) -> LVMData:
     table = _unit_rows(path, vectors, name="context_sequences' or 'target_vectors")
     if not split:
         first = torch.arange(m) * (k + 1)
-        return LVMData(table, {"all": Split(first + k, first, 1)}, k, _fingerprint(ctx, tgt, {"k": k}), str(path),
-                       "windows")
+        return LVMData(
+            table,
+            {"all": Split(first + k, first, 1)},
+            k,
+            _fingerprint(ctx, tgt, {"k": k}),
+            str(path),
+            "windows",
+        )
     # Contiguous blocks with a gap of k windows between them: overlapping sliding windows of one
     # sequence then share no vector across splits. Documents may still straddle a block border.
     n_val, n_test = round(fractions[1] * m), round(fractions[2] * m)
@@ -474,6 +530,8 @@ def _unit_rows(path: Path, vectors: np.ndarray, extra_rows: int = 0, name: str =
         if bad.any():
             row = lo + int(torch.nonzero(bad)[0])
             what = "NaN or Inf" if not torch.isfinite(chunk[row - lo]).all() else "an all-zero vector"
-            raise UserError(f"{path}: '{name}' row {row} is {what}; every passage needs a finite, non-zero embedding")
+            raise UserError(
+                f"{path}: '{name}' row {row} is {what}; every passage needs a finite, non-zero embedding"
+            )
         table[lo : lo + len(chunk)] = chunk / norms[:, None]
     return table

@@ -24,13 +24,14 @@ passages in 310 s; the shared data sets' cleaner prose gave about 70/s). So the 
 project uses (10-40k passages) take 3-13 minutes on 2 CPU cores (a GPU is faster still), too
 little to lose to justify checkpoint files that must match the inputs, the rules and the model.
 """
+
 from __future__ import annotations
 
 import io
 import json
 import re
-import tempfile
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -126,7 +127,9 @@ class PassageRules:
 
     def check(self) -> None:
         if self.min_chars < 1 or self.max_chars < self.min_chars:
-            raise UserError(f"need 1 <= --min-chars <= --max-chars, got {self.min_chars} and {self.max_chars}")
+            raise UserError(
+                f"need 1 <= --min-chars <= --max-chars, got {self.min_chars} and {self.max_chars}"
+            )
         if self.k < 1:
             raise UserError(f"--k must be at least 1, got {self.k}")
 
@@ -173,7 +176,9 @@ def split_passages(text: str, min_chars: int = 150, max_chars: int = 400) -> lis
     return passages
 
 
-def chunk_documents(docs: list[Document], rules: PassageRules) -> tuple[list[tuple[Document, list[str]]], int]:
+def chunk_documents(
+    docs: list[Document], rules: PassageRules
+) -> tuple[list[tuple[Document, list[str]]], int]:
     """(document, passages) for the documents with at least k+1 passages, and how many were dropped."""
     chunked = [(doc, split_passages(doc.text, rules.min_chars, rules.max_chars)) for doc in docs]
     kept = [(doc, passages) for doc, passages in chunked if len(passages) >= rules.k + 1]
@@ -243,13 +248,20 @@ def embed_passages(encoder: Encoder, texts: list[str], batch_size: int) -> np.nd
     # Longest first, so each batch pads to similar lengths (the encoder's own sorting sees one batch).
     order = np.argsort([-len(t) for t in texts], kind="stable")
     vectors = np.empty((len(texts), encoder.dim), dtype=np.float32)
-    with tqdm(total=len(texts), unit="passage", desc="embedding", file=sys.stderr,
-              mininterval=0.5 if sys.stderr.isatty() else 30) as bar:
+    with tqdm(
+        total=len(texts),
+        unit="passage",
+        desc="embedding",
+        file=sys.stderr,
+        mininterval=0.5 if sys.stderr.isatty() else 30,
+    ) as bar:
         for lo in range(0, len(texts), batch_size):
             rows = order[lo : lo + batch_size]
             out = np.asarray(encoder.encode([texts[i] for i in rows], batch_size), dtype=np.float32)
             if out.shape != (len(rows), encoder.dim):
-                raise RuntimeError(f"encoder {encoder.name} returned shape {out.shape}, expected {(len(rows), encoder.dim)}")
+                raise RuntimeError(
+                    f"encoder {encoder.name} returned shape {out.shape}, expected {(len(rows), encoder.dim)}"
+                )
             vectors[rows] = out
             bar.update(len(rows))
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
@@ -291,8 +303,9 @@ def check_out(out: Path) -> None:
     if out.suffix != ".npz":
         raise UserError(f"{out}: --out must name an .npz file")
     if out.exists() and not _written_by_embed(out):
-        raise UserError(f"{out}: already exists and is not a data file that lvm-search embed wrote; "
-                        "choose another --out")
+        raise UserError(
+            f"{out}: already exists and is not a data file that lvm-search embed wrote; choose another --out"
+        )
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryFile(dir=out.parent):
@@ -316,8 +329,14 @@ def write_npz(path: Path, vectors, doc_ids, passages: list[str], titles: list[st
     title_bytes, title_offsets = _blob(titles)
     buffer = io.BytesIO()
     np.savez_compressed(
-        buffer, vectors=vectors, doc_ids=doc_ids, text_bytes=text_bytes, text_offsets=text_offsets,
-        doc_titles_bytes=title_bytes, doc_title_offsets=title_offsets, meta_json=np.array(json.dumps(meta)),
+        buffer,
+        vectors=vectors,
+        doc_ids=doc_ids,
+        text_bytes=text_bytes,
+        text_offsets=text_offsets,
+        doc_titles_bytes=title_bytes,
+        doc_title_offsets=title_offsets,
+        meta_json=np.array(json.dumps(meta)),
     )
     write_file(path, buffer.getvalue())
 
@@ -337,8 +356,8 @@ def embed_command(args, encoder: Encoder | None = None) -> int:
     kept, dropped = chunk_documents(docs, rules)
     if not kept:
         raise UserError(
-            f"{source}: no usable document: none of the {len(docs)} gives at least k+1={rules.k + 1} passages "
-            f"of {rules.min_chars}-{rules.max_chars} characters"
+            f"{source}: no usable document: none of the {len(docs)} gives at least "
+            f"k+1={rules.k + 1} passages of {rules.min_chars}-{rules.max_chars} characters"
         )
     passages = [p for _, ps in kept for p in ps]
     doc_ids = np.repeat(np.arange(len(kept), dtype=np.int32), [len(ps) for _, ps in kept])
@@ -349,16 +368,32 @@ def embed_command(args, encoder: Encoder | None = None) -> int:
     vectors = embed_passages(encoder, passages, args.batch_size)
     seconds = time.perf_counter() - start
     meta = {
-        "source": {"path": str(source), "kind": "folder" if source.is_dir() else "jsonl",
-                   "title": "path relative to the folder" if source.is_dir() else "the JSONL id"},
-        "encoder": {"name": encoder.name, "dim": encoder.dim, "batch_size": args.batch_size, **encoder.info,
-                    "postprocess": "L2-normalised in float32, then cast to float16"},
+        "source": {
+            "path": str(source),
+            "kind": "folder" if source.is_dir() else "jsonl",
+            "title": "path relative to the folder" if source.is_dir() else "the JSONL id",
+        },
+        "encoder": {
+            "name": encoder.name,
+            "dim": encoder.dim,
+            "batch_size": args.batch_size,
+            **encoder.info,
+            "postprocess": "L2-normalised in float32, then cast to float16",
+        },
         "dim": encoder.dim,
-        "passage_rules": {"min_chars": rules.min_chars, "max_chars": rules.max_chars,
-                          "drop_final_fragment_below_chars": FINAL_FRAGMENT_MIN_CHARS,
-                          "k": rules.k, "min_passages_per_document": rules.k + 1},
-        "counts": {"documents_read": len(docs), "documents_kept": len(kept),
-                   "documents_dropped_too_few_passages": dropped, "passages": len(passages)},
+        "passage_rules": {
+            "min_chars": rules.min_chars,
+            "max_chars": rules.max_chars,
+            "drop_final_fragment_below_chars": FINAL_FRAGMENT_MIN_CHARS,
+            "k": rules.k,
+            "min_passages_per_document": rules.k + 1,
+        },
+        "counts": {
+            "documents_read": len(docs),
+            "documents_kept": len(kept),
+            "documents_dropped_too_few_passages": dropped,
+            "passages": len(passages),
+        },
         "embed_seconds": round(seconds, 2),
         "passages_per_s": round(len(passages) / seconds, 1),
         "baselines": window_baselines(vectors, doc_ids, rules.k),
@@ -367,10 +402,14 @@ def embed_command(args, encoder: Encoder | None = None) -> int:
 
     print(
         f"embedded {len(kept)} documents ({dropped} dropped with fewer than {rules.k + 1} passages), "
-        f"{len(passages)} passages, D={encoder.dim}, in {seconds:.1f} s ({len(passages) / seconds:.1f} passages/s) "
+        f"{len(passages)} passages, D={encoder.dim}, in {seconds:.1f} s "
+        f"({len(passages) / seconds:.1f} passages/s) "
         f"-> {out}"
     )
     if len(kept) < 3:
-        print(f"lvm-search: warning: {out} has {len(kept)} document(s); training needs at least 3 "
-              "to split by document", file=sys.stderr)
+        print(
+            f"lvm-search: warning: {out} has {len(kept)} document(s); training needs at least 3 "
+            "to split by document",
+            file=sys.stderr,
+        )
     return 0

@@ -14,6 +14,7 @@ every finished trial), and optionally the classical baselines. Weights:
 ``auto`` keeps whichever of the three scores higher on validation. The test split only scores the
 result. The ensemble folder holds copies of its members, so it can be moved or copied whole.
 """
+
 from __future__ import annotations
 
 import os
@@ -103,8 +104,14 @@ def load_recipe(path: str | Path | None) -> Recipe:
         check_name(run, f"{path}: runs")
     for key in ("ensemble_size", "seed"):
         value = raw.get(key, getattr(Recipe, key))
-        if isinstance(value, bool) or not isinstance(value, int) or value < (1 if key == "ensemble_size" else 0):
-            raise UserError(f"{path}: {key}: expected an integer >= {1 if key == 'ensemble_size' else 0}, got {value!r}")
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int)
+            or value < (1 if key == "ensemble_size" else 0)
+        ):
+            raise UserError(
+                f"{path}: {key}: expected an integer >= {1 if key == 'ensemble_size' else 0}, got {value!r}"
+            )
     top_k = raw.get("top_k", Recipe.top_k)
     if top_k != "all" and (isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1):
         raise UserError(f"{path}: top_k: expected an integer >= 1 or all, got {top_k!r}")
@@ -113,8 +120,16 @@ def load_recipe(path: str | Path | None) -> Recipe:
     if not isinstance(raw.get("baselines", False), bool):
         raise UserError(f"{path}: baselines: expected true or false, got {raw.get('baselines')!r}")
     name = check_name(raw.get("name", path.stem), f"{path}: name")
-    return Recipe(tuple(runs), top_k, raw.get("method", "auto"), raw.get("ensemble_size", 20),
-                  raw.get("baselines", False), raw.get("seed", 0), name, str(path))
+    return Recipe(
+        tuple(runs),
+        top_k,
+        raw.get("method", "auto"),
+        raw.get("ensemble_size", 20),
+        raw.get("baselines", False),
+        raw.get("seed", 0),
+        name,
+        str(path),
+    )
 
 
 # --- weights ------------------------------------------------------------------------------------
@@ -141,7 +156,11 @@ class _Selection:
     def try_each(self, total: torch.Tensor) -> torch.Tensor:
         """[m] the value of total + preds[i] for every candidate i."""
         dot = (total * self.targets).sum(-1)[None] + self.pred_target
-        norm2 = (total * total).sum(-1)[None] + 2 * torch.einsum("nd,mnd->mn", total, self.preds) + self.pred_norm2
+        norm2 = (
+            (total * total).sum(-1)[None]
+            + 2 * torch.einsum("nd,mnd->mn", total, self.preds)
+            + self.pred_norm2
+        )
         return (dot / norm2.clamp_min(1e-12).sqrt()).mean(1)
 
 
@@ -170,7 +189,9 @@ def greedy_weights(preds: torch.Tensor, targets: torch.Tensor, size: int) -> tor
     return best_counts / best_counts.sum()
 
 
-def bagged_weights(preds: torch.Tensor, targets: torch.Tensor, size: int, seed: int, bags: int = BAGS) -> torch.Tensor:
+def bagged_weights(
+    preds: torch.Tensor, targets: torch.Tensor, size: int, seed: int, bags: int = BAGS
+) -> torch.Tensor:
     """Greedy selection on ``bags`` random subsets of the candidates, weights averaged."""
     m = len(preds)
     if m < 3:
@@ -183,7 +204,9 @@ def bagged_weights(preds: torch.Tensor, targets: torch.Tensor, size: int, seed: 
     return weights / weights.sum()
 
 
-def simplex_weights(preds: torch.Tensor, targets: torch.Tensor, start: torch.Tensor, steps: int = 300) -> torch.Tensor:
+def simplex_weights(
+    preds: torch.Tensor, targets: torch.Tensor, start: torch.Tensor, steps: int = 300
+) -> torch.Tensor:
     """Maximise validation cosine over non-negative weights summing to one, from ``start``."""
     logits = torch.log(start.clamp_min(1e-4)).clone().requires_grad_(True)
     optimizer = torch.optim.Adam([logits], lr=0.05)
@@ -198,8 +221,9 @@ def simplex_weights(preds: torch.Tensor, targets: torch.Tensor, start: torch.Ten
     return weights / weights.sum()
 
 
-def fit_weights(val_preds: torch.Tensor, val_targets: torch.Tensor, size: int, method: str = "auto",
-                seed: int = 0) -> tuple[str, torch.Tensor]:
+def fit_weights(
+    val_preds: torch.Tensor, val_targets: torch.Tensor, size: int, method: str = "auto", seed: int = 0
+) -> tuple[str, torch.Tensor]:
     """Weights fitted on validation only; ``auto`` keeps whichever method scores higher on val."""
     with torch.no_grad():
         candidates = {"greedy": greedy_weights(val_preds, val_targets, size)}
@@ -220,7 +244,9 @@ class BaselineMember(nn.Module):
     """A classical baseline as an ensemble member: a fixed function of the context, with the
     fitted numbers (recency's decay, ridge's weights) as buffers, so it saves like a model."""
 
-    def __init__(self, name: str, decay: float | None = None, ridge: dict | None = None, min_context: int = 1):
+    def __init__(
+        self, name: str, decay: float | None = None, ridge: dict | None = None, min_context: int = 1
+    ):
         super().__init__()
         self.name, self.decay, self.min_context = name, decay, min_context
         for key, value in (ridge or {}).items():
@@ -246,7 +272,9 @@ def fitted_baseline_members(data: LVMData) -> list[BaselineMember]:
         BaselineMember("mean", min_context=data.min_context),
         BaselineMember("last"),
         BaselineMember("recency", decay=fit_recency_decay(data)),
-        BaselineMember("ridge", ridge={"x_mean": ridge.x_mean, "r_mean": ridge.r_mean, "weights": ridge.weights}),
+        BaselineMember(
+            "ridge", ridge={"x_mean": ridge.x_mean, "r_mean": ridge.r_mean, "weights": ridge.weights}
+        ),
     ]
 
 
@@ -288,7 +316,9 @@ def load_ensemble(path: str | Path, device: str | torch.device = "cpu") -> tuple
 def _member_folder(root: Path, member: MemberRecord) -> Path:
     relative = Path(member.checkpoint or "")
     if relative.is_absolute() or ".." in relative.parts or not relative.parts:
-        raise UserError(f"{root / ENSEMBLE_RECORD}: member {member.name}: checkpoint must be a folder inside the ensemble")
+        raise UserError(
+            f"{root / ENSEMBLE_RECORD}: member {member.name}: checkpoint must be a folder inside the ensemble"
+        )
     return root / relative
 
 
@@ -303,8 +333,12 @@ def _load_baseline_member(root: Path, member: MemberRecord) -> BaselineMember:
         try:
             ridge = load_file(weights)
         except Exception as e:  # safetensors raises several types for a damaged file
-            raise UserError(f"{weights}: not a readable safetensors file ({str(e).splitlines()[0][:120]})") from None
-    return BaselineMember(name, decay=spec.get("decay"), ridge=ridge, min_context=spec.get("min_context") or 1)
+            raise UserError(
+                f"{weights}: not a readable safetensors file ({str(e).splitlines()[0][:120]})"
+            ) from None
+    return BaselineMember(
+        name, decay=spec.get("decay"), ridge=ridge, min_context=spec.get("min_context") or 1
+    )
 
 
 # --- the command ----------------------------------------------------------------------------------
@@ -355,8 +389,11 @@ def build_ensemble(recipe: Recipe, storage: str | Path = "runs", data_path: str 
 
     candidates = []
     for folder, summary in runs:
-        trials = sorted((t for t in summary.trials if t.status == "ok" and t.checkpoint),
-                        key=lambda t: t.val_cosine, reverse=True)
+        trials = sorted(
+            (t for t in summary.trials if t.status == "ok" and t.checkpoint),
+            key=lambda t: t.val_cosine,
+            reverse=True,
+        )
         chosen = trials if recipe.top_k == "all" else trials[: recipe.top_k]
         _log(f"ensemble: {summary.name}: {len(chosen)} of {len(trials)} finished trials")
         for trial in chosen:
@@ -364,14 +401,26 @@ def build_ensemble(recipe: Recipe, storage: str | Path = "runs", data_path: str 
             checkpoint = folder / trial.checkpoint
             model, meta = load_model(checkpoint, data.device)
             check_fingerprint(meta, member_data.fingerprint, checkpoint)
-            candidates.append(Candidate(f"{summary.name}/{trial.trial_id}", meta["arch"], member_data.k,
-                                        member_data.fingerprint, model, checkpoint))
+            candidates.append(
+                Candidate(
+                    f"{summary.name}/{trial.trial_id}",
+                    meta["arch"],
+                    member_data.k,
+                    member_data.fingerprint,
+                    model,
+                    checkpoint,
+                )
+            )
     if not candidates:
-        raise UserError(f"{storage}: the runs {[s.name for _, s in runs]} have no finished trial with a checkpoint")
+        raise UserError(
+            f"{storage}: the runs {[s.name for _, s in runs]} have no finished trial with a checkpoint"
+        )
     if recipe.baselines:
         _log(f"ensemble: fitting the classical baselines at k={data.k}")
         for member in fitted_baseline_members(data):
-            candidates.append(Candidate(f"baseline:{member.name}", "baseline", data.k, data.fingerprint, member))
+            candidates.append(
+                Candidate(f"baseline:{member.name}", "baseline", data.k, data.fingerprint, member)
+            )
 
     _log(f"ensemble: predicting val and test windows with {len(candidates)} candidates")
     for c in candidates:
@@ -380,18 +429,27 @@ def build_ensemble(recipe: Recipe, storage: str | Path = "runs", data_path: str 
         c.test_pred = normalize(predict(c.model, view, "test"), dim=-1)
     val_targets = data.targets("val")
     _log(f"ensemble: fitting weights on val ({recipe.method}, {recipe.ensemble_size} selections)")
-    method, weights = fit_weights(torch.stack([c.val_pred for c in candidates]), val_targets,
-                                  recipe.ensemble_size, recipe.method, recipe.seed)
+    method, weights = fit_weights(
+        torch.stack([c.val_pred for c in candidates]),
+        val_targets,
+        recipe.ensemble_size,
+        recipe.method,
+        recipe.seed,
+    )
     kept = [i for i, w in enumerate(weights.tolist()) if w > 0]
     weights = weights[kept] / weights[kept].sum()
     members = [candidates[i] for i in kept]
 
     windows = {split: {} for split in ("val", "test")}
     for split in ("val", "test"):
-        combined = normalize(torch.einsum("m,mnd->nd", weights, torch.stack([getattr(m, f"{split}_pred")
-                                                                              for m in members])), dim=-1)
+        combined = normalize(
+            torch.einsum("m,mnd->nd", weights, torch.stack([getattr(m, f"{split}_pred") for m in members])),
+            dim=-1,
+        )
         windows[split]["ensemble"] = per_window(combined, data, split)
-        windows[split]["mean"] = per_window(predict(ReferenceMean(data.min_context), data, split), data, split)
+        windows[split]["mean"] = per_window(
+            predict(ReferenceMean(data.min_context), data, split), data, split
+        )
         for c in candidates:
             windows[split][c.name] = per_window(getattr(c, f"{split}_pred"), data, split)
     scores = {split: {name: summarise(w) for name, w in windows[split].items()} for split in windows}
@@ -418,23 +476,38 @@ def build_ensemble(recipe: Recipe, storage: str | Path = "runs", data_path: str 
         splits={name: SplitSize(**size) for name, size in data.split_sizes().items()},
         members=[
             MemberRecord(
-                name=m.name, arch=m.arch, k=m.k, weight=w, fingerprint=m.fingerprint,
+                name=m.name,
+                arch=m.arch,
+                k=m.k,
+                weight=w,
+                fingerprint=m.fingerprint,
                 checkpoint=f"{ENSEMBLE_MEMBERS}/{i:02d}",
                 baseline=m.model.describe() if isinstance(m.model, BaselineMember) else None,
                 metrics={split: scores[split][m.name] for split in ("val", "test")},
             )
             for i, (m, w) in enumerate(zip(members, weights.tolist()))
         ],
-        candidates=[{"name": c.name, "arch": c.arch, "k": c.k,
-                     "metrics": {split: scores[split][c.name] for split in ("val", "test")}} for c in candidates],
+        candidates=[
+            {
+                "name": c.name,
+                "arch": c.arch,
+                "k": c.k,
+                "metrics": {split: scores[split][c.name] for split in ("val", "test")},
+            }
+            for c in candidates
+        ],
         metrics={split: scores[split]["ensemble"] for split in ("val", "test")},
         baseline={"mean": {split: scores[split]["mean"] for split in ("val", "test")}},
-        best_single={"name": best_single.name, "metrics": {s: scores[s][best_single.name] for s in ("val", "test")}},
+        best_single={
+            "name": best_single.name,
+            "metrics": {s: scores[s][best_single.name] for s in ("val", "test")},
+        },
         gain_pct={
             split: {
-                "over_mean": 100 * (scores[split]["ensemble"]["cosine"] / scores[split]["mean"]["cosine"] - 1),
-                "over_best_single": 100 * (scores[split]["ensemble"]["cosine"]
-                                           / scores[split][best_single.name]["cosine"] - 1),
+                "over_mean": 100
+                * (scores[split]["ensemble"]["cosine"] / scores[split]["mean"]["cosine"] - 1),
+                "over_best_single": 100
+                * (scores[split]["ensemble"]["cosine"] / scores[split][best_single.name]["cosine"] - 1),
             }
             for split in ("val", "test")
         },
@@ -453,7 +526,10 @@ def _fill(folder: Path, record: EnsembleRecord, members: list[Candidate]) -> Non
             _link_or_copy(member.source, target)
         elif member.model.name == "ridge":
             target.mkdir(parents=True)
-            save_file({k: v.contiguous() for k, v in member.model.state_dict().items()}, target / "ridge.safetensors")
+            save_file(
+                {k: v.contiguous() for k, v in member.model.state_dict().items()},
+                target / "ridge.safetensors",
+            )
     write_json(folder / ENSEMBLE_RECORD, record)
 
 
@@ -479,5 +555,9 @@ def _error_correlation(preds: list[torch.Tensor], targets: torch.Tensor) -> dict
     errors = torch.stack([1 - (p * targets).sum(-1) for p in preds]).double()
     corr = torch.corrcoef(errors)
     pairs = corr[torch.triu_indices(len(preds), len(preds), 1).unbind()]
-    return {"mean": pairs.mean().item(), "min": pairs.min().item(), "max": pairs.max().item(), "members": len(preds)}
-
+    return {
+        "mean": pairs.mean().item(),
+        "min": pairs.min().item(),
+        "max": pairs.max().item(),
+        "members": len(preds),
+    }

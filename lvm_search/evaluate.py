@@ -5,6 +5,7 @@ on other data than it was trained on is allowed and said so; the classical basel
 the other corpus's train split (ridge's lambda on its val) and scored on exactly the same windows,
 and every number carries a bootstrap interval over the scored documents.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -59,7 +60,9 @@ def load_predictor(path: str | Path, device: str | torch.device = "cpu") -> Pred
         return _from_checkpoint(path / summary.best.checkpoint, "run", path, device)
     if (path / CONFIG).is_file():
         return _from_checkpoint(path, "checkpoint", path, device)
-    raise UserError(f"{path}: not a checkpoint, run or ensemble folder (no {CONFIG}, {SUMMARY} or {ENSEMBLE_RECORD})")
+    raise UserError(
+        f"{path}: not a checkpoint, run or ensemble folder (no {CONFIG}, {SUMMARY} or {ENSEMBLE_RECORD})"
+    )
 
 
 def _from_checkpoint(checkpoint: Path, kind: str, path: Path, device) -> Predictor:
@@ -70,8 +73,13 @@ def _from_checkpoint(checkpoint: Path, kind: str, path: Path, device) -> Predict
 
 def _load_for(predictor: Predictor, data_path: str | None, split: bool) -> LVMData:
     try:
-        data = load_data(data_path, k=predictor.k, min_context=predictor.min_context, split=split,
-                         seed=predictor.trained_on.get("split_seed", 0))
+        data = load_data(
+            data_path,
+            k=predictor.k,
+            min_context=predictor.min_context,
+            split=split,
+            seed=predictor.trained_on.get("split_seed", 0),
+        )
     except UserError as e:
         raise UserError(f"{e} (the {predictor.kind} reads k={predictor.k} passages)") from None
     check_dimension({"dim": predictor.dim}, data.dim, predictor.path, data.source)
@@ -81,7 +89,11 @@ def _load_for(predictor: Predictor, data_path: str | None, split: bool) -> LVMDa
 def _with_all_windows(data: LVMData) -> LVMData:
     """The data with one more split, ``all``: every window of train, val and test."""
     parts = [data.splits[name] for name in ("train", "val", "test")]
-    every = Split(torch.cat([s.targets for s in parts]), torch.cat([s.starts for s in parts]), sum(s.docs for s in parts))
+    every = Split(
+        torch.cat([s.targets for s in parts]),
+        torch.cat([s.starts for s in parts]),
+        sum(s.docs for s in parts),
+    )
     return dataclasses.replace(data, splits={**data.splits, "all": every})
 
 
@@ -103,8 +115,11 @@ def evaluate(path: str | Path, data_path: str | None, split: str = "test") -> di
     predictor = load_predictor(path)
     data = _load_for(predictor, data_path, split=True)
     scored = _with_all_windows(data) if split == "all" else data
-    print(f"eval: {predictor.describe()} on {data.source} ({len(scored.splits[split]):,} {split} windows)",
-          file=sys.stderr, flush=True)
+    print(
+        f"eval: {predictor.describe()} on {data.source} ({len(scored.splits[split]):,} {split} windows)",
+        file=sys.stderr,
+        flush=True,
+    )
     windows = {"model": per_window(predict(predictor.model, scored, split), scored, split)}
     print("eval: fitting the classical baselines on its train split", file=sys.stderr, flush=True)
     baselines, fitted = fit_baselines(data)
@@ -112,7 +127,9 @@ def evaluate(path: str | Path, data_path: str | None, split: str = "test") -> di
     for name, fn in baselines.items():
         windows[name] = per_window(predict(fn, scored, split), scored, split)
         val_cosine[name] = summarise(per_window(predict(fn, data, "val"), data, "val"))["cosine"]
-    windows["reference mean"] = per_window(predict(ReferenceMean(data.min_context), scored, split), scored, split)
+    windows["reference mean"] = per_window(
+        predict(ReferenceMean(data.min_context), scored, split), scored, split
+    )
     best_baseline = max(baselines, key=val_cosine.get)  # chosen on the corpus's val split
 
     boot = DocumentBootstrap(scored.splits[split].groups())
@@ -123,14 +140,29 @@ def evaluate(path: str | Path, data_path: str | None, split: str = "test") -> di
         for name, w in windows.items()
     }
     return {
-        "predictor": {"kind": predictor.kind, "path": str(predictor.path), "k": predictor.k,
-                      "trained_on": predictor.trained_on},
-        "evaluated_on": {**data.summary(), "split": split, "windows": len(scored.splits[split]),
-                         "documents": int(scored.splits[split].groups().max()) + 1 if len(scored.splits[split]) else 0},
+        "predictor": {
+            "kind": predictor.kind,
+            "path": str(predictor.path),
+            "k": predictor.k,
+            "trained_on": predictor.trained_on,
+        },
+        "evaluated_on": {
+            **data.summary(),
+            "split": split,
+            "windows": len(scored.splits[split]),
+            "documents": int(scored.splits[split].groups().max()) + 1 if len(scored.splits[split]) else 0,
+        },
         "relation": relation(predictor, data, split),
-        "baselines_fitted": {**fitted, "ridge": {"lambda": baselines["ridge"].lam}, "best_on_val": best_baseline},
-        "baselines_note": ("baselines were fitted on the train split and scored on windows that include it"
-                           if split == "all" else "baselines were fitted on the train split"),
+        "baselines_fitted": {
+            **fitted,
+            "ridge": {"lambda": baselines["ridge"].lam},
+            "best_on_val": best_baseline,
+        },
+        "baselines_note": (
+            "baselines were fitted on the train split and scored on windows that include it"
+            if split == "all"
+            else "baselines were fitted on the train split"
+        ),
         "scores": rows,
         "gain_over_best_baseline_pct": gain.as_dict(),
         "gain_over_mean_pct": boot.gain_pct(cos["model"], cos["reference mean"]).as_dict(),
@@ -151,7 +183,11 @@ def write_predictions(path: str | Path, data_path: str | None, out: str | Path, 
     if last and data.format != "native":
         raise UserError(f"{data.source}: --last needs documents; a windows-format file has none")
     windows = data.splits["all"]
-    print(f"predict: {predictor.describe()} on {len(windows):,} windows of {data.source}", file=sys.stderr, flush=True)
+    print(
+        f"predict: {predictor.describe()} on {len(windows):,} windows of {data.source}",
+        file=sys.stderr,
+        flush=True,
+    )
     splits = {"all": windows}
     if last:
         splits["ends"] = _document_ends(data)
@@ -161,7 +197,9 @@ def write_predictions(path: str | Path, data_path: str | None, out: str | Path, 
     with torch.no_grad():
         for name, s in splits.items():
             for lo in range(0, len(s), 4096):
-                predictions.append(predictor.model(data.vectors[viewed.contexts(name, slice(lo, lo + 4096))].float()))
+                predictions.append(
+                    predictor.model(data.vectors[viewed.contexts(name, slice(lo, lo + 4096))].float())
+                )
             rows.append(s.targets if name == "all" else torch.full_like(s.targets, -1))
             positions.append(s.targets - s.starts)
             documents.append(s.starts)
@@ -175,12 +213,22 @@ def write_predictions(path: str | Path, data_path: str | None, out: str | Path, 
         "provenance": to_json(provenance.collect(data.device)),
     }
     buffer = io.BytesIO()
-    np.savez(buffer, predictions=torch.cat(predictions).float().cpu().numpy(),
-             doc_ids=doc_ids[torch.cat(documents).numpy()], positions=torch.cat(positions).numpy(),
-             rows=torch.cat(rows).numpy(), meta_json=np.array(json.dumps(meta)))
+    np.savez(
+        buffer,
+        predictions=torch.cat(predictions).float().cpu().numpy(),
+        doc_ids=doc_ids[torch.cat(documents).numpy()],
+        positions=torch.cat(positions).numpy(),
+        rows=torch.cat(rows).numpy(),
+        meta_json=np.array(json.dumps(meta)),
+    )
     write_file(out, buffer.getvalue())
-    return {"out": str(out), "windows": len(windows), "document_ends": len(splits.get("ends", [])), "D": data.dim,
-            "relation": meta["relation"]}
+    return {
+        "out": str(out),
+        "windows": len(windows),
+        "document_ends": len(splits.get("ends", [])),
+        "D": data.dim,
+        "relation": meta["relation"],
+    }
 
 
 def _check_out(out: Path) -> None:
@@ -192,7 +240,9 @@ def _check_out(out: Path) -> None:
     if out.exists():
         try:
             with np.load(out, allow_pickle=False) as z:
-                ours = "meta_json" in z.files and json.loads(str(z["meta_json"])).get(PREDICTIONS_MARK) is True
+                ours = (
+                    "meta_json" in z.files and json.loads(str(z["meta_json"])).get(PREDICTIONS_MARK) is True
+                )
         except Exception:  # anything unreadable is not ours
             ours = False
         if not ours:
@@ -214,4 +264,6 @@ def _document_ends(data: LVMData) -> Split:
     starts = np.flatnonzero(np.r_[True, doc_ids[1:] != doc_ids[:-1]])
     lengths = np.diff(np.r_[starts, len(doc_ids)])
     keep = lengths >= data.min_context
-    return Split(torch.from_numpy(starts[keep] + lengths[keep]), torch.from_numpy(starts[keep]), int(keep.sum()))
+    return Split(
+        torch.from_numpy(starts[keep] + lengths[keep]), torch.from_numpy(starts[keep]), int(keep.sum())
+    )

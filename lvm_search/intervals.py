@@ -8,6 +8,7 @@ Gains are *paired*: both rows are scored on the same resampled documents, so wha
 common (easy or hard documents) cancels. An interval is the 2.5th to 97.5th percentile of the
 resampled values; a gain "beats" zero only when its whole interval lies above zero.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -41,12 +42,15 @@ class DocumentBootstrap:
         self.windows_per_doc = np.bincount(self.groups, minlength=n_docs).astype(np.float64)
         rng = np.random.default_rng(seed)
         # counts[r, d]: how often document d was drawn in resample r
-        self.counts = rng.multinomial(n_docs, np.full(n_docs, 1.0 / n_docs), size=resamples).astype(np.float64)
+        self.counts = rng.multinomial(n_docs, np.full(n_docs, 1.0 / n_docs), size=resamples).astype(
+            np.float64
+        )
         self.resampled_windows = self.counts @ self.windows_per_doc
 
     def _doc_sums(self, per_window: np.ndarray) -> np.ndarray:
-        return np.bincount(self.groups, weights=np.asarray(per_window, dtype=np.float64),
-                           minlength=len(self.windows_per_doc))
+        return np.bincount(
+            self.groups, weights=np.asarray(per_window, dtype=np.float64), minlength=len(self.windows_per_doc)
+        )
 
     def resampled_means(self, per_window: np.ndarray) -> np.ndarray:
         return (self.counts @ self._doc_sums(per_window)) / self.resampled_windows

@@ -18,6 +18,7 @@ metric: cosine -1 and the last rank.
 Whole splits are never gathered at once: contexts are built chunk by chunk from the data's index
 tensors, and the ridge baseline accumulates its normal equations over chunks.
 """
+
 from __future__ import annotations
 
 import numpy as np

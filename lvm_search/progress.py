@@ -7,6 +7,7 @@
 Epoch lines are throttled (``EPOCH_LINE_EVERY_S`` per trial); the estimate of time left is the
 trials left times the wall time so far per finished trial (trials run at once share that time).
 """
+
 from __future__ import annotations
 
 import re
@@ -46,8 +47,10 @@ class Progress(tune.Callback):
             return
         self.last_line[trial.trial_id] = now
         planned = self.space.planned_epochs(trial.config)
-        self._say(f"trial {self._number(trial)} epoch {result['training_iteration']}/{planned}: "
-                  f"val {result[METRIC]:.4f}")
+        self._say(
+            f"trial {self._number(trial)} epoch {result['training_iteration']}/{planned}: "
+            f"val {result[METRIC]:.4f}"
+        )
 
     def on_trial_complete(self, iteration, trials, trial, **info):
         result = trial.last_result or {}
@@ -56,15 +59,19 @@ class Progress(tune.Callback):
             self._end(f"trial {number} diverged ({result.get('error', '')})")
             return
         epochs, planned = result.get("training_iteration", 0), self.space.planned_epochs(trial.config)
-        best = max((r for r in [trial.metric_analysis.get(METRIC, {}).get("max")] if r is not None),
-                   default=result.get(METRIC))
+        best = max(
+            (r for r in [trial.metric_analysis.get(METRIC, {}).get("max")] if r is not None),
+            default=result.get(METRIC),
+        )
         if best is not None and (self.best is None or best > self.best[0]):
             self.best = (best, str(number))
         how = f"stopped early at epoch {epochs}/{planned}" if epochs < planned else "finished"
         self._end(f"trial {number} {how}: val {best:.4f}")
 
     def on_trial_error(self, iteration, trials, trial, **info):
-        self._end(f"trial {self._number(trial)} failed: {error_summary(trial.error_file) or 'see its error file'}")
+        self._end(
+            f"trial {self._number(trial)} failed: {error_summary(trial.error_file) or 'see its error file'}"
+        )
 
     def _end(self, text: str) -> None:
         self.finished_here += 1

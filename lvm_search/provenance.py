@@ -4,6 +4,7 @@ Recorded in ``run.json``, ``summary.json``, every checkpoint's ``config.json``, 
 and the report's header, so a leaderboard can be audited and re-run. Ray and Optuna versions are
 read from the installed package metadata, so recording them never imports Ray.
 """
+
 from __future__ import annotations
 
 import functools
@@ -74,10 +75,20 @@ def git_commit() -> str | None:
     if not (root / ".git").exists():
         return None
     try:
-        head = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True,
-                              timeout=GIT_TIMEOUT_S, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
-                               capture_output=True, text=True, timeout=GIT_TIMEOUT_S, check=True).stdout.strip()
+        head = subprocess.run(
+            ["git", "-C", str(root), "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=GIT_TIMEOUT_S,
+            check=True,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            timeout=GIT_TIMEOUT_S,
+            check=True,
+        ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return None
     return head + ("+dirty" if dirty else "")
@@ -90,7 +101,8 @@ def describe_device(device: str | torch.device | None = None) -> str:
         return torch.cuda.get_device_name(index or 0)
     if kind == "mps":
         return f"Apple MPS ({platform.machine()})"
-    return f"{_cpu_model()} ({len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else os.cpu_count()} CPUs)"
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return f"{_cpu_model()} ({cpus} CPUs)"
 
 
 def _best_device() -> str:

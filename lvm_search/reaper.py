@@ -9,6 +9,7 @@ folders whose owning driver is gone (in case the watcher was killed too).
 
 Standard library only, so the watcher starts without importing Ray, torch or the package.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -94,9 +95,12 @@ def sweep_stale(parent: str, prefix: str = TMP_PREFIX) -> list[str]:
     removed = []
     with contextlib.suppress(OSError):
         for entry in os.scandir(parent):
-            if (entry.name.startswith(prefix) and entry.is_dir(follow_symlinks=False)
-                    and entry.stat(follow_symlinks=False).st_uid == os.getuid()
-                    and not owner_alive(entry.path)):
+            if (
+                entry.name.startswith(prefix)
+                and entry.is_dir(follow_symlinks=False)
+                and entry.stat(follow_symlinks=False).st_uid == os.getuid()
+                and not owner_alive(entry.path)
+            ):
                 kill_and_remove(entry.path)
                 removed.append(entry.path)
     return removed

@@ -7,6 +7,7 @@ the same resampled documents). The wording says "beats" only where a gain's inte
 Test scores only rank what was already chosen on validation (including which baseline is "the
 best classical baseline"); nothing here chooses anything on test. No Ray is imported.
 """
+
 from __future__ import annotations
 
 import io
@@ -80,19 +81,24 @@ def check_out(out: Path) -> Path:
         except OSError:
             ours = False
         if not ours:
-            raise UserError(f"{out}: already exists and is not a report that lvm-search wrote; choose another --out")
+            raise UserError(
+                f"{out}: already exists and is not a report that lvm-search wrote; choose another --out"
+            )
     plots = out.parent / f"{out.stem}_plots"
     if plots.exists():
         foreign = [p.name for p in plots.iterdir()] if plots.is_dir() else [plots.name]
         foreign = [name for name in foreign if name not in PLOTS]
         if foreign or not plots.is_dir():
-            raise UserError(f"{plots}: holds files lvm-search did not write ({', '.join(foreign[:3])}); "
-                            "choose another --out")
+            raise UserError(
+                f"{plots}: holds files lvm-search did not write ({', '.join(foreign[:3])}); "
+                "choose another --out"
+            )
     return plots
 
 
-def build_report(storage: str | Path = "runs", out: str | Path = "reports/leaderboard.md",
-                 data_path: str | None = None) -> dict:
+def build_report(
+    storage: str | Path = "runs", out: str | Path = "reports/leaderboard.md", data_path: str | None = None
+) -> dict:
     t0 = time.perf_counter()
     storage, out = Path(storage), Path(out)
     plots = check_out(out)
@@ -112,8 +118,16 @@ def build_report(storage: str | Path = "runs", out: str | Path = "reports/leader
         _log(f"scoring {s.arch} (best of {s.counts.trials} trials, k={k})")
         model, meta = load_model(folder / s.best.checkpoint, data.device)
         check_fingerprint(meta, data.with_k(k).fingerprint, folder / s.best.checkpoint)
-        rows.append(_row(f"{s.arch} (best of {s.counts.trials} trials, k={k})", "model", model, data.with_k(k),
-                         meta["params"], trial.time_total_s))
+        rows.append(
+            _row(
+                f"{s.arch} (best of {s.counts.trials} trials, k={k})",
+                "model",
+                model,
+                data.with_k(k),
+                meta["params"],
+                trial.time_total_s,
+            )
+        )
     ensembles = []
     for folder, record in find_ensembles(storage):
         if record.fingerprint != data.fingerprint:
@@ -122,8 +136,14 @@ def build_report(storage: str | Path = "runs", out: str | Path = "reports/leader
         _log(f"scoring ensemble {record.name} ({len(record.members)} members)")
         model, record_json = load_ensemble(folder, data.device)
         params = sum(p.numel() for p in model.parameters())
-        row = _row(f"ensemble {record.name} ({record.method}, {len(record.members)} members)", "ensemble", model,
-                   data, params, None)
+        row = _row(
+            f"ensemble {record.name} ({record.method}, {len(record.members)} members)",
+            "ensemble",
+            model,
+            data,
+            params,
+            None,
+        )
         row["best_member"] = record.best_single["name"]
         rows.append(row)
         ensembles.append(record_json)
@@ -134,10 +154,26 @@ def build_report(storage: str | Path = "runs", out: str | Path = "reports/leader
     for d in [classic] if classic.k == data.k else [classic, data]:
         _log(f"fitting the recency and ridge baselines at k={d.k}")
         decay, ridge = fit_recency_decay(d), RidgeBaseline(d)
-        rows.append(_row(f"recency-weighted mean (k={d.k}, decay {decay:.2f})", "baseline",
-                         lambda x, decay=decay: recency_weighted_baseline(x, decay), d, 1, 0.0))
-        rows.append(_row(f"ridge (k={d.k}, lambda {ridge.lam:g})", "baseline", ridge, d,
-                         ridge.weights.numel() + ridge.r_mean.numel(), 0.0))
+        rows.append(
+            _row(
+                f"recency-weighted mean (k={d.k}, decay {decay:.2f})",
+                "baseline",
+                lambda x, decay=decay: recency_weighted_baseline(x, decay),
+                d,
+                1,
+                0.0,
+            )
+        )
+        rows.append(
+            _row(
+                f"ridge (k={d.k}, lambda {ridge.lam:g})",
+                "baseline",
+                ridge,
+                d,
+                ridge.weights.numel() + ridge.r_mean.numel(),
+                0.0,
+            )
+        )
 
     _log("bootstrap intervals over test documents")
     mean_row = next(r for r in rows if r["model"] == "mean of context")
@@ -286,8 +322,17 @@ def _ci(interval: dict, spec: str, suffix: str = "") -> str:
     return f"{interval['value']:{spec}}{suffix} [{interval['low']:{spec}}, {interval['high']:{spec}}]"
 
 
-def _markdown(rows, summaries, ensembles, data: LVMData, best_baseline, importances, figures, out: Path,
-              boot: DocumentBootstrap) -> str:
+def _markdown(
+    rows,
+    summaries,
+    ensembles,
+    data: LVMData,
+    best_baseline,
+    importances,
+    figures,
+    out: Path,
+    boot: DocumentBootstrap,
+) -> str:
     rel = lambda p: Path(p).relative_to(out.parent).as_posix()  # noqa: E731
     origin = provenance.collect(data.device)
     lines = [
@@ -309,32 +354,42 @@ def _markdown(rows, summaries, ensembles, data: LVMData, best_baseline, importan
         t = r["test"]
         lines.append(
             f"| {r['rank']} | {r['model']} | {_ci(r['test_interval'], '.4f')} | {r['val']['cosine']:.4f} "
-            f"| {_ci(r['gain_over_mean_pct'], '+.2f', '%')} | {t['hit1']:.3f} | {t['hit5']:.3f} | {t['mrr']:.3f} "
+            f"| {_ci(r['gain_over_mean_pct'], '+.2f', '%')} "
+            f"| {t['hit1']:.3f} | {t['hit5']:.3f} | {t['mrr']:.3f} "
             f"| {t['backward_margin']:+.4f} | {r['params']:,} | {_fmt(r['cos_per_m_params'], '.3f')} "
             f"| {_fmt(r['train_s'], '.0f')} | {r['latency']['ms_batch1']:.3f} "
             f"| {r['latency']['preds_per_s_batch1024']:,.0f} |"
         )
-    lines += ["", "## Against the baselines", "",
-              f"The best classical baseline on validation is {best_baseline['model']} "
-              f"(test {best_baseline['test']['cosine']:.4f}).", ""]
+    lines += [
+        "",
+        "## Against the baselines",
+        "",
+        f"The best classical baseline on validation is {best_baseline['model']} "
+        f"(test {best_baseline['test']['cosine']:.4f}).",
+        "",
+    ]
     for r in rows:
         if r["kind"] == "baseline":
             continue
         gain = r["gain_over_best_baseline_pct"]
-        lines.append(f"- {r['model']} {_verdict(gain)} the best classical baseline on test: "
-                     f"{_ci(gain, '+.2f', '%')}.")
+        lines.append(
+            f"- {r['model']} {_verdict(gain)} the best classical baseline on test: {_ci(gain, '+.2f', '%')}."
+        )
         if "gain_over_best_member_pct" in r:
             member = r["gain_over_best_member_pct"]
-            lines.append(f"- {r['model']} {_verdict(member)} its best member ({r['best_member']}, chosen on val): "
-                         f"{_ci(member, '+.2f', '%')}.")
+            lines.append(
+                f"- {r['model']} {_verdict(member)} its best member ({r['best_member']}, chosen on val): "
+                f"{_ci(member, '+.2f', '%')}."
+            )
 
     sizes = data.split_sizes()
     lines += [
         "",
         "## Data",
         "",
-        f"Source `{Path(data.source).name}` ({data.format} format), D={data.dim}, contexts of up to k={data.k} passages "
-        f"(a target needs {data.min_context} earlier passages of its document), fingerprint `{data.fingerprint}`.",
+        f"Source `{Path(data.source).name}` ({data.format} format), D={data.dim}, "
+        f"contexts of up to k={data.k} passages (a target needs {data.min_context} earlier passages "
+        f"of its document), fingerprint `{data.fingerprint}`.",
         "",
         "| split | documents | windows |",
         "|---|---:|---:|",
@@ -349,25 +404,32 @@ def _markdown(rows, summaries, ensembles, data: LVMData, best_baseline, importan
             "",
             f"### {s.arch} (run `{s.name}`)",
             "",
-            f"{c.trials} trials in {s.wall_s:.0f} s: {c.ok} finished, {c.stopped_early} of them stopped early, "
+            f"{c.trials} trials in {s.wall_s:.0f} s: {c.ok} finished, "
+            f"{c.stopped_early} of them stopped early, "
             f"{c.diverged} diverged, {c.errored} errored.",
         ]
         if s.provenance:
             lines.append(f"Searched with {s.provenance.one_line()}.")
         if scores:
             lines.append(
-                f"Val cosine over finished trials: min {min(scores):.4f}, median {statistics.median(scores):.4f}, "
+                f"Val cosine over finished trials: min {min(scores):.4f}, "
+                f"median {statistics.median(scores):.4f}, "
                 f"max {max(scores):.4f} (mean-of-context on val: {s.baseline_val['mean']['cosine']:.4f})."
             )
         if s.best:
             lines += ["", "| best config | value |", "|---|---|"]
-            lines += [f"| {k} | {_fmt(v, '.4g') if isinstance(v, float) else v} |" for k, v in s.best.config.items()]
+            lines += [
+                f"| {k} | {_fmt(v, '.4g') if isinstance(v, float) else v} |" for k, v in s.best.config.items()
+            ]
         imp = importances.get(s.arch)
         if imp:
             lines += ["", "| parameter | importance (fANOVA, Optuna) |", "|---|---:|"]
             lines += [f"| {k} | {v:.3f} |" for k, v in imp.items()]
         else:
-            lines += ["", f"(Parameter importances need at least {MIN_TRIALS_FOR_IMPORTANCE} finished trials.)"]
+            lines += [
+                "",
+                f"(Parameter importances need at least {MIN_TRIALS_FOR_IMPORTANCE} finished trials.)",
+            ]
 
     if ensembles:
         lines += ["", "## Ensembles"]
@@ -377,24 +439,33 @@ def _markdown(rows, summaries, ensembles, data: LVMData, best_baseline, importan
                 "",
                 f"### {e['name']} ({e['method']})",
                 "",
-                f"Test gain {g['over_mean']:+.2f}% over the mean of context and {g['over_best_single']:+.2f}% over "
+                f"Test gain {g['over_mean']:+.2f}% over the mean of context and "
+                f"{g['over_best_single']:+.2f}% over "
                 f"its best single candidate ({e['best_single']['name']}, the one with the best val cosine).",
                 "",
                 "| member | arch | k | weight | val cos | test cos |",
                 "|---|---|---:|---:|---:|---:|",
             ]
             lines += [
-                f"| {m['name']} | {m['arch']} | {m['k']} | {m['weight']:.3f} | {m['metrics']['val']['cosine']:.4f} "
+                f"| {m['name']} | {m['arch']} | {m['k']} | {m['weight']:.3f} "
+                f"| {m['metrics']['val']['cosine']:.4f} "
                 f"| {m['metrics']['test']['cosine']:.4f} |"
                 for m in e["members"]
             ]
     lines += ["", "## Plots", ""]
-    titles = {"curves": "Validation cosine per epoch", "progress": "Best-so-far val cosine", "weights": "Ensemble weights"}
+    titles = {
+        "curves": "Validation cosine per epoch",
+        "progress": "Best-so-far val cosine",
+        "weights": "Ensemble weights",
+    }
     lines += [f"![{titles[k]}]({rel(v)})" for k, v in figures.items()]
     return "\n".join(lines) + "\n"
 
 
 def _verdict(gain: dict) -> str:
     word = verdict(Interval(gain["value"], gain["low"], gain["high"]))
-    return {"beats": "beats", "is beaten by": "is **beaten** by",
-            "is not distinguishable from": "is **not distinguishable** from"}[word]
+    return {
+        "beats": "beats",
+        "is beaten by": "is **beaten** by",
+        "is not distinguishable from": "is **not distinguishable** from",
+    }[word]

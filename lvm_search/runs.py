@@ -20,6 +20,7 @@ short is a ``UserError`` naming the file, never a traceback. Every write goes th
 ``write_file`` or ``write_folder``, which replace their target atomically and never delete or
 move anything the package did not create.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -168,7 +169,9 @@ class RunSummary:
     trials: list[Trial]
     best: BestTrial | None = None
     provenance: Provenance | None = None
-    resources: dict = field(default_factory=dict)  # of the last start: device, concurrency, the cluster's CPUs/GPUs
+    resources: dict = field(
+        default_factory=dict
+    )  # of the last start: device, concurrency, the cluster's CPUs/GPUs
 
     def trial(self, trial_id: str) -> Trial:
         return next(t for t in self.trials if t.trial_id == trial_id)
@@ -248,7 +251,9 @@ def read_json(path: Path) -> Any:
     try:
         return json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise UserError(f"{path}: not valid JSON, the file may be cut short ({str(e).splitlines()[0]})") from None
+        raise UserError(
+            f"{path}: not valid JSON, the file may be cut short ({str(e).splitlines()[0]})"
+        ) from None
     except OSError as e:
         raise UserError(f"{path}: cannot read ({e.strerror})") from None
 
@@ -301,7 +306,9 @@ def read_trial_log(run: Path) -> list[TrialLogEntry]:
             raise UserError(f"{path}: line {number} is not valid JSON") from None
         entry = from_json(TrialLogEntry, raw, f"{path}: line {number}")
         if entry.status not in TRIAL_STATUSES:
-            raise UserError(f"{path}: line {number}: status must be one of {TRIAL_STATUSES}, got {entry.status!r}")
+            raise UserError(
+                f"{path}: line {number}: status must be one of {TRIAL_STATUSES}, got {entry.status!r}"
+            )
         if Path(entry.dir).is_absolute() or ".." in Path(entry.dir).parts:
             raise UserError(f"{path}: line {number}: dir must be a folder inside the run, got {entry.dir!r}")
         entries[entry.trial_id] = entry
@@ -331,15 +338,19 @@ def find_runs(storage: Path, names: tuple[str, ...] = (), where: str = "") -> li
 
 
 def find_ensembles(storage: Path) -> list[tuple[Path, EnsembleRecord]]:
-    return [(p.parent, read_ensemble(p.parent)) for p in sorted((Path(storage) / ENSEMBLES).glob(f"*/{ENSEMBLE_RECORD}"))]
+    return [
+        (p.parent, read_ensemble(p.parent))
+        for p in sorted((Path(storage) / ENSEMBLES).glob(f"*/{ENSEMBLE_RECORD}"))
+    ]
 
 
 # --- writing -----------------------------------------------------------------------------------
 
 
 def to_json(record) -> Any:
-    return json.loads(json.dumps(dataclasses.asdict(record) if dataclasses.is_dataclass(record) else record,
-                                 default=str))
+    return json.loads(
+        json.dumps(dataclasses.asdict(record) if dataclasses.is_dataclass(record) else record, default=str)
+    )
 
 
 def write_file(path: Path, content: str | bytes) -> None:
@@ -373,7 +384,9 @@ def write_folder(path: Path, fill: Callable[[Path], None], ours: Callable[[Path]
     """
     path = Path(path)
     if path.exists() and not (path.is_dir() and ours(path)):
-        raise UserError(f"{path}: already exists and is not {what} that lvm-search wrote; choose another path")
+        raise UserError(
+            f"{path}: already exists and is not {what} that lvm-search wrote; choose another path"
+        )
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
@@ -464,7 +477,9 @@ def _value(tp, value, where: str):
         return value
     if tp in (str, bool):
         if not isinstance(value, tp):
-            raise UserError(f"{where}: expected {'text' if tp is str else 'true or false'}, got {_kind(value)}")
+            raise UserError(
+                f"{where}: expected {'text' if tp is str else 'true or false'}, got {_kind(value)}"
+            )
         return value
     raise TypeError(f"no JSON rule for {tp}")  # a record declared with a type this reader lacks
 

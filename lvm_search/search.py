@@ -13,6 +13,7 @@ Trials that ASHA stops reach Optuna as PRUNED with their per-epoch values (TPE r
 finished trials, as Optuna's own pruners do); finished trials as COMPLETE with their best epoch's
 val cosine, the one their checkpoint holds.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -92,8 +93,17 @@ class SearchOptions:
 # --- the trainable (runs in Ray workers) ---------------------------------------------------------
 
 
-def run_trial(config: dict, data: LVMData, arch: str, fixed: dict, seed: int, threads: int, device: str,
-              staging: str, command: str) -> None:
+def run_trial(
+    config: dict,
+    data: LVMData,
+    arch: str,
+    fixed: dict,
+    seed: int,
+    threads: int,
+    device: str,
+    staging: str,
+    command: str,
+) -> None:
     """One trial: the core trainer, reporting every epoch and checkpointing when val improves."""
     cfg, k = trial_settings(arch, fixed, config)
     if device == "cuda" and not ray.get_gpu_ids():
@@ -131,8 +141,13 @@ def run_search(space: SearchSpace, opts: SearchOptions) -> RunSummary:
     name = opts.name if opts.name is not None else Path(space.source).stem
     storage = Path(opts.storage).expanduser().resolve()
     folder = run_dir(storage, name)
-    data = load_data(opts.data, k=space.load_k, min_context=space.data.min_context, extra_train=opts.extra_train,
-                     seed=opts.split_seed)
+    data = load_data(
+        opts.data,
+        k=space.load_k,
+        min_context=space.data.min_context,
+        extra_train=opts.extra_train,
+        seed=opts.split_seed,
+    )
     command = opts.command or provenance.collect().command
 
     with _run_lock(storage, name):
@@ -141,7 +156,9 @@ def run_search(space: SearchSpace, opts: SearchOptions) -> RunSummary:
         t0 = time.time()
         if len(done) < space.samples:
             if done:
-                print(f"resuming {folder}: {len(done)} of {space.samples} trials already done", file=sys.stderr)
+                print(
+                    f"resuming {folder}: {len(done)} of {space.samples} trials already done", file=sys.stderr
+                )
             _fit(space, opts, data, folder, done, command)
         previous = read_summary(folder).wall_s if (folder / SUMMARY).exists() else 0.0
         summary = summarise(read_trial_log(folder), space, data, name, previous + time.time() - t0, command)
@@ -151,8 +168,14 @@ def run_search(space: SearchSpace, opts: SearchOptions) -> RunSummary:
     return summary
 
 
-def _fit(space: SearchSpace, opts: SearchOptions, data: LVMData, folder: Path, done: list[TrialLogEntry],
-         command: str) -> None:
+def _fit(
+    space: SearchSpace,
+    opts: SearchOptions,
+    data: LVMData,
+    folder: Path,
+    done: list[TrialLogEntry],
+    command: str,
+) -> None:
     attempt = 1 + max((int(p.name.split("-")[1]) for p in folder.glob("attempt-*")), default=0)
     staging = folder / STAGING
     shutil.rmtree(staging, ignore_errors=True)  # checkpoints of a start that was killed mid-hand-over
@@ -160,24 +183,43 @@ def _fit(space: SearchSpace, opts: SearchOptions, data: LVMData, folder: Path, d
     study = rebuild_study(folder, space, done)
     cluster = join_cluster(opts.address) if opts.address else private_cluster()
     with cluster:
-        device, gpus = resolve_device(space.resources.device, space.resources.gpus_per_trial,
-                                      ray.cluster_resources().get("GPU", 0), torch.backends.mps.is_available())
+        device, gpus = resolve_device(
+            space.resources.device,
+            space.resources.gpus_per_trial,
+            ray.cluster_resources().get("GPU", 0),
+            torch.backends.mps.is_available(),
+        )
         concurrency = resolve_concurrency(space, gpus, ray.cluster_resources(), len(done))
         _check_resources(space, gpus)
         trainable = tune.with_resources(
             tune.with_parameters(
-                run_trial, data=data, arch=space.arch, fixed=space.fixed, seed=space.seed,
-                threads=max(1, int(space.resources.cpus_per_trial)), device=device, staging=str(staging),
+                run_trial,
+                data=data,
+                arch=space.arch,
+                fixed=space.fixed,
+                seed=space.seed,
+                threads=max(1, int(space.resources.cpus_per_trial)),
+                device=device,
+                staging=str(staging),
                 command=command,
             ),
             {"cpu": space.resources.cpus_per_trial, "gpu": gpus},
         )
-        print(f"{folder.name}: {space.samples - len(done)} trials of {space.arch}, {concurrency} at a time on "
-              f"{device} ({space.resolved_sampler()} sampler, {space.scheduler.type} scheduler); "
-              f"live study: optuna-dashboard sqlite:///{folder / STUDY}", file=sys.stderr, flush=True)
-        resources = {"device": device, "gpus_per_trial": gpus, "cpus_per_trial": space.resources.cpus_per_trial,
-                     "concurrency": concurrency, "cluster_cpus": ray.cluster_resources().get("CPU", 0),
-                     "cluster_gpus": ray.cluster_resources().get("GPU", 0)}
+        print(
+            f"{folder.name}: {space.samples - len(done)} trials of {space.arch}, {concurrency} at a time on "
+            f"{device} ({space.resolved_sampler()} sampler, {space.scheduler.type} scheduler); "
+            f"live study: optuna-dashboard sqlite:///{folder / STUDY}",
+            file=sys.stderr,
+            flush=True,
+        )
+        resources = {
+            "device": device,
+            "gpus_per_trial": gpus,
+            "cpus_per_trial": space.resources.cpus_per_trial,
+            "concurrency": concurrency,
+            "cluster_cpus": ray.cluster_resources().get("CPU", 0),
+            "cluster_gpus": ray.cluster_resources().get("GPU", 0),
+        }
         write_json(folder / RESOURCES, resources)
         progress = Progress(space, total=space.samples, done=len(done), concurrency=concurrency)
         run_config = tune.RunConfig(
@@ -216,7 +258,9 @@ def quiet_tune_logs(verbose: int):
 # --- resources ----------------------------------------------------------------------------------
 
 
-def resolve_device(requested: str, gpus_per_trial, cluster_gpus: float, mps_available: bool) -> tuple[str, float]:
+def resolve_device(
+    requested: str, gpus_per_trial, cluster_gpus: float, mps_available: bool
+) -> tuple[str, float]:
     """The device trials train on and the CUDA GPUs each asks Ray for.
 
     auto: CUDA where the cluster has GPUs (or gpus_per_trial asks for some), else Apple's GPU where
@@ -233,7 +277,9 @@ def resolve_device(requested: str, gpus_per_trial, cluster_gpus: float, mps_avai
     if requested == "mps" and not mps_available:
         raise UserError("resources.device: mps was asked for, but this machine has no Apple GPU (MPS)")
     if gpus_per_trial not in ("auto", 0, 0.0):
-        raise UserError(f"resources: device {requested} takes no CUDA GPUs, but gpus_per_trial is {gpus_per_trial}")
+        raise UserError(
+            f"resources: device {requested} takes no CUDA GPUs, but gpus_per_trial is {gpus_per_trial}"
+        )
     return requested, 0.0
 
 
@@ -254,7 +300,8 @@ def _check_resources(space: SearchSpace, gpus: float) -> None:
     for key, need in (("CPU", space.resources.cpus_per_trial), ("GPU", gpus)):
         if need > total.get(key, 0):
             raise UserError(
-                f"{space.source}: a trial asks for {need:g} {key}(s) but the cluster has {total.get(key, 0):g}"
+                f"{space.source}: a trial asks for {need:g} {key}(s) "
+                f"but the cluster has {total.get(key, 0):g}"
             )
 
 
@@ -308,28 +355,41 @@ def rebuild_study(folder: Path, space: SearchSpace, done: list[TrialLogEntry]) -
     distributions = space.distributions()
     for entry in done:
         params = {k: v for k, v in entry.config.items() if k in distributions}
-        if set(params) != set(distributions) or not all(distributions[k]._contains(
-                distributions[k].to_internal_repr(v)) for k, v in params.items()):
+        if set(params) != set(distributions) or not all(
+            distributions[k]._contains(distributions[k].to_internal_repr(v)) for k, v in params.items()
+        ):
             continue
         trial = trial_from_log(entry, space)
         values = {h.epoch: h.val_cosine for h in trial.history}
-        state = {"ok": optuna.trial.TrialState.PRUNED if trial.stopped_early else optuna.trial.TrialState.COMPLETE,
-                 "diverged": optuna.trial.TrialState.COMPLETE, "error": optuna.trial.TrialState.FAIL}[trial.status]
-        value = -1.0 if trial.status == "diverged" else (values[max(values)] if trial.stopped_early and values
-                                                          else trial.val_cosine)
-        study.add_trial(optuna.trial.create_trial(
-            params=params, distributions=distributions, state=state,
-            value=value if state != optuna.trial.TrialState.FAIL else None,
-            intermediate_values=values, user_attrs={"trial_id": trial.trial_id, "number": trial.number},
-        ))
+        state = {
+            "ok": optuna.trial.TrialState.PRUNED if trial.stopped_early else optuna.trial.TrialState.COMPLETE,
+            "diverged": optuna.trial.TrialState.COMPLETE,
+            "error": optuna.trial.TrialState.FAIL,
+        }[trial.status]
+        value = (
+            -1.0
+            if trial.status == "diverged"
+            else (values[max(values)] if trial.stopped_early and values else trial.val_cosine)
+        )
+        study.add_trial(
+            optuna.trial.create_trial(
+                params=params,
+                distributions=distributions,
+                state=state,
+                value=value if state != optuna.trial.TrialState.FAIL else None,
+                intermediate_values=values,
+                user_attrs={"trial_id": trial.trial_id, "number": trial.number},
+            )
+        )
     storage.remove_session()
     storage.engine.dispose()
     os.replace(tmp, path)
     return optuna.storages.RDBStorage(f"sqlite:///{path}")
 
 
-def _tune_config(space: SearchSpace, storage, study_name: str, done: list[TrialLogEntry],
-                 concurrency: int) -> tune.TuneConfig:
+def _tune_config(
+    space: SearchSpace, storage, study_name: str, done: list[TrialLogEntry], concurrency: int
+) -> tune.TuneConfig:
     reference = space.reference_point()
     searcher = LVMOptunaSearch(
         space=space.distributions(),
@@ -385,8 +445,18 @@ class TrialLog(tune.Callback):
     def on_trial_result(self, iteration, trials, trial, result, **info):
         if result.get("diverged") != 1:
             self.results.setdefault(trial.trial_id, []).append(
-                {key: result.get(key) for key in ("training_iteration", METRIC, "time_total_s", "timestamp",
-                                                   "node_ip", "node_id")})
+                {
+                    key: result.get(key)
+                    for key in (
+                        "training_iteration",
+                        METRIC,
+                        "time_total_s",
+                        "timestamp",
+                        "node_ip",
+                        "node_id",
+                    )
+                }
+            )
 
     def on_trial_complete(self, iteration, trials, trial, **info):
         diverged = (trial.last_result or {}).get("diverged") == 1
@@ -438,14 +508,18 @@ def _prepare_run_dir(folder: Path, space: SearchSpace, data: LVMData, fresh: boo
             )
         changed = sorted(key for key, value in space.identity().items() if previous.space.get(key) != value)
         if changed:
-            raise UserError(f"{folder}: this run was started with another {', '.join(changed)} section "
-                            f"(or --max-epochs cap); its trials would mean something else. "
-                            "Use --fresh or another --name")
+            raise UserError(
+                f"{folder}: this run was started with another {', '.join(changed)} section "
+                f"(or --max-epochs cap); its trials would mean something else. "
+                "Use --fresh or another --name"
+            )
         return
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        write_json(folder / RUN_INFO, RunInfo(space.identity(), DataInfo(**data.summary()),
-                                              provenance.collect(command=command)))
+        write_json(
+            folder / RUN_INFO,
+            RunInfo(space.identity(), DataInfo(**data.summary()), provenance.collect(command=command)),
+        )
     except OSError as e:
         raise UserError(f"{folder}: cannot write the run folder ({e.strerror})") from None
 
@@ -463,7 +537,8 @@ def _run_lock(storage: Path, name: str):
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             raise UserError(
-                f"{storage / name}: another search is running in this folder; wait for it or use another --name"
+                f"{storage / name}: another search is running in this folder; "
+                "wait for it or use another --name"
             ) from None
         yield
 
@@ -493,8 +568,9 @@ def trial_from_log(entry: TrialLogEntry, space: SearchSpace, number: int = 0) ->
     )
 
 
-def summarise(entries: list[TrialLogEntry], space: SearchSpace, data: LVMData, name: str, wall_s: float,
-              command: str) -> RunSummary:
+def summarise(
+    entries: list[TrialLogEntry], space: SearchSpace, data: LVMData, name: str, wall_s: float, command: str
+) -> RunSummary:
     baseline = score(reference_mean(data, "val"), data, "val")
     trials = [trial_from_log(e, space, number) for number, e in enumerate(entries)]
     finished = [t for t in trials if t.status == "ok" and t.checkpoint]
@@ -517,7 +593,9 @@ def summarise(entries: list[TrialLogEntry], space: SearchSpace, data: LVMData, n
         ),
         wall_s=wall_s,
         trials=trials,
-        best=None if best is None else BestTrial(
+        best=None
+        if best is None
+        else BestTrial(
             trial_id=best.trial_id,
             config=best.config,
             val_cosine=best.val_cosine,
@@ -527,4 +605,3 @@ def summarise(entries: list[TrialLogEntry], space: SearchSpace, data: LVMData, n
         ),
         provenance=provenance.collect(command=command),
     )
-

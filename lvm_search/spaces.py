@@ -27,6 +27,7 @@ Everything is checked here, before Ray starts: every value any trial could be gi
 and both ends of each range, in combination) must make a valid configuration. Every mistake raises
 ``UserError`` naming the file and the field.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -68,7 +69,10 @@ class Dimension:
             return False
         if not self.low <= value <= self.high:
             return False
-        return self.step is None or abs((value - self.low) / self.step - round((value - self.low) / self.step)) < 1e-9
+        return (
+            self.step is None
+            or abs((value - self.low) / self.step - round((value - self.low) / self.step)) < 1e-9
+        )
 
     def clamp(self, value):
         if self.type == "choice":
@@ -86,8 +90,9 @@ class Dimension:
         if self.type == "choice":
             return optuna.distributions.CategoricalDistribution(list(self.values))
         if self.type == "int":
-            return optuna.distributions.IntDistribution(int(self.low), int(self.high), log=self.log,
-                                                        step=int(self.step or 1))
+            return optuna.distributions.IntDistribution(
+                int(self.low), int(self.high), log=self.log, step=int(self.step or 1)
+            )
         return optuna.distributions.FloatDistribution(self.low, self.high, log=self.log, step=self.step)
 
 
@@ -161,13 +166,19 @@ class SearchSpace:
         return "gp" if all(d.type != "choice" for d in self.space.values()) else "tpe"
 
     def make_sampler(self, seed: int) -> optuna.samplers.BaseSampler:
-        startup = max(2, min(10, self.samples // 4))  # Optuna's default 10 would make a 12-trial search random
+        startup = max(
+            2, min(10, self.samples // 4)
+        )  # Optuna's default 10 would make a 12-trial search random
         kind = self.resolved_sampler()
         if kind == "random":
             return optuna.samplers.RandomSampler(seed=seed)
         if kind == "gp":
-            return optuna.samplers.GPSampler(seed=seed, n_startup_trials=startup, warn_independent_sampling=False)
-        return optuna.samplers.TPESampler(n_startup_trials=startup, multivariate=True, constant_liar=True, seed=seed)
+            return optuna.samplers.GPSampler(
+                seed=seed, n_startup_trials=startup, warn_independent_sampling=False
+            )
+        return optuna.samplers.TPESampler(
+            n_startup_trials=startup, multivariate=True, constant_liar=True, seed=seed
+        )
 
     def reference_point(self) -> dict:
         """The reference configuration's value of every searched setting (trial 0).
@@ -180,11 +191,28 @@ class SearchSpace:
     def identity(self) -> dict:
         """What a trial's meaning depends on: a resume must find the same (samples, seed, resources
         and concurrency may change between starts)."""
-        return to_json({"arch": self.arch, "fixed": self.fixed, "space": self.space, "scheduler": self.scheduler,
-                        "data": self.data})
+        return to_json(
+            {
+                "arch": self.arch,
+                "fixed": self.fixed,
+                "space": self.space,
+                "scheduler": self.scheduler,
+                "data": self.data,
+            }
+        )
 
-    def with_overrides(self, samples=None, seed=None, max_concurrent=None, cpus_per_trial=None,
-                       gpus_per_trial=None, max_epochs=None, k=None, min_context=None, device=None) -> "SearchSpace":
+    def with_overrides(
+        self,
+        samples=None,
+        seed=None,
+        max_concurrent=None,
+        cpus_per_trial=None,
+        gpus_per_trial=None,
+        max_epochs=None,
+        k=None,
+        min_context=None,
+        device=None,
+    ) -> "SearchSpace":
         """The space with command-line overrides applied, validated like the file's own values."""
         where = "command line"
         space, fixed = dict(self.space), dict(self.fixed)
@@ -213,8 +241,11 @@ class SearchSpace:
             self,
             samples=self.samples if samples is None else _int(samples, f"{where}: --samples", minimum=1),
             seed=self.seed if seed is None else _int(seed, f"{where}: --seed", minimum=0),
-            max_concurrent=(self.max_concurrent if max_concurrent is None
-                            else _concurrency(max_concurrent, f"{where}: --max-concurrent")),
+            max_concurrent=(
+                self.max_concurrent
+                if max_concurrent is None
+                else _concurrency(max_concurrent, f"{where}: --max-concurrent")
+            ),
             resources=_resources(resources, f"{where}: resources"),
             data=_data_spec(data, f"{where}"),
             space=space,
@@ -236,7 +267,9 @@ def split_params(arch: str, params: dict, where: str = "settings") -> TrainConfi
     unknown = set(params) - model_keys - TRAIN_FIELDS
     if unknown:
         known = sorted(model_keys | TRAIN_FIELDS)
-        raise UserError(f"{where}: unknown setting(s) {sorted(unknown)} for {arch} (known: {', '.join(known)})")
+        raise UserError(
+            f"{where}: unknown setting(s) {sorted(unknown)} for {arch} (known: {', '.join(known)})"
+        )
     model = {k: v for k, v in params.items() if k in model_keys}
     train = {k: v for k, v in params.items() if k not in model_keys}
     try:
@@ -246,7 +279,9 @@ def split_params(arch: str, params: dict, where: str = "settings") -> TrainConfi
         raise UserError(f"{where}: {e}") from None
 
 
-def trial_settings(arch: str, fixed: dict, config: dict, where: str = "trial") -> tuple[TrainConfig, int | None]:
+def trial_settings(
+    arch: str, fixed: dict, config: dict, where: str = "trial"
+) -> tuple[TrainConfig, int | None]:
     """A trial's training config and its context length (None: the data's own)."""
     params = {**fixed, **config}
     k = params.pop("k", None)
@@ -290,7 +325,9 @@ def parse_space(raw, source: str) -> SearchSpace:
 
     samples = _int(raw.get("samples", SearchSpace.samples), f"{source}: samples", minimum=1)
     seed = _int(raw.get("seed", SearchSpace.seed), f"{source}: seed", minimum=0)
-    max_concurrent = _concurrency(raw.get("max_concurrent", SearchSpace.max_concurrent), f"{source}: max_concurrent")
+    max_concurrent = _concurrency(
+        raw.get("max_concurrent", SearchSpace.max_concurrent), f"{source}: max_concurrent"
+    )
     scheduler = _scheduler(raw.get("scheduler", {}), f"{source}: scheduler")
     resources = _resources(raw.get("resources", {}), f"{source}: resources")
 
@@ -301,8 +338,10 @@ def parse_space(raw, source: str) -> SearchSpace:
     if not isinstance(space_raw, dict):
         raise UserError(f"{source}: space: expected a mapping of setting: {{type: ...}}")
     if not space_raw:
-        raise UserError(f"{source}: space: a search needs at least one searched setting "
-                        "(to train one configuration, use `lvm-search train`)")
+        raise UserError(
+            f"{source}: space: a search needs at least one searched setting "
+            "(to train one configuration, use `lvm-search train`)"
+        )
     for section, keys in (("fixed", fixed), ("space", space_raw)):
         for key in keys:
             if key not in settings or key in NOT_SEARCHABLE:
@@ -317,13 +356,15 @@ def parse_space(raw, source: str) -> SearchSpace:
     if sampler not in SAMPLERS:
         raise UserError(f"{source}: sampler: expected one of {SAMPLERS}, got {sampler!r}")
     data = _data_spec(raw.get("data", {}), f"{source}: data")
-    result = SearchSpace(arch, samples, seed, max_concurrent, scheduler, resources, fixed, space, sampler, data, source)
+    result = SearchSpace(
+        arch, samples, seed, max_concurrent, scheduler, resources, fixed, space, sampler, data, source
+    )
     reference = {**reference_defaults(arch), "k": result.reference_k, **fixed}
     for name, dim in space.items():
         if not dim.contains(reference[name]):
             raise UserError(
-                f"{source}: space.{name}: the reference default {reference[name]!r} must lie inside the space "
-                "(it is always trial 0)"
+                f"{source}: space.{name}: the reference default {reference[name]!r} "
+                "must lie inside the space (it is always trial 0)"
             )
     _check_data_against_space(result, source)
     check_every_trial(result)
@@ -339,7 +380,9 @@ def check_every_trial(space: SearchSpace) -> None:
     if math.prod(len(c) for c in corners) <= MAX_COMBINATIONS_CHECKED:
         combinations = (dict(zip(names, values)) for values in itertools.product(*corners))
     else:
-        combinations = ({**reference, name: value} for name, values in zip(names, corners) for value in values)
+        combinations = (
+            {**reference, name: value} for name, values in zip(names, corners) for value in values
+        )
     for combo in combinations:
         point = {**reference, **combo}
         shown = ", ".join(f"{k}={v!r}" for k, v in combo.items() if k in space.space)
@@ -355,8 +398,10 @@ def _check_data_against_space(space: SearchSpace, where: str) -> None:
         if min_context is not None and k < min_context:
             raise UserError(f"{where}: k={k} is shorter than data.min_context={min_context}")
     if "k" in space.space and min_context is None and len(set(space.space["k"].values or ks)) > 1:
-        raise UserError(f"{where}: space.k: searching the context length needs data.min_context (<= the smallest k), "
-                        "so every k scores the same windows")
+        raise UserError(
+            f"{where}: space.k: searching the context length needs data.min_context (<= the smallest k), "
+            "so every k scores the same windows"
+        )
 
 
 def _number(value, where: str) -> float:

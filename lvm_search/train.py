@@ -5,6 +5,7 @@ The search wraps ``train`` in a Tune trainable; the CLI's ``train`` command and 
 it directly. ``train`` may run hundreds of times in one process (Ray reuses actors), so it leaves
 torch's process-wide settings (threads, TF32) as it found them.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -71,9 +72,15 @@ class TrainConfig:
             (0 <= self.context_dropout < 1, f"context_dropout must be in [0, 1), got {self.context_dropout}"),
             (self.input_noise >= 0, f"input_noise must be >= 0, got {self.input_noise}"),
             (0 <= self.infonce_weight <= 1, f"infonce_weight must be in [0, 1], got {self.infonce_weight}"),
-            (self.infonce_temperature > 0, f"infonce_temperature must be > 0, got {self.infonce_temperature}"),
+            (
+                self.infonce_temperature > 0,
+                f"infonce_temperature must be > 0, got {self.infonce_temperature}",
+            ),
             (0 <= self.ema < 1, f"ema must be in [0, 1) (0 = off), got {self.ema}"),
-            (self.data_dtype in DATA_DTYPES, f"data_dtype must be one of {DATA_DTYPES}, got {self.data_dtype!r}"),
+            (
+                self.data_dtype in DATA_DTYPES,
+                f"data_dtype must be one of {DATA_DTYPES}, got {self.data_dtype!r}",
+            ),
             (self.threads is None or self.threads >= 1, f"threads must be >= 1, got {self.threads}"),
             (self.seed >= 0, f"seed must be >= 0, got {self.seed}"),
         ]
@@ -85,7 +92,9 @@ class TrainConfig:
 
 def _check_type(f: dataclasses.Field, value) -> None:
     """Settings arrive from YAML and --set: 2.5 is no batch size, "yes" is no flag."""
-    kind = {"int": int, "float": float, "bool": bool, "str": str, "dict": dict}.get(str(f.type).split(" |")[0])
+    kind = {"int": int, "float": float, "bool": bool, "str": str, "dict": dict}.get(
+        str(f.type).split(" |")[0]
+    )
     if kind is None or (value is None and "None" in str(f.type)):
         return
     if kind is float:
@@ -95,8 +104,9 @@ def _check_type(f: dataclasses.Field, value) -> None:
     else:
         ok = isinstance(value, kind)
     if not ok:
-        raise UserError(f"{f.name} expects {'a finite number' if kind is float else 'a ' + kind.__name__}, "
-                        f"got {value!r}")
+        raise UserError(
+            f"{f.name} expects {'a finite number' if kind is float else 'a ' + kind.__name__}, got {value!r}"
+        )
 
 
 TRAIN_FIELDS = {f.name for f in dataclasses.fields(TrainConfig)} - {"arch", "model"}
@@ -154,7 +164,9 @@ def torch_settings(device: torch.device, threads: int | None):
         if threads:
             torch.set_num_threads(threads)
         if device.type == "cuda":
-            torch.backends.cuda.matmul.allow_tf32 = True  # TF32 matmuls: ~2x on Ampere+, cosine unaffected at 1e-3
+            torch.backends.cuda.matmul.allow_tf32 = (
+                True  # TF32 matmuls: ~2x on Ampere+, cosine unaffected at 1e-3
+            )
             torch.backends.cudnn.allow_tf32 = True
         yield
     finally:
@@ -173,7 +185,9 @@ def on_device(data: LVMData, device: torch.device, dtype: torch.dtype) -> LVMDat
     return _device_copy[key]
 
 
-def train(cfg: TrainConfig, data: LVMData, report: ReportFn | None = None, command: str | None = None) -> TrainResult:
+def train(
+    cfg: TrainConfig, data: LVMData, report: ReportFn | None = None, command: str | None = None
+) -> TrainResult:
     """``command``: the command line recorded in checkpoints (default: this process's)."""
     cfg.validate()
     device = resolve_device(cfg.device)
@@ -181,10 +195,14 @@ def train(cfg: TrainConfig, data: LVMData, report: ReportFn | None = None, comma
         return _train(cfg, data, report, device, command)
 
 
-def _train(cfg: TrainConfig, data: LVMData, report: ReportFn | None, device: torch.device, command) -> TrainResult:
+def _train(
+    cfg: TrainConfig, data: LVMData, report: ReportFn | None, device: torch.device, command
+) -> TrainResult:
     # system
     torch.manual_seed(cfg.seed)
-    autocast = dict(device_type=device.type, dtype=torch.bfloat16, enabled=cfg.bf16 and device.type in ("cuda", "cpu"))
+    autocast = dict(
+        device_type=device.type, dtype=torch.bfloat16, enabled=cfg.bf16 and device.type in ("cuda", "cpu")
+    )
     half = cfg.data_dtype == "float16" or (cfg.data_dtype == "auto" and device.type == "cuda")
     data = on_device(data, device, torch.float16 if half else torch.float32)
     n_train = len(data.splits["train"])
@@ -290,8 +308,10 @@ def _train(cfg: TrainConfig, data: LVMData, report: ReportFn | None, device: tor
         if report:
             save = None
             if improved:
+
                 def save(path, epoch=epoch, metrics=metrics):
                     save_checkpoint(path, eval_model, {**meta, "epoch": epoch, "metrics": metrics})
+
             report(epoch, metrics, save)
 
     eval_model.load_state_dict(best_state)

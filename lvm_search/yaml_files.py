@@ -4,6 +4,7 @@
 nodes once anything walks them (a "billion laughs" document). Files are capped in bytes and
 documents in nodes, counted as aliases expand, before anything else looks at them.
 """
+
 from __future__ import annotations
 
 from pathlib import Path

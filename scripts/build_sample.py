@@ -5,6 +5,7 @@ usage: python scripts/build_sample.py [--source ../shared/data/python-docs-minil
 Keeps whole documents (a random, seeded choice), in their original order, with their texts and titles,
 in the same native format as the source, so the sample behaves like the real thing, only smaller.
 """
+
 import argparse
 import json
 from pathlib import Path

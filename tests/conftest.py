@@ -3,6 +3,7 @@
 Every data file here is made on the spot from random unit vectors, so no test needs anything outside
 the repository. The packaged sample is the only real data set the tests read.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -39,8 +40,17 @@ def write_native(tmp_path):
     keyword arrays to add them to the file.
     """
 
-    def write(lengths=(12,) * 10, dim=8, dtype=np.float32, seed=0, name="native.npz", vectors=None,
-              doc_ids=None, drop=(), **extra):
+    def write(
+        lengths=(12,) * 10,
+        dim=8,
+        dtype=np.float32,
+        seed=0,
+        name="native.npz",
+        vectors=None,
+        doc_ids=None,
+        drop=(),
+        **extra,
+    ):
         rng = np.random.default_rng(seed)
         if vectors is None:
             vectors = unit_rows(rng, int(sum(lengths)), dim)

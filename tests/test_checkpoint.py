@@ -1,4 +1,5 @@
 """Checkpoints: a safetensors + config.json folder that round-trips exactly and never unpickles."""
+
 import json
 import pickle
 import re
@@ -18,7 +19,9 @@ def write_tiny_native(path, dim=16, n_docs=12, length=10, seed=0):
     rng = np.random.default_rng(seed)
     v = rng.standard_normal((n_docs * length, dim))
     v /= np.linalg.norm(v, axis=1, keepdims=True)
-    np.savez(path, vectors=v.astype(np.float32), doc_ids=np.repeat(np.arange(n_docs), length).astype(np.int32))
+    np.savez(
+        path, vectors=v.astype(np.float32), doc_ids=np.repeat(np.arange(n_docs), length).astype(np.int32)
+    )
     return path
 
 
@@ -27,7 +30,9 @@ def trained(tmp_path_factory):
     """One epoch of a tiny LSTM (depth 1, width 16) on a tiny D=16 file, saved as a checkpoint."""
     root = tmp_path_factory.mktemp("ckpt")
     data = load_data(write_tiny_native(root / "tiny.npz"))
-    result = train(TrainConfig(arch="lstm", model={"depth": 1, "width": 16}, epochs=1, batch_size=32, device="cpu"), data)
+    result = train(
+        TrainConfig(arch="lstm", model={"depth": 1, "width": 16}, epochs=1, batch_size=32, device="cpu"), data
+    )
     path = save_checkpoint(root / "run" / "best", result.model, result.meta)
     return data, result, path
 

@@ -1,10 +1,12 @@
 """A real two-node Ray cluster on this machine: `ray start --head` plus a second `ray start` node.
 
 Slow (about a minute): run with `python -m pytest -m slow tests/test_cluster.py`. Token
-authentication is on, set up as the README says (`ray get-auth-token --generate`, RAY_AUTH_MODE=token, then `ray start`):
+authentication is on, set up as the README says (`ray get-auth-token --generate`,
+RAY_AUTH_MODE=token, then `ray start`):
 the nodes and the driver share a HOME whose ~/.ray/auth_token they read, as on a real cluster
 where the token file is copied to every machine.
 """
+
 from __future__ import annotations
 
 import json
@@ -69,8 +71,12 @@ class LocalCluster:
 
     def start(self) -> "LocalCluster":
         # As the README's recipe: a token first, so that `ray start` turns token auth on.
-        subprocess.run(["ray", "get-auth-token", "--generate"], env=self.env, capture_output=True, check=True, timeout=60)
-        self.ray_start("--head", f"--port={self.port}", "--num-cpus=1", "--num-gpus=0", "--include-dashboard=false")
+        subprocess.run(
+            ["ray", "get-auth-token", "--generate"], env=self.env, capture_output=True, check=True, timeout=60
+        )
+        self.ray_start(
+            "--head", f"--port={self.port}", "--num-cpus=1", "--num-gpus=0", "--include-dashboard=false"
+        )
         # The second node keeps its own temp dir, so that its processes can be told apart.
         self.ray_start(f"--address={self.address}", "--num-cpus=1", "--num-gpus=0", f"--temp-dir={self.tmp2}")
         return self

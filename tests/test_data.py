@@ -1,4 +1,5 @@
 """Loading data: windows inside documents, the document split, the fingerprint, the windows format."""
+
 import warnings
 
 import numpy as np
@@ -91,11 +92,15 @@ def test_no_document_is_in_two_splits(write_native):
         assert data.splits[name].docs == len(docs[name])
 
 
-@pytest.mark.parametrize("n_docs,expected", [(10, (8, 1, 1)), (30, (24, 3, 3)), (64, (52, 6, 6)), (3, (1, 1, 1))])
+@pytest.mark.parametrize(
+    "n_docs,expected", [(10, (8, 1, 1)), (30, (24, 3, 3)), (64, (52, 6, 6)), (3, (1, 1, 1))]
+)
 def test_split_sizes_follow_80_10_10_of_documents(write_native, n_docs, expected):
     data = load_data(write_native([8] * n_docs, dim=4))
     assert tuple(data.splits[n].docs for n in SPLITS) == expected
-    assert tuple(len(data.splits[n]) for n in SPLITS) == tuple(3 * d for d in expected)  # 8 - k windows per doc
+    assert tuple(len(data.splits[n]) for n in SPLITS) == tuple(
+        3 * d for d in expected
+    )  # 8 - k windows per doc
 
 
 def test_documents_without_a_window_are_left_out_of_the_split(write_native):
@@ -265,7 +270,9 @@ def test_min_context_keeps_the_windows_and_split_of_k_equal_min_context(write_na
         assert torch.equal(short.splits[name].targets, long.splits[name].targets)
     assert long.k == 7 and long.min_context == 3 and long.padded
     assert long.fingerprint != short.fingerprint
-    assert load_data(path, k=3, min_context=3).fingerprint == short.fingerprint  # min_context=k is the default
+    assert (
+        load_data(path, k=3, min_context=3).fingerprint == short.fingerprint
+    )  # min_context=k is the default
 
 
 def test_positions_before_the_document_start_are_the_zero_pad_row(write_native):

@@ -3,6 +3,7 @@
 A hashed bag-of-words stand-in replaces the sentence-transformers model, so these tests need no
 download and no shared data; one test uses the real model where it is installed.
 """
+
 from __future__ import annotations
 
 import importlib.util
@@ -223,7 +224,13 @@ def sentence(n: int, letter: str = "b") -> str:
 
 def test_sentences_keep_abbreviations_and_closing_quotes():
     text = 'He said "Stop." Then he left. Tools, e.g. Python, help. (It rained.) 3 dogs barked!'
-    assert sentences(text) == ['He said "Stop."', "Then he left.", "Tools, e.g. Python, help.", "(It rained.)", "3 dogs barked!"]
+    assert sentences(text) == [
+        'He said "Stop."',
+        "Then he left.",
+        "Tools, e.g. Python, help.",
+        "(It rained.)",
+        "3 dogs barked!",
+    ]
 
 
 def test_passage_closes_at_paragraph_end_once_long_enough():
@@ -306,8 +313,12 @@ def test_folder_to_native_npz(corpus, tmp_path, capsys):
     assert np.allclose(z["vectors"], again, atol=1e-3)
 
     meta = json.loads(str(z["meta_json"]))
-    assert meta["counts"] == {"documents_read": 5, "documents_kept": 4, "documents_dropped_too_few_passages": 1,
-                              "passages": n}
+    assert meta["counts"] == {
+        "documents_read": 5,
+        "documents_kept": 4,
+        "documents_dropped_too_few_passages": 1,
+        "passages": n,
+    }
     assert meta["encoder"]["name"] == HashedBagOfWords.name and meta["encoder"]["batch_size"] == 4
     assert meta["passage_rules"]["min_chars"] == 150 and meta["passage_rules"]["k"] == 5
     base = meta["baselines"]
@@ -342,8 +353,10 @@ def test_jsonl_gives_the_same_passages_titled_by_id(corpus, tmp_path):
 
 def test_smaller_passage_rules_give_more_passages(corpus, tmp_path):
     out = tmp_path / "small.npz"
-    embed_command(_args(corpus, "--out", out, "--min-chars", 60, "--max-chars", 150, "--k", 3),
-                  encoder=HashedBagOfWords())
+    embed_command(
+        _args(corpus, "--out", out, "--min-chars", 60, "--max-chars", 150, "--k", 3),
+        encoder=HashedBagOfWords(),
+    )
     z = _read(out)
     meta = json.loads(str(z["meta_json"]))
     expected = [p for rel in KEPT for p in split_passages(CORPUS[rel], 60, 150)]
@@ -386,7 +399,9 @@ def test_bad_jsonl_line_is_named(tmp_path, capsys):
     _fails([source, "--out", tmp_path / "out.npz"], capsys, f"{source}:2", "not valid JSON")
     source.write_text(json.dumps({"id": "a", "body": BREAD}) + "\n")
     _fails([source, "--out", tmp_path / "out.npz"], capsys, f"{source}:1", '"text"')
-    source.write_text(json.dumps({"id": "a", "text": BREAD}) + "\n" + json.dumps({"id": "a", "text": RIVERS}) + "\n")
+    source.write_text(
+        json.dumps({"id": "a", "text": BREAD}) + "\n" + json.dumps({"id": "a", "text": RIVERS}) + "\n"
+    )
     _fails([source, "--out", tmp_path / "out.npz"], capsys, f"{source}:2", "duplicate id 'a'")
     source.write_bytes(b"\n" + json.dumps({"id": "a", "text": BREAD}).encode() + b"\n" + b'{"id": "\xff"}\n')
     _fails([source, "--out", tmp_path / "out.npz"], capsys, f"{source}:3", "not UTF-8")
@@ -410,7 +425,12 @@ def test_unwritable_out(corpus, tmp_path, capsys):
 def test_missing_sentence_transformers(corpus, tmp_path, capsys, monkeypatch):
     monkeypatch.setitem(__import__("sys").modules, "sentence_transformers", None)  # import now fails
     out = tmp_path / "out" / "x.npz"
-    _fails([corpus, "--out", out], capsys, "sentence-transformers is not installed", "pip install 'lvm-search[embed]'")
+    _fails(
+        [corpus, "--out", out],
+        capsys,
+        "sentence-transformers is not installed",
+        "pip install 'lvm-search[embed]'",
+    )
     assert list(out.parent.iterdir()) == []  # the temp file made before loading the model is gone
 
 
@@ -443,7 +463,9 @@ def test_real_model_embeds_the_corpus(corpus, tmp_path, capsys):
     assert cli.main(["embed", str(corpus), "--out", str(out), "--device", "cpu"]) == 0
     z = _read(out)
     meta = json.loads(str(z["meta_json"]))
-    assert z["vectors"].shape[1] == 384 and meta["encoder"]["name"] == "sentence-transformers/all-MiniLM-L6-v2"
+    assert (
+        z["vectors"].shape[1] == 384 and meta["encoder"]["name"] == "sentence-transformers/all-MiniLM-L6-v2"
+    )
     assert meta["encoder"]["device"] == "cpu" and meta["encoder"]["sentence_transformers"]
     # Real embeddings know the topic: passages are closer to their own document than to the others.
     v, doc = z["vectors"].astype(np.float32), z["doc_ids"]

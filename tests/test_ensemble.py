@@ -1,4 +1,5 @@
 """Ensembles: Caruana's greedy weights, the simplex refinement, the artifact, and the data check."""
+
 from __future__ import annotations
 
 import math
@@ -59,21 +60,39 @@ def test_simplex_refinement_reaches_the_exact_optimum():
     assert ensemble_cosine(preds, refined, targets) >= ensemble_cosine(preds, greedy, targets)
 
 
-def fake_run(storage: Path, name: str, arch: str, data, model_config: dict, fingerprint: str | None = None) -> Path:
+def fake_run(
+    storage: Path, name: str, arch: str, data, model_config: dict, fingerprint: str | None = None
+) -> Path:
     """A finished run folder as `lvm-search run` writes it, with one trained trial."""
     cfg = TrainConfig(arch=arch, model=model_config, epochs=2, batch_size=256)
     result = train(cfg, data)
     meta = dict(result.meta, fingerprint=fingerprint or data.fingerprint)
     checkpoint = storage / name / "attempt-1" / "trial_000_x" / "checkpoint_000001"
     save_checkpoint(checkpoint, result.model, meta)
-    trial = Trial(number=0, trial_id=f"{name}0", attempt=1, config={}, status="ok",
-                  val_cosine=result.best["val_cosine"], epochs_run=2, stopped_early=False,
-                  history=[EpochResult(h["epoch"], h["val_cosine"]) for h in result.history],
-                  checkpoint=str(checkpoint.relative_to(storage / name)))
-    summary = RunSummary(name=name, arch=arch, space_file="x.yaml", complete=True, data=DataInfo(**data.summary()),
-                         splits={}, baseline_val={"mean": {"cosine": 0.0}},
-                         counts=Counts(samples=1, trials=1, ok=1, stopped_early=0, diverged=0, errored=0), wall_s=1.0,
-                         trials=[trial])
+    trial = Trial(
+        number=0,
+        trial_id=f"{name}0",
+        attempt=1,
+        config={},
+        status="ok",
+        val_cosine=result.best["val_cosine"],
+        epochs_run=2,
+        stopped_early=False,
+        history=[EpochResult(h["epoch"], h["val_cosine"]) for h in result.history],
+        checkpoint=str(checkpoint.relative_to(storage / name)),
+    )
+    summary = RunSummary(
+        name=name,
+        arch=arch,
+        space_file="x.yaml",
+        complete=True,
+        data=DataInfo(**data.summary()),
+        splits={},
+        baseline_val={"mean": {"cosine": 0.0}},
+        counts=Counts(samples=1, trials=1, ok=1, stopped_early=0, diverged=0, errored=0),
+        wall_s=1.0,
+        trials=[trial],
+    )
     write_json(storage / name / "summary.json", summary)
     return checkpoint
 
@@ -167,7 +186,9 @@ def test_a_recipe_naming_a_missing_run_is_one_line_and_exit_2(two_runs, tmp_path
     assert code == 2 and "runs: no finished run 'nope'" in error and str(recipe) in error
 
 
-@pytest.mark.parametrize("text, message", [("top_k: 0\n", "top_k"), ("method: vote\n", "method"), ("colour: red\n", "unknown key")])
+@pytest.mark.parametrize(
+    "text, message", [("top_k: 0\n", "top_k"), ("method: vote\n", "method"), ("colour: red\n", "unknown key")]
+)
 def test_a_bad_recipe_is_refused(tmp_path, text, message):
     recipe = tmp_path / "r.yaml"
     recipe.write_text(text)

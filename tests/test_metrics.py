@@ -1,4 +1,5 @@
 """Scores and the classical baselines, checked against values worked out by hand or with numpy."""
+
 import math
 
 import numpy as np
@@ -66,8 +67,14 @@ def test_a_prediction_that_is_not_a_finite_nonzero_vector_scores_the_worst(bad):
     # A checkpoint with NaN weights, or all-zero output, must rank last, never first.
     data = hand_data([[E0, E1], [E1, NEG_E0], [NEG_E0, NEG_E1]], [DIAG, NEG_E1, E0])
     got = score(torch.full((3, 2), bad), data, "val")
-    assert got == {"cosine": -1.0, "hit1": 0.0, "hit5": 1.0, "mrr": pytest.approx(1 / 3),
-                   "backward_margin": 0.0, "candidates": 3.0}  # rank 3 of 3 candidates: still in the top 5
+    assert got == {
+        "cosine": -1.0,
+        "hit1": 0.0,
+        "hit5": 1.0,
+        "mrr": pytest.approx(1 / 3),
+        "backward_margin": 0.0,
+        "candidates": 3.0,
+    }  # rank 3 of 3 candidates: still in the top 5
     one_bad = torch.tensor([[1.0, 1.0], [bad, bad], [0.0, 2.0]])
     assert score(one_bad, data, "val")["cosine"] == pytest.approx((1 - 1 + 0) / 3)
 
@@ -102,7 +109,9 @@ def test_above_max_candidates_each_window_ranks_among_a_seeded_sample(monkeypatc
     import lvm_search.metrics as metrics
 
     rng = np.random.default_rng(3)
-    vectors = torch.nn.functional.normalize(torch.from_numpy(rng.standard_normal((60, 5)).astype(np.float32)), dim=-1)
+    vectors = torch.nn.functional.normalize(
+        torch.from_numpy(rng.standard_normal((60, 5)).astype(np.float32)), dim=-1
+    )
     targets = list(range(3, 60))
     data = hand_data([[t - 3, t - 2, t - 1] for t in targets], targets, vectors)
     perfect = data.targets("val")  # every prediction is its own target: rank 1 among any candidates
@@ -150,7 +159,9 @@ def test_recency_baseline_at_decay_zero_is_last_and_at_one_is_mean():
 def test_recency_decay_is_fitted_on_train():
     # Every train target is its window's last context row: decay 0 (the last vector) is exact.
     rng = np.random.default_rng(1)
-    vectors = torch.nn.functional.normalize(torch.from_numpy(rng.standard_normal((30, 6)).astype(np.float32)), dim=-1)
+    vectors = torch.nn.functional.normalize(
+        torch.from_numpy(rng.standard_normal((30, 6)).astype(np.float32)), dim=-1
+    )
     contexts = rng.choice(30, size=(20, 4)).tolist()
     data = hand_data(contexts, [c[-1] for c in contexts], vectors)
     assert fit_recency_decay(data) == 0.0
@@ -237,5 +248,9 @@ def test_reference_mean_is_the_k5_mean_at_any_k(write_native):
     path = write_native([9, 14, 7, 11, 16, 8], dim=8)
     short, long = load_data(path, k=5), load_data(path, k=12, min_context=5)
     for split in ("val", "test"):
-        torch.testing.assert_close(reference_mean(long, split), context_mean_baseline(short.batch(split, slice(None))[0]))
-        torch.testing.assert_close(reference_mean(short, split), context_mean_baseline(short.batch(split, slice(None))[0]))
+        torch.testing.assert_close(
+            reference_mean(long, split), context_mean_baseline(short.batch(split, slice(None))[0])
+        )
+        torch.testing.assert_close(
+            reference_mean(short, split), context_mean_baseline(short.batch(split, slice(None))[0])
+        )

@@ -1,4 +1,5 @@
 """The architecture registry and the four reference models."""
+
 import pytest
 import torch
 from torch.nn.functional import normalize
@@ -106,7 +107,12 @@ def test_unknown_model_setting_is_a_user_error_naming_it():
 
 @pytest.mark.parametrize(
     "arch,bad",
-    [("lstm", {"depth": 0}), ("gru", {"dropout": 1.0}), ("transformer", {"width": 30, "heads": 8}), ("amn", {"depth": 12, "width": 8})],
+    [
+        ("lstm", {"depth": 0}),
+        ("gru", {"dropout": 1.0}),
+        ("transformer", {"width": 30, "heads": 8}),
+        ("amn", {"depth": 12, "width": 8}),
+    ],
 )
 def test_invalid_model_settings_are_user_errors(arch, bad):
     with pytest.raises(UserError, match=arch):

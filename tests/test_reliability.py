@@ -1,5 +1,6 @@
 """Reliability: bad space files, bad storage, concurrent runs, failing trials, killed drivers,
 lost nodes, and a 200-trial load. Tests marked slow run with `python -m pytest -m slow`."""
+
 from __future__ import annotations
 
 import fcntl
@@ -25,16 +26,47 @@ from lvm_search.spaces import parse_space
 
 # --- garbage in space files -------------------------------------------------------------------
 
-KEYS = ["arch", "samples", "seed", "max_concurrent", "scheduler", "resources", "fixed", "space", "type",
-        "low", "high", "log", "step", "values", "lr", "epochs", "width", "depth", "dropout", "residual",
-        "grace_period", "reduction_factor", "cpus_per_trial", "gpus_per_trial", "batch_size", "x"]
+KEYS = [
+    "arch",
+    "samples",
+    "seed",
+    "max_concurrent",
+    "scheduler",
+    "resources",
+    "fixed",
+    "space",
+    "type",
+    "low",
+    "high",
+    "log",
+    "step",
+    "values",
+    "lr",
+    "epochs",
+    "width",
+    "depth",
+    "dropout",
+    "residual",
+    "grace_period",
+    "reduction_factor",
+    "cpus_per_trial",
+    "gpus_per_trial",
+    "batch_size",
+    "x",
+]
 scalars = st.one_of(
-    st.none(), st.booleans(), st.integers(-10**6, 10**6), st.floats(allow_nan=True, allow_infinity=True),
-    st.text(max_size=12), st.sampled_from(["lstm", "gru", "amn", "transformer", "int", "float", "choice", "asha", "none", "1e-3"]),
+    st.none(),
+    st.booleans(),
+    st.integers(-(10**6), 10**6),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=12),
+    st.sampled_from(["lstm", "gru", "amn", "transformer", "int", "float", "choice", "asha", "none", "1e-3"]),
 )
 garbage = st.recursive(
     scalars,
-    lambda children: st.one_of(st.lists(children, max_size=4), st.dictionaries(st.sampled_from(KEYS), children, max_size=5)),
+    lambda children: st.one_of(
+        st.lists(children, max_size=4), st.dictionaries(st.sampled_from(KEYS), children, max_size=5)
+    ),
     max_leaves=25,
 )
 
@@ -106,7 +138,9 @@ def test_a_second_search_on_the_same_run_is_refused(tmp_path, cli):
 
 
 def test_a_diverging_trial_is_recorded_and_the_search_goes_on(tmp_path):
-    space = parse_space(yaml.safe_load(TINY.format(samples=2, fixed="{epochs: 2, lr: 1.0e+30}")), "diverge.yaml")
+    space = parse_space(
+        yaml.safe_load(TINY.format(samples=2, fixed="{epochs: 2, lr: 1.0e+30}")), "diverge.yaml"
+    )
     summary = run_search(space, SearchOptions(storage=str(tmp_path / "runs"), name="diverge"))
     assert summary.counts.trials == 2 and summary.counts.diverged == 2
     assert all("training loss became nan" in t.error for t in summary.trials)
@@ -117,9 +151,15 @@ def test_a_trial_that_raises_is_retried_once_then_recorded(tmp_path, monkeypatch
     # torch.compile needs a C++ compiler; without one every try of the trial raises inside Ray
     # (which also shows that `compile: true` is not ignored).
     monkeypatch.setenv("CXX", "/nonexistent/c++")
-    raw = {"arch": "amn", "samples": 1, "fixed": {"compile": True, "epochs": 1, "width": 32, "key_dim": 16},
-           "space": {"dropout": {"type": "float", "low": 0.0, "high": 0.2}}}
-    summary = run_search(parse_space(raw, "raise.yaml"), SearchOptions(storage=str(tmp_path / "runs"), name="raise"))
+    raw = {
+        "arch": "amn",
+        "samples": 1,
+        "fixed": {"compile": True, "epochs": 1, "width": 32, "key_dim": 16},
+        "space": {"dropout": {"type": "float", "low": 0.0, "high": 0.2}},
+    }
+    summary = run_search(
+        parse_space(raw, "raise.yaml"), SearchOptions(storage=str(tmp_path / "runs"), name="raise")
+    )
     (trial,) = summary.trials
     assert trial.status == "error" and trial.failures == 2  # the first try and one retry
     assert "InvalidCxxCompiler" in trial.error or "C++ compiler" in trial.error
@@ -137,9 +177,20 @@ def _logged(run_dir: Path) -> int:
 @pytest.mark.slow
 def test_a_driver_killed_with_sigkill_resumes_keeping_every_finished_trial(tmp_path):
     space = space_file(tmp_path, samples=6, fixed="{epochs: 3}")
-    cmd = [sys.executable, "-m", "lvm_search.cli", "run", str(space), "--storage", str(tmp_path / "runs"), "--json"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "lvm_search.cli",
+        "run",
+        str(space),
+        "--storage",
+        str(tmp_path / "runs"),
+        "--json",
+    ]
     run_dir = tmp_path / "runs" / "space"
-    driver = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    driver = subprocess.Popen(
+        cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
     deadline = time.time() + 180
     while _logged(run_dir) < 2 and time.time() < deadline:
         time.sleep(0.2)
@@ -166,13 +217,31 @@ def test_a_lost_worker_node_does_not_lose_the_search(tmp_path):
     try:
         cluster.start()
         space = space_file(tmp_path, samples=6, fixed="{epochs: 8}")
-        space.write_text(space.read_text().replace("max_concurrent: 2", "max_concurrent: 2\nresources: {cpus_per_trial: 1}"))
-        cmd = [sys.executable, "-m", "lvm_search.cli", "run", str(space), "--storage", str(tmp_path / "shared"),
-               "--address", cluster.address, "--json"]
-        driver = subprocess.Popen(cmd, env=cluster.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        space.write_text(
+            space.read_text().replace(
+                "max_concurrent: 2", "max_concurrent: 2\nresources: {cpus_per_trial: 1}"
+            )
+        )
+        cmd = [
+            sys.executable,
+            "-m",
+            "lvm_search.cli",
+            "run",
+            str(space),
+            "--storage",
+            str(tmp_path / "shared"),
+            "--address",
+            cluster.address,
+            "--json",
+        ]
+        driver = subprocess.Popen(
+            cmd, env=cluster.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
         time.sleep(1)
         deadline = time.time() + 120
-        while time.time() < deadline and not list((tmp_path / "shared").glob("space/attempt-1/trial_*/result.json")):
+        while time.time() < deadline and not list(
+            (tmp_path / "shared").glob("space/attempt-1/trial_*/result.json")
+        ):
             time.sleep(0.2)
         cluster.stop_second_node()
         out, err = driver.communicate(timeout=400)
@@ -186,18 +255,27 @@ def test_a_lost_worker_node_does_not_lose_the_search(tmp_path):
 
 @pytest.mark.slow
 def test_two_hundred_tiny_trials_are_all_recorded_with_bounded_driver_memory(tmp_path):
-    raw = {"arch": "amn", "samples": 200, "max_concurrent": 2, "scheduler": {"type": "none"},
-           "fixed": {"epochs": 1, "width": 8, "key_dim": 8, "depth": 1},
-           "space": {"lr": {"type": "float", "low": 1e-4, "high": 1e-2, "log": True}}}
+    raw = {
+        "arch": "amn",
+        "samples": 200,
+        "max_concurrent": 2,
+        "scheduler": {"type": "none"},
+        "fixed": {"epochs": 1, "width": 8, "key_dim": 8, "depth": 1},
+        "space": {"lr": {"type": "float", "low": 1e-4, "high": 1e-2, "log": True}},
+    }
     raw["fixed"].pop("width")  # the reference width (512) must stay inside the space
     raw["space"]["width"] = {"type": "choice", "values": [8, 512]}
     t0 = time.time()
-    summary = run_search(parse_space(raw, "load.yaml"), SearchOptions(storage=str(tmp_path / "runs"), name="load"))
+    summary = run_search(
+        parse_space(raw, "load.yaml"), SearchOptions(storage=str(tmp_path / "runs"), name="load")
+    )
     wall_s = time.time() - t0
     peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     log = (tmp_path / "runs" / "load" / "trials.jsonl").read_text().splitlines()
     print(f"200 trials in {wall_s:.0f} s; driver peak RSS {peak_rss_mb:.0f} MB")
-    (tmp_path.parent / "load_figures.json").write_text(json.dumps({"wall_s": wall_s, "peak_rss_mb": peak_rss_mb}))
+    (tmp_path.parent / "load_figures.json").write_text(
+        json.dumps({"wall_s": wall_s, "peak_rss_mb": peak_rss_mb})
+    )
     assert summary.counts.trials == 200 and len(log) == 200 and summary.counts.ok == 200
     assert peak_rss_mb < 2048
 
@@ -211,8 +289,15 @@ def _start_search(tmp_path: Path, samples=2, epochs=4) -> tuple[subprocess.Popen
     import tempfile
 
     before = set(Path(tempfile.gettempdir()).glob("lvm-ray-*"))
-    cmd = [sys.executable, "-m", "lvm_search.cli", "run", str(space_file(tmp_path, samples=samples,
-           fixed=f"{{epochs: {epochs}}}")), "--storage", str(tmp_path / "runs")]
+    cmd = [
+        sys.executable,
+        "-m",
+        "lvm_search.cli",
+        "run",
+        str(space_file(tmp_path, samples=samples, fixed=f"{{epochs: {epochs}}}")),
+        "--storage",
+        str(tmp_path / "runs"),
+    ]
     return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True), before
 
 
@@ -281,7 +366,9 @@ def test_an_address_where_nothing_listens_is_one_line_in_seconds(tmp_path, cli):
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]  # free, and nothing listens on it
     t0 = time.time()
-    code, _, err = cli("run", space_file(tmp_path), "--address", f"127.0.0.1:{port}", "--storage", tmp_path / "runs")
+    code, _, err = cli(
+        "run", space_file(tmp_path), "--address", f"127.0.0.1:{port}", "--storage", tmp_path / "runs"
+    )
     assert code == 2 and "cannot reach a Ray head" in one_error(err) and time.time() - t0 < 15
 
 
@@ -293,8 +380,14 @@ def test_an_address_where_something_else_listens_is_one_line_within_a_minute(tmp
         s.bind(("127.0.0.1", 0))
         s.listen()
         t0 = time.time()
-        code, _, err = cli("run", space_file(tmp_path), "--address", f"127.0.0.1:{s.getsockname()[1]}",
-                           "--storage", tmp_path / "runs")
+        code, _, err = cli(
+            "run",
+            space_file(tmp_path),
+            "--address",
+            f"127.0.0.1:{s.getsockname()[1]}",
+            "--storage",
+            tmp_path / "runs",
+        )
     assert code == 2 and "no Ray head answered" in one_error(err) and time.time() - t0 < 60
 
 

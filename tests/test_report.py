@@ -2,6 +2,7 @@
 
 The two searches read different context lengths (k=5 and k=7, both with min_context 5), as the
 shipped spaces do, so they score the same windows and still ensemble."""
+
 from __future__ import annotations
 
 import json
@@ -16,7 +17,10 @@ from lvm_search.search import SearchOptions, run_search
 from lvm_search.spaces import parse_space
 
 SPACES = {
-    "amn": {"width": {"type": "choice", "values": [32, 512]}, "key_dim": {"type": "choice", "values": [16, 256]}},
+    "amn": {
+        "width": {"type": "choice", "values": [32, 512]},
+        "key_dim": {"type": "choice", "values": [16, 256]},
+    },
     "gru": {"width": {"type": "choice", "values": [16, 512]}, "depth": {"type": "int", "low": 1, "high": 4}},
 }
 
@@ -28,8 +32,17 @@ def report(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("report")
     storage = tmp / "runs"
     for arch, space in SPACES.items():
-        raw = {"arch": arch, "samples": 2, "max_concurrent": 2, "fixed": {"epochs": 2}, "space": space, "data": DATA[arch]}
-        run_search(parse_space(raw, f"{arch}.yaml"), SearchOptions(storage=str(storage), name=arch, verbose=0))
+        raw = {
+            "arch": arch,
+            "samples": 2,
+            "max_concurrent": 2,
+            "fixed": {"epochs": 2},
+            "space": space,
+            "data": DATA[arch],
+        }
+        run_search(
+            parse_space(raw, f"{arch}.yaml"), SearchOptions(storage=str(storage), name=arch, verbose=0)
+        )
     build_ensemble(load_recipe(None), storage)
     result = build_report(storage, tmp / "reports" / "leaderboard.md")
     return storage, result, (tmp / "reports" / "leaderboard.md").read_text()
@@ -49,7 +62,10 @@ def test_the_table_has_one_row_per_architecture_ensemble_and_baseline(report):
     for baseline in ("mean of context", "last vector"):
         assert sum(m.startswith(baseline) for m in models) == 1
     for baseline in ("recency-weighted mean", "ridge"):
-        assert {m.split(",")[0] for m in models if m.startswith(baseline)} == {f"{baseline} (k=5", f"{baseline} (k=7"}
+        assert {m.split(",")[0] for m in models if m.startswith(baseline)} == {
+            f"{baseline} (k=5",
+            f"{baseline} (k=7",
+        }
 
 
 def test_rows_are_ranked_by_test_cosine(report):
@@ -75,7 +91,9 @@ def test_numbers_match_the_stored_results(report):
 
 def test_the_report_says_beats_only_where_the_paired_interval_excludes_zero(report):
     _, result, markdown = report
-    best_baseline = max((r for r in result["rows"] if r["kind"] == "baseline"), key=lambda r: r["val"]["cosine"])
+    best_baseline = max(
+        (r for r in result["rows"] if r["kind"] == "baseline"), key=lambda r: r["val"]["cosine"]
+    )
     assert f"The best classical baseline on validation is {best_baseline['model']}" in markdown
     for r in result["rows"]:
         if r["kind"] == "baseline":
@@ -95,7 +113,9 @@ def test_every_row_has_an_interval_around_its_test_cosine(report):
     _, result, markdown = report
     for r in result["rows"]:
         i = r["test_interval"]
-        assert i["low"] <= r["test"]["cosine"] <= i["high"] and i["value"] == pytest.approx(r["test"]["cosine"])
+        assert i["low"] <= r["test"]["cosine"] <= i["high"] and i["value"] == pytest.approx(
+            r["test"]["cosine"]
+        )
     assert "1,000 bootstrap resamples of the 6 test documents" in markdown
 
 
@@ -121,8 +141,12 @@ def test_the_report_and_the_ensemble_do_not_import_ray():
     import subprocess
     import sys
 
-    code = "import sys, lvm_search.report, lvm_search.ensemble, lvm_search.evaluate; print('ray' in sys.modules)"
-    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.strip() == "False"
+    code = (
+        "import sys, lvm_search.report, lvm_search.ensemble, lvm_search.evaluate; print('ray' in sys.modules)"
+    )
+    assert (
+        subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.strip() == "False"
+    )
 
 
 def test_plots_are_written_beside_the_report(report):

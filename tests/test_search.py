@@ -1,4 +1,5 @@
 """The search end to end through Ray Tune and Optuna, on the packaged sample, with tiny trials."""
+
 from __future__ import annotations
 
 import json
@@ -99,7 +100,9 @@ def test_the_optuna_study_tells_pruned_from_finished_with_every_epoch(tiny_run):
     assert len(study.trials) == len(summary.trials)
     by_params = {json.dumps(t.params, sort_keys=True): t for t in study.trials}
     for trial in summary.trials:
-        ot = by_params[json.dumps({k: trial.config[k] for k in ("width", "key_dim", "lr", "epochs")}, sort_keys=True)]
+        ot = by_params[
+            json.dumps({k: trial.config[k] for k in ("width", "key_dim", "lr", "epochs")}, sort_keys=True)
+        ]
         assert ot.intermediate_values == {h.epoch: h.val_cosine for h in trial.history}
         if trial.stopped_early:
             assert ot.state == optuna.trial.TrialState.PRUNED
@@ -112,8 +115,9 @@ def test_ray_leaves_no_files_and_no_settings_behind(tiny_run):
     assert lvm_temp_folders() <= folders_before  # the private Ray's temp folder is gone
     assert not (run_dir / ".staging").exists()
     ignore = {"RAY_AUTH_TOKEN", "PYTEST_CURRENT_TEST"}  # the token lives on in this process, by design
-    assert {k: v for k, v in os.environ.items() if k not in ignore} == \
-        {k: v for k, v in environ_before.items() if k not in ignore}
+    assert {k: v for k, v in os.environ.items() if k not in ignore} == {
+        k: v for k, v in environ_before.items() if k not in ignore
+    }
     assert not (Path.home() / ".ray" / "auth_token").exists() or os.environ.get("RAY_AUTH_TOKEN") is None
 
 
@@ -124,10 +128,22 @@ def _trials_done(run_dir: Path) -> int:
 
 def test_an_interrupted_search_resumes_to_exactly_samples_trials(tmp_path):
     space = write_space(tmp_path, samples=4)
-    cmd = [sys.executable, "-m", "lvm_search.cli", "run", str(space), "--storage", str(tmp_path / "runs"),
-           "--max-epochs", "3", "--json"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "lvm_search.cli",
+        "run",
+        str(space),
+        "--storage",
+        str(tmp_path / "runs"),
+        "--max-epochs",
+        "3",
+        "--json",
+    ]
     run_dir = tmp_path / "runs" / "tiny"
-    driver = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    driver = subprocess.Popen(
+        cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
     deadline = time.time() + 120
     while _trials_done(run_dir) < 1 and time.time() < deadline and driver.poll() is None:
         time.sleep(0.2)
@@ -154,10 +170,18 @@ def test_an_interrupted_search_resumes_to_exactly_samples_trials(tmp_path):
 
 @pytest.mark.parametrize("sampler", ["gp", "auto", "random"])
 def test_every_sampler_runs_a_real_tiny_search(tmp_path, sampler):
-    raw = {"arch": "amn", "samples": 3, "max_concurrent": 2, "sampler": sampler, "scheduler": {"type": "none"},
-           "fixed": {"epochs": 1, "width": 32, "key_dim": 16},
-           "space": {"lr": {"type": "float", "low": 1e-4, "high": 3e-3, "log": True},
-                     "dropout": {"type": "float", "low": 0.0, "high": 0.3}}}
+    raw = {
+        "arch": "amn",
+        "samples": 3,
+        "max_concurrent": 2,
+        "sampler": sampler,
+        "scheduler": {"type": "none"},
+        "fixed": {"epochs": 1, "width": 32, "key_dim": 16},
+        "space": {
+            "lr": {"type": "float", "low": 1e-4, "high": 3e-3, "log": True},
+            "dropout": {"type": "float", "low": 0.0, "high": 0.3},
+        },
+    }
     space = parse_space(raw, f"{sampler}.yaml")
     assert space.resolved_sampler() == {"auto": "gp"}.get(sampler, sampler)  # all-numeric: GP
     summary = run_search(space, SearchOptions(storage=str(tmp_path / "runs")))
@@ -166,13 +190,28 @@ def test_every_sampler_runs_a_real_tiny_search(tmp_path, sampler):
 
 
 def test_the_progress_is_one_short_line_per_trial_event_on_stderr(tmp_path):
-    cmd = [sys.executable, "-m", "lvm_search.cli", "run", str(write_space(tmp_path, 2)), "--storage",
-           str(tmp_path / "runs"), "--max-epochs", "2"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "lvm_search.cli",
+        "run",
+        str(write_space(tmp_path, 2)),
+        "--storage",
+        str(tmp_path / "runs"),
+        "--max-epochs",
+        "2",
+    ]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=240)
     assert done.returncode == 0, done.stderr[-2000:]
     lines = done.stderr.splitlines()
     assert sum(" started: " in line for line in lines) == 2
-    assert sum(line.startswith("trial ") and (" finished: " in line or " stopped early " in line) for line in lines) == 2
+    assert (
+        sum(
+            line.startswith("trial ") and (" finished: " in line or " stopped early " in line)
+            for line in lines
+        )
+        == 2
+    )
     assert any("2/2 done" in line for line in lines) and any("1/2 done, about" in line for line in lines)
     assert not any(box in done.stderr + done.stdout for box in ("╭", "│", "+-----")), "Ray's tables"
     assert "tensorboard" not in done.stderr.lower()
@@ -189,16 +228,30 @@ def test_max_concurrent_auto_fills_the_cpus_of_this_machine(tmp_path):
 
 
 def test_resolve_concurrency_counts_gpus_cpus_and_trials_left():
-    space = parse_space({"arch": "amn", "samples": 10, "space": {"dropout": {"type": "float", "low": 0, "high": 0.1}},
-                         "resources": {"cpus_per_trial": 2}}, "s.yaml")
+    space = parse_space(
+        {
+            "arch": "amn",
+            "samples": 10,
+            "space": {"dropout": {"type": "float", "low": 0, "high": 0.1}},
+            "resources": {"cpus_per_trial": 2},
+        },
+        "s.yaml",
+    )
     assert resolve_concurrency(space, 0.0, {"CPU": 16}, done=0) == 8
     assert resolve_concurrency(space, 0.25, {"CPU": 16, "GPU": 1}, done=0) == 4
     assert resolve_concurrency(space, 0.125, {"CPU": 16, "GPU": 1}, done=0) == 8
     assert resolve_concurrency(space, 0.125, {"CPU": 16, "GPU": 2}, done=0) == 8  # then the CPUs bind
     assert resolve_concurrency(space, 0.0, {"CPU": 16}, done=7) == 3  # never more than the trials left
     assert resolve_concurrency(space, 0.0, {"CPU": 1}, done=0) == 1
-    fixed = parse_space({"arch": "amn", "samples": 10, "max_concurrent": 3,
-                         "space": {"dropout": {"type": "float", "low": 0, "high": 0.1}}}, "s.yaml")
+    fixed = parse_space(
+        {
+            "arch": "amn",
+            "samples": 10,
+            "max_concurrent": 3,
+            "space": {"dropout": {"type": "float", "low": 0, "high": 0.1}},
+        },
+        "s.yaml",
+    )
     assert resolve_concurrency(fixed, 0.0, {"CPU": 16}, done=0) == 3
 
 
@@ -218,10 +271,13 @@ def test_the_device_choice(requested, gpus_per_trial, cluster_gpus, mps, expecte
     assert resolve_device(requested, gpus_per_trial, cluster_gpus, mps) == expected
 
 
-@pytest.mark.parametrize("requested, cluster_gpus, mps, message", [
-    ("cuda", 0, True, "cuda was asked for, but the Ray cluster has no GPU"),
-    ("mps", 1, False, "mps was asked for, but this machine has no Apple GPU"),
-])
+@pytest.mark.parametrize(
+    "requested, cluster_gpus, mps, message",
+    [
+        ("cuda", 0, True, "cuda was asked for, but the Ray cluster has no GPU"),
+        ("mps", 1, False, "mps was asked for, but this machine has no Apple GPU"),
+    ],
+)
 def test_a_device_the_machine_lacks_is_a_user_error(requested, cluster_gpus, mps, message):
     from lvm_search.errors import UserError
 
@@ -235,42 +291,81 @@ def test_asking_for_a_device_this_machine_lacks_is_one_line_and_exit_2(tmp_path,
     if torch.cuda.is_available() or torch.backends.mps.is_available():
         pytest.skip("this machine has a GPU")
     for device in ("cuda", "mps"):
-        code, _, err = cli("run", str(write_space(tmp_path, 1)), "--device", device, "--storage", str(tmp_path / "runs"))
+        code, _, err = cli(
+            "run", str(write_space(tmp_path, 1)), "--device", device, "--storage", str(tmp_path / "runs")
+        )
         assert code == 2 and f"{device} was asked for" in one_error(err)
 
 
 @pytest.mark.parametrize(
     "text, message",
     [
-        ("arch: lstm\nspace: {lr: {type: float, low: 0.1, high: 0.01}}\n", "space.lr: low (0.1) > high (0.01)"),
+        (
+            "arch: lstm\nspace: {lr: {type: float, low: 0.1, high: 0.01}}\n",
+            "space.lr: low (0.1) > high (0.01)",
+        ),
         ("arch: nope\n", "arch: unknown architecture 'nope'"),
         ("arch: lstm\nspace: {colour: {type: int, low: 1, high: 2}}\n", "space.colour: unknown setting"),
         ("arch: lstm\nspace: {lr: {type: float, low: -1.0, high: 0.01}}\n", "lr=-1.0: lr must be > 0"),
         ("arch: lstm\nsamplez: 3\n", "unknown key(s) ['samplez']"),
         ("arch: [lstm\n", "not valid YAML"),
         ("arch: lstm\nspace: {epochs: {type: int, low: 0, high: 20}}\n", "epochs=0: epochs must be >= 1"),
-        ("arch: lstm\nfixed: {epochs: 0}\nspace: {lr: {type: float, low: 0.0001, high: 0.01}}\n", "epochs must be >= 1"),
+        (
+            "arch: lstm\nfixed: {epochs: 0}\nspace: {lr: {type: float, low: 0.0001, high: 0.01}}\n",
+            "epochs must be >= 1",
+        ),
         ("arch: lstm\nfixed: {lr: 0}\nspace: {depth: {type: int, low: 1, high: 2}}\n", "lr must be > 0"),
-        ("arch: lstm\ndata: {k: 5, min_context: 8}\nspace: {depth: {type: int, low: 1, high: 2}}\n",
-         "data.min_context: must be <= k (5)"),
-        ("arch: lstm\ndata: {window: 5}\nspace: {depth: {type: int, low: 1, high: 2}}\n", "data: unknown key(s) ['window']"),
-        ("arch: lstm\nspace: {base_decay: {type: float, low: 0.8, high: 0.9}}\n",
-         "space.base_decay: the reference default 0.75"),
+        (
+            "arch: lstm\ndata: {k: 5, min_context: 8}\nspace: {depth: {type: int, low: 1, high: 2}}\n",
+            "data.min_context: must be <= k (5)",
+        ),
+        (
+            "arch: lstm\ndata: {window: 5}\nspace: {depth: {type: int, low: 1, high: 2}}\n",
+            "data: unknown key(s) ['window']",
+        ),
+        (
+            "arch: lstm\nspace: {base_decay: {type: float, low: 0.8, high: 0.9}}\n",
+            "space.base_decay: the reference default 0.75",
+        ),
         ("arch: lstm\nfixed: {epochs: 3}\n", "space: a search needs at least one searched setting"),
-        ("arch: lstm\nspace: {width: {type: choice, values: [0, 512]}}\n", "width=0: lstm: depth and width must be >= 1"),
-        ("arch: transformer\nspace: {heads: {type: choice, values: [8, 5]}}\n", "width 512 is not divisible by heads 5"),
-        ("arch: transformer\nfixed: {heads: 8}\nspace: {width: {type: choice, values: [512, 100]}}\n",
-         "width=100: transformer: width 100 is not divisible by heads 8"),
-        ("arch: lstm\nspace: {batch_size: {type: float, low: 1, high: 512}}\n", "batch_size expects a int, got 1.0"),
+        (
+            "arch: lstm\nspace: {width: {type: choice, values: [0, 512]}}\n",
+            "width=0: lstm: depth and width must be >= 1",
+        ),
+        (
+            "arch: transformer\nspace: {heads: {type: choice, values: [8, 5]}}\n",
+            "width 512 is not divisible by heads 5",
+        ),
+        (
+            "arch: transformer\nfixed: {heads: 8}\nspace: {width: {type: choice, values: [512, 100]}}\n",
+            "width=100: transformer: width 100 is not divisible by heads 8",
+        ),
+        (
+            "arch: lstm\nspace: {batch_size: {type: float, low: 1, high: 512}}\n",
+            "batch_size expects a int, got 1.0",
+        ),
         ("arch: lstm\nspace: {residual: {type: choice, values: [true, 'yes']}}\n", "residual"),
-        ("arch: lstm\nspace: {k: {type: choice, values: [5, 8]}}\n", "searching the context length needs data.min_context"),
-        ("arch: lstm\ndata: {k: 6, min_context: 6}\nspace: {k: {type: choice, values: [6, 4]}}\n",
-         "k=4 is shorter than data.min_context=6"),
-        ("arch: lstm\nmax_concurrent: many\nspace: {depth: {type: int, low: 1, high: 2}}\n", "max_concurrent (or auto)"),
-        ("arch: lstm\nresources: {device: tpu}\nspace: {depth: {type: int, low: 1, high: 2}}\n", "resources.device"),
-        ("a: &a [1,1,1,1,1,1,1,1,1,1]\nb: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a,*a]\nc: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b,*b]\n"
-         "d: &d [*c,*c,*c,*c,*c,*c,*c,*c,*c,*c]\ne: &e [*d,*d,*d,*d,*d,*d,*d,*d,*d,*d]\nf: [*e,*e,*e,*e,*e,*e,*e]\n",
-         "expands to more than 100,000 values"),
+        (
+            "arch: lstm\nspace: {k: {type: choice, values: [5, 8]}}\n",
+            "searching the context length needs data.min_context",
+        ),
+        (
+            "arch: lstm\ndata: {k: 6, min_context: 6}\nspace: {k: {type: choice, values: [6, 4]}}\n",
+            "k=4 is shorter than data.min_context=6",
+        ),
+        (
+            "arch: lstm\nmax_concurrent: many\nspace: {depth: {type: int, low: 1, high: 2}}\n",
+            "max_concurrent (or auto)",
+        ),
+        (
+            "arch: lstm\nresources: {device: tpu}\nspace: {depth: {type: int, low: 1, high: 2}}\n",
+            "resources.device",
+        ),
+        (
+            "a: &a [1,1,1,1,1,1,1,1,1,1]\n"  # each line ten times the one before: 10**6 values in 6 lines
+            + "".join(f"{a}: &{a} [{','.join([f'*{b}'] * 10)}]\n" for b, a in zip("abcde", "bcdef")),
+            "expands to more than 100,000 values",
+        ),
     ],
 )
 def test_a_bad_space_file_is_one_line_and_exit_2_before_ray_starts(tmp_path, cli, text, message):
@@ -294,5 +389,7 @@ def test_asking_for_more_gpus_than_the_cluster_has_is_a_clear_error(tmp_path, cl
 
     if torch.cuda.is_available():
         pytest.skip("this machine has a GPU")
-    code, _, err = cli("run", str(write_space(tmp_path, 1)), "--gpus-per-trial", "1", "--storage", str(tmp_path / "runs"))
+    code, _, err = cli(
+        "run", str(write_space(tmp_path, 1)), "--gpus-per-trial", "1", "--storage", str(tmp_path / "runs")
+    )
     assert code == 2 and "cuda was asked for, but the Ray cluster has no GPU" in one_error(err)

@@ -1,15 +1,16 @@
 """Every state file the package reads is validated as it is read: garbage is one UserError naming
 the file (or a valid record), never a traceback; the same for ``--set``."""
+
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
 import pytest
+from conftest import one_error
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import one_error
 from lvm_search.checkpoint import read_meta
 from lvm_search.cli import parse_sets
 from lvm_search.errors import UserError
@@ -25,17 +26,73 @@ from lvm_search.runs import (
 )
 from lvm_search.spaces import trial_settings
 
-FIELDS = ["name", "arch", "space_file", "complete", "data", "splits", "baseline_val", "counts", "wall_s", "trials",
-          "best", "provenance", "source", "format", "fingerprint", "D", "k", "min_context", "passages", "attempt",
-          "tag", "trial_id", "dir", "status", "config", "history", "epoch", "val_cosine", "members", "weight",
-          "checkpoint", "recipe", "method", "metrics", "baseline", "candidates", "best_single", "gain_pct",
-          "model_config", "dim", "space", "samples", "ok", "stopped_early", "diverged", "errored", "number",
-          "epochs_run", "docs", "windows", "mean", "cosine", "x"]
+FIELDS = [
+    "name",
+    "arch",
+    "space_file",
+    "complete",
+    "data",
+    "splits",
+    "baseline_val",
+    "counts",
+    "wall_s",
+    "trials",
+    "best",
+    "provenance",
+    "source",
+    "format",
+    "fingerprint",
+    "D",
+    "k",
+    "min_context",
+    "passages",
+    "attempt",
+    "tag",
+    "trial_id",
+    "dir",
+    "status",
+    "config",
+    "history",
+    "epoch",
+    "val_cosine",
+    "members",
+    "weight",
+    "checkpoint",
+    "recipe",
+    "method",
+    "metrics",
+    "baseline",
+    "candidates",
+    "best_single",
+    "gain_pct",
+    "model_config",
+    "dim",
+    "space",
+    "samples",
+    "ok",
+    "stopped_early",
+    "diverged",
+    "errored",
+    "number",
+    "epochs_run",
+    "docs",
+    "windows",
+    "mean",
+    "cosine",
+    "x",
+]
 json_values = st.recursive(
-    st.one_of(st.none(), st.booleans(), st.integers(-10**9, 10**9), st.floats(allow_nan=False),
-              st.text(max_size=10), st.sampled_from(["ok", "error", "amn", "lstm", "../../etc", "/abs"])),
-    lambda children: st.one_of(st.lists(children, max_size=4),
-                               st.dictionaries(st.sampled_from(FIELDS), children, max_size=8)),
+    st.one_of(
+        st.none(),
+        st.booleans(),
+        st.integers(-(10**9), 10**9),
+        st.floats(allow_nan=False),
+        st.text(max_size=10),
+        st.sampled_from(["ok", "error", "amn", "lstm", "../../etc", "/abs"]),
+    ),
+    lambda children: st.one_of(
+        st.lists(children, max_size=4), st.dictionaries(st.sampled_from(FIELDS), children, max_size=8)
+    ),
     max_leaves=40,
 )
 texts = st.one_of(json_values.map(json.dumps), st.text(max_size=300), st.binary(max_size=300))
@@ -50,7 +107,9 @@ READERS = {
 
 
 def _write(path: Path, content) -> None:
-    path.write_bytes(content if isinstance(content, bytes) else content.encode("utf-8", errors="surrogatepass"))
+    path.write_bytes(
+        content if isinstance(content, bytes) else content.encode("utf-8", errors="surrogatepass")
+    )
 
 
 @pytest.mark.parametrize("reader", list(READERS))
@@ -92,18 +151,46 @@ def tiny_storage(tmp_path_factory):
     from lvm_search.spaces import parse_space
 
     storage = tmp_path_factory.mktemp("storage")
-    raw = {"arch": "amn", "samples": 2, "max_concurrent": 2, "fixed": {"epochs": 1},
-           "space": {"width": {"type": "choice", "values": [32, 512]}}}
+    raw = {
+        "arch": "amn",
+        "samples": 2,
+        "max_concurrent": 2,
+        "fixed": {"epochs": 1},
+        "space": {"width": {"type": "choice", "values": [32, 512]}},
+    }
     run_search(parse_space(raw, "amn.yaml"), SearchOptions(storage=str(storage)))
     build_ensemble(load_recipe(None), storage)
     return storage
 
 
 @settings(max_examples=300, deadline=None)
-@given(pairs=st.lists(st.one_of(st.text(max_size=30), st.sampled_from(
-    ["width=256", "lr=1e-3", "residual=yes", "batch_size=2.5", "depth=[1,2]", "x=&a [*a]", "epochs=0", "k=5",
-     "dropout=.nan", "lr=-1", "=3", "ema=0.99", "schedule=linear", "heads=7"])), max_size=4),
-       arch=st.sampled_from(["lstm", "gru", "transformer", "amn"]))
+@given(
+    pairs=st.lists(
+        st.one_of(
+            st.text(max_size=30),
+            st.sampled_from(
+                [
+                    "width=256",
+                    "lr=1e-3",
+                    "residual=yes",
+                    "batch_size=2.5",
+                    "depth=[1,2]",
+                    "x=&a [*a]",
+                    "epochs=0",
+                    "k=5",
+                    "dropout=.nan",
+                    "lr=-1",
+                    "=3",
+                    "ema=0.99",
+                    "schedule=linear",
+                    "heads=7",
+                ]
+            ),
+        ),
+        max_size=4,
+    ),
+    arch=st.sampled_from(["lstm", "gru", "transformer", "amn"]),
+)
 def test_set_values_are_a_user_error_or_a_valid_configuration(pairs, arch):
     try:
         trial_settings(arch, {}, parse_sets(pairs), where="--set")
@@ -121,7 +208,10 @@ def test_a_truncated_summary_is_one_line_for_ensemble_and_report(tiny_storage, t
     shutil.copytree(tiny_storage, storage)
     summary = storage / "amn" / SUMMARY
     summary.write_bytes(summary.read_bytes()[:500])
-    for argv in (["ensemble", "--storage", storage], ["report", "--storage", storage, "--out", tmp_path / "r.md"]):
+    for argv in (
+        ["ensemble", "--storage", storage],
+        ["report", "--storage", storage, "--out", tmp_path / "r.md"],
+    ):
         code, _, err = cli(*argv)
         assert code == 2 and str(summary) in one_error(err) and "cut short" in err
 
@@ -134,8 +224,10 @@ def test_a_trial_log_line_that_is_not_a_trial_is_one_line_for_run(tiny_storage, 
     log = storage / "amn" / TRIALS_LOG
     log.write_text('{"hello": "world"}\n' + log.read_text())
     space = tmp_path / "amn.yaml"
-    space.write_text("arch: amn\nsamples: 3\nmax_concurrent: 2\nfixed: {epochs: 1}\n"
-                     "space: {width: {type: choice, values: [32, 512]}}\n")
+    space.write_text(
+        "arch: amn\nsamples: 3\nmax_concurrent: 2\nfixed: {epochs: 1}\n"
+        "space: {width: {type: choice, values: [32, 512]}}\n"
+    )
     code, _, err = cli("run", space, "--storage", storage)
     assert code == 2 and f"{log}: line 1: missing field" in one_error(err)
 
@@ -160,12 +252,16 @@ def test_a_changed_fixed_section_or_epoch_cap_refuses_to_resume(tiny_storage, tm
     storage = tmp_path / "runs"
     shutil.copytree(tiny_storage, storage)
     space = tmp_path / "amn.yaml"
-    space.write_text("arch: amn\nsamples: 3\nmax_concurrent: 2\nfixed: {epochs: 1, dropout: 0.2}\n"
-                     "space: {width: {type: choice, values: [32, 512]}}\n")
+    space.write_text(
+        "arch: amn\nsamples: 3\nmax_concurrent: 2\nfixed: {epochs: 1, dropout: 0.2}\n"
+        "space: {width: {type: choice, values: [32, 512]}}\n"
+    )
     code, _, err = cli("run", space, "--storage", storage)
     assert code == 2 and "another fixed section" in one_error(err)
-    space.write_text("arch: amn\nsamples: 3\nmax_concurrent: 2\nfixed: {epochs: 3}\n"
-                     "space: {width: {type: choice, values: [32, 512]}}\n")
+    space.write_text(
+        "arch: amn\nsamples: 3\nmax_concurrent: 2\nfixed: {epochs: 3}\n"
+        "space: {width: {type: choice, values: [32, 512]}}\n"
+    )
     code, _, err = cli("run", space, "--storage", storage, "--max-epochs", "2")
     assert code == 2 and "another fixed section" in one_error(err)
     assert len((storage / "amn" / TRIALS_LOG).read_text().splitlines()) == 2  # nothing was run or lost

@@ -1,4 +1,5 @@
 """The trainer: every option changes what it does, and it leaves torch's global settings alone."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -19,7 +20,9 @@ def data():
 
 
 def config(**changes) -> TrainConfig:
-    return dataclasses.replace(TrainConfig(arch="amn", model=SMALL, epochs=1, batch_size=512, device="cpu"), **changes)
+    return dataclasses.replace(
+        TrainConfig(arch="amn", model=SMALL, epochs=1, batch_size=512, device="cpu"), **changes
+    )
 
 
 def captured_inputs(cfg: TrainConfig, data) -> list[torch.Tensor]:
@@ -47,15 +50,30 @@ def final_weights(cfg: TrainConfig, data) -> torch.Tensor:
 # --- every option does something ----------------------------------------------------------------
 
 
-@pytest.mark.parametrize("option, value", [
-    ("lr", 3e-3), ("batch_size", 128), ("weight_decay", 0.5), ("grad_clip", 1e-4), ("warmup_epochs", 0.0),
-    ("seed", 1), ("schedule", "constant"), ("context_dropout", 0.3), ("input_noise", 0.05),
-    ("infonce_weight", 0.5), ("ema", 0.0), ("bf16", True), ("data_dtype", "float16"),
-])
+@pytest.mark.parametrize(
+    "option, value",
+    [
+        ("lr", 3e-3),
+        ("batch_size", 128),
+        ("weight_decay", 0.5),
+        ("grad_clip", 1e-4),
+        ("warmup_epochs", 0.0),
+        ("seed", 1),
+        ("schedule", "constant"),
+        ("context_dropout", 0.3),
+        ("input_noise", 0.05),
+        ("infonce_weight", 0.5),
+        ("ema", 0.0),
+        ("bf16", True),
+        ("data_dtype", "float16"),
+    ],
+)
 def test_changing_an_option_changes_the_trained_weights(data, option, value):
     base = config(epochs=2)
     assert getattr(base, option) != value
-    assert not torch.equal(final_weights(base, data), final_weights(dataclasses.replace(base, **{option: value}), data))
+    assert not torch.equal(
+        final_weights(base, data), final_weights(dataclasses.replace(base, **{option: value}), data)
+    )
 
 
 def test_the_same_configuration_trains_the_same_weights(data):

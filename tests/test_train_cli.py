@@ -3,6 +3,7 @@
 A user's mistake must come back as exit code 2 and exactly one stderr line
 ``lvm-search: error: ...`` that names the file at fault; never as a traceback.
 """
+
 import json
 import re
 
@@ -81,7 +82,9 @@ def _windows_without_targets(tmp_path, write_native):
 
 def _windows_shape_mismatch(tmp_path, write_native):
     path = tmp_path / "w.npz"
-    np.savez(path, context_sequences=np.ones((50, 3, 4), np.float32), target_vectors=np.ones((49, 4), np.float32))
+    np.savez(
+        path, context_sequences=np.ones((50, 3, 4), np.float32), target_vectors=np.ones((49, 4), np.float32)
+    )
     return path
 
 
@@ -95,13 +98,19 @@ BAD_FILES = {
     "no doc_ids": lambda tmp_path, write_native: write_native(drop=("doc_ids",)),
     "NaN vector": _nan_vectors,
     "Inf vector": _inf_vectors,
-    "zero rows": lambda tmp_path, write_native: write_native([], vectors=np.zeros((0, 8)), doc_ids=np.zeros(0, np.int32)),
+    "zero rows": lambda tmp_path, write_native: write_native(
+        [], vectors=np.zeros((0, 8)), doc_ids=np.zeros(0, np.int32)
+    ),
     "zero dimensions": lambda tmp_path, write_native: write_native([10] * 5, vectors=np.zeros((50, 0))),
     "integer vectors": lambda tmp_path, write_native: write_native([10] * 5, dtype=np.int16),
     "one-dimensional vectors": lambda tmp_path, write_native: write_native([10] * 5, vectors=np.ones(50)),
     "float doc_ids": lambda tmp_path, write_native: write_native([10] * 5, doc_ids=np.zeros(50)),
-    "doc_ids too short": lambda tmp_path, write_native: write_native([10] * 5, doc_ids=np.zeros(49, np.int32)),
-    "non-contiguous doc_ids": lambda tmp_path, write_native: write_native([2, 2, 2], doc_ids=np.array([0, 1, 0, 1, 2, 2])),
+    "doc_ids too short": lambda tmp_path, write_native: write_native(
+        [10] * 5, doc_ids=np.zeros(49, np.int32)
+    ),
+    "non-contiguous doc_ids": lambda tmp_path, write_native: write_native(
+        [2, 2, 2], doc_ids=np.array([0, 1, 0, 1, 2, 2])
+    ),
     "two documents": lambda tmp_path, write_native: write_native([10, 10]),
     "two documents with windows": lambda tmp_path, write_native: write_native([10, 3, 10, 5, 2]),
     "k larger than every document": lambda tmp_path, write_native: write_native([4] * 10),
@@ -163,7 +172,9 @@ def tiny(write_native):
 
 
 def test_unknown_set_key_is_one_error_line_naming_it(cli, tiny, tmp_path):
-    code, out, err = cli("train", "--arch", "amn", "--set", "colour=blue", "--data", tiny, "--out", tmp_path / "o")
+    code, out, err = cli(
+        "train", "--arch", "amn", "--set", "colour=blue", "--data", tiny, "--out", tmp_path / "o"
+    )
     assert_user_error(code, out, err, "colour", "--set")
     assert not (tmp_path / "o").exists()
 
@@ -185,14 +196,28 @@ def test_bad_train_settings_are_one_error_line(cli, tiny, tmp_path, argv, named)
 
 def test_set_accepts_a_learning_rate_in_exponent_notation(cli, tiny, tmp_path):
     code, out, err = cli(
-        "train", "--arch", "amn", "--epochs", "1", "--set", "lr=1e-3", "--set", "width=8", "--data", tiny, "--out", tmp_path / "o"
+        "train",
+        "--arch",
+        "amn",
+        "--epochs",
+        "1",
+        "--set",
+        "lr=1e-3",
+        "--set",
+        "width=8",
+        "--data",
+        tiny,
+        "--out",
+        tmp_path / "o",
     )
     assert code == 0, err
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
 def test_train_on_an_absent_device_is_one_error_line(cli, tiny, tmp_path):
-    assert_user_error(*cli("train", "--arch", "lstm", "--device", "cuda", "--data", tiny, "--out", tmp_path / "o"), "cuda")
+    assert_user_error(
+        *cli("train", "--arch", "lstm", "--device", "cuda", "--data", tiny, "--out", tmp_path / "o"), "cuda"
+    )
 
 
 # --- baselines -------------------------------------------------------------------------------
@@ -213,7 +238,9 @@ def test_baselines_json_on_the_packaged_sample(cli, sample):
     assert set(splits) == {"train", "val", "test"}
     assert {name: s["docs"] for name, s in splits.items()} == {"train": 52, "val": 6, "test": 6}
     _, lengths = np.unique(np.load(sample)["doc_ids"], return_counts=True)
-    assert sum(s["windows"] for s in splits.values()) == int(np.maximum(lengths - 5, 0).sum()) == 3554 - 64 * 5
+    assert (
+        sum(s["windows"] for s in splits.values()) == int(np.maximum(lengths - 5, 0).sum()) == 3554 - 64 * 5
+    )
 
     assert set(report["baselines"]) == {"mean", "last", "recency", "ridge"}
     for name, b in report["baselines"].items():
@@ -236,7 +263,10 @@ def test_baselines_text_report_on_a_tiny_file(cli, tiny):
 
 def test_split_seed_flag_changes_the_fingerprint(cli, write_native):
     path = write_native([10] * 30, dim=4)
-    fingerprints = [json.loads(cli("baselines", "--json", "--data", path, "--split-seed", s)[1])["data"]["fingerprint"] for s in (0, 1)]
+    fingerprints = [
+        json.loads(cli("baselines", "--json", "--data", path, "--split-seed", s)[1])["data"]["fingerprint"]
+        for s in (0, 1)
+    ]
     assert fingerprints[0] != fingerprints[1]
 
 
@@ -261,7 +291,19 @@ def test_train_amn_one_epoch_on_the_sample_writes_a_checkpoint(cli, tmp_path):
 
 def test_train_prints_one_line_per_epoch(cli, tiny, tmp_path):
     code, out, err = cli(
-        "train", "--arch", "lstm", "--epochs", "3", "--set", "width=8", "--set", "depth=1", "--data", tiny, "--out", tmp_path / "o"
+        "train",
+        "--arch",
+        "lstm",
+        "--epochs",
+        "3",
+        "--set",
+        "width=8",
+        "--set",
+        "depth=1",
+        "--data",
+        tiny,
+        "--out",
+        tmp_path / "o",
     )
     assert code == 0, err
     epochs = [line.split()[1] for line in out.splitlines() if line.startswith("epoch ")]
@@ -286,7 +328,9 @@ def test_resolve_device_accepts_cpu_and_refuses_unknown_names():
         resolve_device("tpu")
 
 
-@pytest.mark.skipif(torch.cuda.is_available() or torch.backends.mps.is_available(), reason="has an accelerator")
+@pytest.mark.skipif(
+    torch.cuda.is_available() or torch.backends.mps.is_available(), reason="has an accelerator"
+)
 def test_auto_device_is_cpu_without_an_accelerator():
     assert resolve_device("auto") == torch.device("cpu")
 
@@ -317,7 +361,9 @@ def test_ema_evaluates_keeps_and_saves_the_averaged_weights(tiny, tmp_path):
 
 
 def test_ema_outside_0_to_1_is_one_error_line(cli, tiny, tmp_path):
-    code, out, err = cli("train", "--arch", "amn", "--data", tiny, "--set", "ema=1.0", "--out", tmp_path / "o")
+    code, out, err = cli(
+        "train", "--arch", "amn", "--data", tiny, "--set", "ema=1.0", "--out", tmp_path / "o"
+    )
     assert_user_error(code, out, err, "ema")
 
 
@@ -329,6 +375,8 @@ def test_extra_train_flag_grows_train_only_and_a_missing_file_is_one_error_line(
     assert code == 0, err
     more = json.loads(out)
     assert more["splits"]["train"]["windows"] == plain["splits"]["train"]["windows"] + 4 * (8 - 5)
-    assert more["splits"]["val"] == plain["splits"]["val"] and more["splits"]["test"] == plain["splits"]["test"]
+    assert (
+        more["splits"]["val"] == plain["splits"]["val"] and more["splits"]["test"] == plain["splits"]["test"]
+    )
     code, out, err = cli("baselines", "--data", main_path, "--extra-train", tmp_path / "nope.npz")
     assert_user_error(code, out, err, "nope.npz")

@@ -5,6 +5,7 @@ padding convention are defined once, in ``residual.py``. Adding an architecture 
 here (a config dataclass plus an ``nn.Module`` decorated with ``@register``) and one YAML under
 ``spaces/``.
 """
+
 from . import amn, gru, lstm, transformer  # noqa: F401  (importing registers them)
 from .registry import (
     ARCHITECTURES,
@@ -18,6 +19,13 @@ from .registry import (
 from .residual import context_mean, real_positions
 
 __all__ = [
-    "ARCHITECTURES", "Architecture", "build_model", "config_fields", "context_mean", "get_architecture",
-    "make_config", "real_positions", "register",
+    "ARCHITECTURES",
+    "Architecture",
+    "build_model",
+    "config_fields",
+    "context_mean",
+    "get_architecture",
+    "make_config",
+    "real_positions",
+    "register",
 ]

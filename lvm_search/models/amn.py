@@ -5,6 +5,7 @@ head; the values are the raw context vectors), then an MLP on [base, attended] 1
 with GELU + LayerNorm after each hidden layer (786,944 + 1,024 + 131,328 + 512 + 197,376) = 1,510,912.
 The reference AMN learns a residual over the context mean: ``residual`` (see residual.py).
 """
+
 from dataclasses import dataclass
 
 import torch
@@ -25,9 +26,15 @@ class AMNConfig:
     base_decay: float = DEFAULT_BASE_DECAY
 
     def validate(self):
-        if self.depth < 1 or self.key_dim < 1 or self.width >> (self.depth - 1) < 1 or not 0 <= self.dropout < 1:
+        if (
+            self.depth < 1
+            or self.key_dim < 1
+            or self.width >> (self.depth - 1) < 1
+            or not 0 <= self.dropout < 1
+        ):
             raise UserError(
-                f"amn: depth, width (halved per layer) and key_dim must stay >= 1, 0 <= dropout < 1, got {self}"
+                "amn: depth, width (halved per layer) and key_dim must stay >= 1, "
+                f"0 <= dropout < 1, got {self}"
             )
 
 

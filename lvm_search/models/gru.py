@@ -3,6 +3,7 @@
 Reference sizes at D=768: Linear(768->512) 393,728 + 4 x [GRU(512->512) 1,575,936 + LayerNorm 1,024]
 + Linear(512->768) 393,984 = 7,095,552.
 """
+
 from dataclasses import dataclass
 
 from torch import nn

@@ -2,6 +2,7 @@
 
 Reference sizes at D=768: LSTM(768->512, 2 layers) 4,726,784 + Linear(512->768) 393,984 = 5,120,768.
 """
+
 from dataclasses import dataclass
 
 from torch import nn
@@ -29,7 +30,9 @@ class LSTMModel(LVM):
     def __init__(self, cfg: LSTMConfig, dim: int, k: int):
         super().__init__()
         self.cfg = cfg
-        self.lstm = nn.LSTM(dim, cfg.width, cfg.depth, batch_first=True, dropout=cfg.dropout if cfg.depth > 1 else 0.0)
+        self.lstm = nn.LSTM(
+            dim, cfg.width, cfg.depth, batch_first=True, dropout=cfg.dropout if cfg.depth > 1 else 0.0
+        )
         self.out = nn.Linear(cfg.width, dim)
         if cfg.residual:
             zero_init(self.out)

@@ -1,4 +1,5 @@
 """A small registry in the spirit of Optuna's samplers: architectures announce themselves by name."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -56,7 +57,9 @@ def make_config(name: str, **overrides):
         raise UserError(f"{name}: unknown model setting(s) {sorted(unknown)} (known: {sorted(defaults)})")
     for key, value in overrides.items():
         if not _same_kind(value, defaults[key]):
-            raise UserError(f"{name}: setting '{key}' expects a {type(defaults[key]).__name__}, got {value!r}")
+            raise UserError(
+                f"{name}: setting '{key}' expects a {type(defaults[key]).__name__}, got {value!r}"
+            )
     cfg = arch.config_cls(**overrides)
     cfg.validate()
     if not 0 <= cfg.base_decay <= 1:

@@ -8,6 +8,7 @@ context mean (the *base*, ``base_decay ** age`` per position, 1 = the plain mean
 network outputs, and the network's last layer starts at zero, so a fresh model predicts exactly the
 base and can only learn from there. ``residual: false``: the prediction is the network's output alone.
 """
+
 from __future__ import annotations
 
 import torch

@@ -5,6 +5,7 @@ Reference sizes at D=768: Linear(768->512) 393,728 + sinusoidal positions (no pa
 the context and its norm) + head Linear(512->512) 262,656, GELU, LayerNorm 1,024, Linear(512->768)
 393,984 = 17,867,520.
 """
+
 import math
 from dataclasses import dataclass
 
@@ -61,5 +62,7 @@ class TransformerModel(LVM):
     def network(self, x):
         h = self.inp(x) + self.positions
         # The context is both the sequence and the memory; both masks keep every position causal.
-        h = self.decoder(h, h, tgt_mask=self.causal, memory_mask=self.causal, tgt_is_causal=True, memory_is_causal=True)
+        h = self.decoder(
+            h, h, tgt_mask=self.causal, memory_mask=self.causal, tgt_is_causal=True, memory_is_causal=True
+        )
         return self.head(h[:, -1])

@@ -1,0 +1,150 @@
+"""Numbers you can trust and reuse: bootstrap intervals over documents, eval and predict."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from conftest import one_error
+
+from lvm_search.checkpoint import save_checkpoint
+from lvm_search.data import load_data
+from lvm_search.intervals import DocumentBootstrap, verdict
+from lvm_search.metrics import predict
+from lvm_search.train import TrainConfig, train
+
+# --- the bootstrap, by hand --------------------------------------------------------------------------
+
+
+def test_the_interval_of_two_documents_is_what_a_hand_count_gives():
+    # Document A has windows scoring 0.2 and 0.4 (sum 0.6 over 2), document B one window of 0.8.
+    # Drawing two documents with replacement gives AA (mean 0.3, p 1/4), AB or BA (1.4/3, p 1/2) or
+    # BB (0.8, p 1/4): with 1000 resamples the 2.5% and 97.5% points are the extremes, 0.3 and 0.8.
+    boot = DocumentBootstrap(np.array([0, 0, 1]), resamples=1000, seed=0)
+    scores = np.array([0.2, 0.4, 0.8])
+    means = boot.resampled_means(scores)
+    assert set(np.round(means, 6)) == {0.3, round(1.4 / 3, 6), 0.8}  # windows of a document move together
+    assert np.mean(np.isclose(means, 1.4 / 3)) == pytest.approx(0.5, abs=0.05)
+    interval = boot.mean(scores)
+    assert (interval.value, interval.low, interval.high) == pytest.approx((1.4 / 3, 0.3, 0.8))
+
+
+def test_a_paired_gain_cancels_what_two_rows_share():
+    # B scores 0.01 above A on every window: unpaired intervals overlap, the paired one is exact.
+    rng = np.random.default_rng(1)
+    groups = np.repeat(np.arange(20), 5)
+    a = rng.uniform(0.3, 0.7, size=100)
+    b = a + 0.01
+    boot = DocumentBootstrap(groups)
+    diff = boot.difference(b, a)
+    assert (diff.value, diff.low, diff.high) == pytest.approx((0.01, 0.01, 0.01))
+    assert boot.mean(a).high > boot.mean(b).low  # the rows alone cannot be told apart
+    assert verdict(diff) == "beats" and verdict(boot.difference(a, a)) == "is not distinguishable from"
+    gain = boot.gain_pct(b, a)
+    assert gain.low > 0 and gain.value == pytest.approx(100 * (b.mean() / a.mean() - 1))
+
+
+def test_resampling_is_seeded_and_uses_at_least_a_thousand_resamples():
+    groups = np.repeat(np.arange(8), 3)
+    scores = np.random.default_rng(2).uniform(size=24)
+    assert DocumentBootstrap(groups).mean(scores) == DocumentBootstrap(groups).mean(scores)
+    assert len(DocumentBootstrap(groups).counts) >= 1000
+
+
+# --- eval and predict ------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    """A small AMN trained on the packaged sample at k=7 (min_context 5)."""
+    data = load_data(k=7, min_context=5)
+    result = train(TrainConfig(arch="amn", model={"width": 32, "key_dim": 16}, epochs=2), data)
+    return save_checkpoint(tmp_path_factory.mktemp("ckpt") / "amn", result.model, result.meta), data
+
+
+@pytest.fixture(scope="module")
+def other_corpus(tmp_path_factory):
+    """Another corpus: the sample's documents in reverse order (other content, another split)."""
+    z = np.load(load_data().source)
+    order = np.argsort(-z["doc_ids"], kind="stable")
+    path = tmp_path_factory.mktemp("other") / "other.npz"
+    np.savez(path, vectors=z["vectors"][order], doc_ids=z["doc_ids"][order])
+    return path
+
+
+def test_eval_on_the_training_data_reproduces_the_test_scores(checkpoint, cli):
+    path, data = checkpoint
+    code, out, err = cli("eval", path, "--json")
+    assert code == 0, err
+    result = json.loads(out)
+    model_cos = result["scores"]["model"]["cosine"]
+    from lvm_search.checkpoint import load_model
+
+    model, _ = load_model(path)
+    expected = (predict(model, data, "test") * data.targets("test")).sum(-1).mean().item()
+    assert model_cos == pytest.approx(expected, abs=1e-6)
+    assert result["relation"] == "the test split of the data it was trained on"
+    i = result["scores"]["model"]["cosine_interval"]
+    assert i["low"] <= model_cos <= i["high"] and result["intervals"]["resamples"] >= 1000
+    assert set(result["scores"]) == {"model", "mean", "last", "recency", "ridge", "reference mean"}
+    assert result["baselines_fitted"]["best_on_val"] in {"mean", "last", "recency", "ridge"}
+
+
+def test_eval_on_another_corpus_says_so_and_scores_baselines_on_the_same_windows(
+    checkpoint, other_corpus, cli
+):
+    path, _ = checkpoint
+    code, out, err = cli("eval", path, "--data", other_corpus, "--split", "all", "--json")
+    assert code == 0, err
+    result = json.loads(out)
+    assert result["relation"] == "other data than it was trained on (all windows)"
+    other = load_data(other_corpus, k=7, min_context=5)
+    assert result["evaluated_on"]["windows"] == sum(len(s) for s in other.splits.values())
+    assert result["evaluated_on"]["split"] == "all" and "include it" in result["baselines_note"]
+    g = result["gain_over_best_baseline_pct"]
+    assert g["low"] <= g["value"] <= g["high"]
+    code, out, _ = cli("eval", path, "--data", other_corpus)
+    assert code == 0 and "95% CI" in out and "the checkpoint" in out
+
+
+def test_eval_of_a_run_folder_uses_its_best_trial_and_an_unknown_folder_is_one_line(tmp_path, cli):
+    code, _, err = cli("eval", tmp_path)
+    assert code == 2 and "not a checkpoint, run or ensemble folder" in one_error(err)
+
+
+def test_predict_writes_every_window_in_file_order_with_ids_and_positions(checkpoint, tmp_path, cli):
+    path, data = checkpoint
+    out = tmp_path / "preds.npz"
+    code, _, err = cli("predict", path, "--out", out, "--last")
+    assert code == 0, err
+    z = np.load(out)
+    file_ids = np.load(data.source)["doc_ids"]
+    every = load_data(k=7, min_context=5, split=False)
+    n = len(every.splits["all"])
+    assert z["predictions"].shape == (n + len(np.unique(file_ids)), data.dim)
+    assert np.array_equal(z["rows"][:n], every.splits["all"].targets.numpy())
+    assert (z["rows"][n:] == -1).all()
+    assert np.array_equal(z["doc_ids"][:n], file_ids[z["rows"][:n]])
+    starts = {d: int(np.flatnonzero(file_ids == d)[0]) for d in np.unique(file_ids)}
+    assert all(z["positions"][i] == z["rows"][i] - starts[z["doc_ids"][i]] for i in range(0, n, 97))
+    lengths = {d: int((file_ids == d).sum()) for d in np.unique(file_ids)}
+    assert all(z["positions"][n + i] == lengths[d] for i, d in enumerate(z["doc_ids"][n:]))
+    from lvm_search import load_predictor
+
+    model = load_predictor(path)
+    torch.testing.assert_close(torch.from_numpy(z["predictions"][:n]), predict(model.model, every, "all"))
+    assert json.loads(str(z["meta_json"]))["lvm_search_predictions"] is True
+    code, _, err = cli("predict", path, "--out", out)  # replacing its own file is fine
+    assert code == 0, err
+
+
+def test_the_public_api_predicts_in_three_lines(checkpoint):
+    path, _ = checkpoint
+    import lvm_search
+
+    model = lvm_search.load_predictor(path)  # a checkpoint, run or ensemble folder
+    data = lvm_search.load_data(k=model.k, min_context=model.min_context, split=False)
+    preds = lvm_search.predict(model.model, data, "all")
+    assert preds.shape == (len(data.splits["all"]), data.dim)
