@@ -120,11 +120,10 @@ def synthetic_data(windows: int, dim: int, k: int = 5, val_windows: int = 2048, 
     g = torch.Generator().manual_seed(seed)
     n_train, n_val = windows + k, val_windows + k
     vectors = torch.nn.functional.normalize(torch.randn(n_train + n_val, dim, generator=g), dim=-1)
-    offsets = torch.arange(k)
 
     def split(first_row: int, m: int) -> Split:
-        starts = first_row + torch.arange(m)
-        return Split(starts[:, None] + offsets, starts + k, 1)
+        # one sequence: every target's context may reach back to the sequence's first row
+        return Split(first_row + k + torch.arange(m), torch.full((m,), first_row), 1)
 
     splits = {"train": split(0, windows), "val": split(n_train, val_windows), "test": split(n_train, val_windows)}
     return LVMData(vectors, splits, k, f"synthetic-{windows}x{dim}-s{seed}", f"synthetic(windows={windows}, D={dim})", "synthetic")
@@ -132,9 +131,8 @@ def synthetic_data(windows: int, dim: int, k: int = 5, val_windows: int = 2048, 
 
 def materialise(data: LVMData, split: str = "train") -> tuple[torch.Tensor, torch.Tensor]:
     """The reference's inputs: contexts [M, k, D] and targets [M, D] as plain float32 CPU tensors."""
-    s = data.splits[split]
     vectors = data.vectors.cpu()
-    return vectors[s.contexts.cpu()].contiguous(), vectors[s.targets.cpu()].contiguous()
+    return vectors[data.contexts(split).cpu()].contiguous(), vectors[data.splits[split].targets.cpu()].contiguous()
 
 
 # --- results --------------------------------------------------------------------------------------

@@ -1,115 +1,163 @@
-"""Best val cosine for the same number of trials: TPE + ASHA (the default) against random search.
+"""Does the search earn its keep? Samplers and schedulers at an equal budget of training epochs.
 
-Each arm runs ``lvm_search.search.run_search`` on the project's space file for ``--arch``
-(``spaces/<arch>.yaml``) with the same overrides (``--trials`` samples, epochs capped at
-``--max-epochs``, ``max_concurrent`` 1), once per seed (the seed drives the sampler and the trials'
-training), and records the best val cosine, the epochs actually trained and the wall time:
+Every arm is the product's own search, ``lvm-search run`` on the shipped space file of ``--arch``,
+with its sampler and scheduler set by the arm, its trials' epochs capped at ``--max-epochs`` and the
+search ended by ``--budget-epochs`` (the epochs trained by all trials together), once per seed (the
+seed drives the sampler and the trials' training). Trial 0 of every arm is the reference
+configuration. Arms:
 
-* ``tpe_asha``: Optuna TPE with ASHA early stopping, the project's default;
-* ``random_none``: Optuna's RandomSampler (the space's ``sampler: random``), every trial trained to the end;
-* ``tpe_none``: TPE without early stopping (isolates what ASHA does).
+* ``random``: random search, every trial trained to the end (no early stopping);
+* ``random_asha``: random search with ASHA;
+* ``tpe_asha``: multivariate TPE with ASHA (stopped trials reach Optuna as PRUNED);
+* ``gp_asha``: Optuna's GPSampler with ASHA (GP models only the trials that finished);
+* ``auto_asha``: the shipped default (``sampler: auto``: GP for all-numeric spaces, else TPE).
 
-Equal budget = equal number of trials. Trial 0 of every arm is the reference configuration.
-The project's TPE samples its first ``max(2, min(10, samples // 4))`` trials at random, then models.
+From each run's trial log (every epoch's val cosine with the time it was reported) it builds the
+anytime curve: best val cosine so far against epochs spent and against wall time. It reports the
+final best val cosine (mean and sd over seeds), how many epochs each arm needed to reach random
+search's final best on the same seed, and the number of seeds on which each arm ends at least as
+good as random search. The runs write to a temporary folder; nothing else is kept.
 
-    python benchmarks/search_efficiency.py --trials 6 --max-epochs 10 --seeds 0 1 2 --out benchmarks/results/cpu/search_efficiency.json
+    python benchmarks/search_efficiency.py --data ../shared/data/linux-docs-minilm.npz --seeds 0 1 2 3 4 \\
+        --out benchmarks/results/cpu/search_efficiency.json
 """
 from __future__ import annotations
 
 import argparse
-import dataclasses
+import math
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
 
 import _common as C
+import yaml
+
+from lvm_search.runs import read_summary
 
 ARMS = {
+    "random": ("random", "none"),
+    "random_asha": ("random", "asha"),
     "tpe_asha": ("tpe", "asha"),
-    "random_none": ("random", "none"),
-    "tpe_none": ("tpe", "none"),
+    "gp_asha": ("gp", "asha"),
+    "auto_asha": ("auto", "asha"),
 }
 
 
-def arm_space(base, arm: str, args, seed: int):
-    sampler, scheduler = ARMS[arm]
-    space = base.with_overrides(samples=args.trials, seed=seed, max_concurrent=1, max_epochs=args.max_epochs,
-                                cpus_per_trial=args.cpus_per_trial, gpus_per_trial=args.gpus_per_trial)
-    scheduler = dataclasses.replace(base.scheduler, type=scheduler)
-    return dataclasses.replace(space, scheduler=scheduler, sampler=sampler)
+def write_arm_space(base: Path, arm: str, folder: Path) -> Path:
+    raw = yaml.safe_load(base.read_text())
+    raw["sampler"], scheduler = ARMS[arm]
+    raw["scheduler"] = {**raw.get("scheduler", {}), "type": scheduler}
+    path = folder / f"{arm}.yaml"
+    path.write_text(yaml.safe_dump(raw, sort_keys=False))
+    return path
+
+
+def run_arm(space: Path, args, seed: int, storage: Path) -> dict:
+    cmd = [sys.executable, "-m", "lvm_search.cli", "run", str(space), "--storage", str(storage),
+           "--name", f"{space.stem}-s{seed}", "--seed", str(seed), "--samples", "1000",
+           "--budget-epochs", str(args.budget_epochs), "--max-epochs", str(args.max_epochs)]
+    if args.data:
+        cmd += ["--data", args.data]
+    if args.max_concurrent:
+        cmd += ["--max-concurrent", str(args.max_concurrent)]
+    t0 = time.perf_counter()
+    done = subprocess.run(cmd, capture_output=True, text=True)
+    wall_s = time.perf_counter() - t0
+    if done.returncode != 0:
+        sys.exit(f"{' '.join(cmd)} failed:\n{done.stderr[-3000:]}")
+    summary = read_summary(storage / f"{space.stem}-s{seed}")
+    return {"wall_s": wall_s, **anytime(summary)}
+
+
+def anytime(summary) -> dict:
+    """Every reported epoch in the order it happened: epochs spent, seconds since the first report,
+    and the best val cosine so far."""
+    events = sorted((h.at, h.val_cosine) for t in summary.trials for h in t.history)
+    start = events[0][0]
+    best, curve = -math.inf, []
+    for spent, (at, value) in enumerate(events, 1):
+        best = max(best, value)
+        curve.append((spent, round(at - start, 2), best))
+    return {"curve": curve, "best": best, "epochs": len(events), "trials": len(summary.trials),
+            "stopped_early": summary.counts.stopped_early, "concurrency": summary.resources.get("concurrency")}
+
+
+def epochs_to_reach(curve, target: float) -> float:
+    return next((spent for spent, _, best in curve if best >= target - 1e-12), math.inf)
 
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    C.add_common_args(p, data_help="an .npz (default: the packaged sample)")
+    C.add_common_args(p, data_help="an .npz (the issue asks for linux-docs; default: the packaged sample)")
     p.add_argument("--arch", default="amn", choices=("lstm", "gru", "transformer", "amn"))
-    p.add_argument("--arms", nargs="+", default=["tpe_asha", "random_none"], choices=list(ARMS))
-    p.add_argument("--trials", type=int, default=6, help="trials per search (the equal budget)")
-    p.add_argument("--max-epochs", type=int, default=10, help="cap on the space's epochs")
-    p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
-    p.add_argument("--cpus-per-trial", type=float, default=1)
-    p.add_argument("--gpus-per-trial", type=float, default=None, help="default: 1 on CUDA, else 0")
+    p.add_argument("--arms", nargs="+", default=["random", "random_asha", "tpe_asha", "gp_asha"], choices=list(ARMS))
+    p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2, 3, 4])
+    p.add_argument("--budget-epochs", type=int, default=96, help="epochs trained by all trials of an arm")
+    p.add_argument("--max-epochs", type=int, default=12, help="cap on each trial's epochs")
+    p.add_argument("--max-concurrent", default=None, help="default: the space's (auto)")
     args = p.parse_args(argv)
+    base = C.REPO / "spaces" / f"{args.arch}.yaml"
 
-    from lvm_search.search import (  # Ray and Optuna: only the search scripts need them
-        SearchOptions,
-        run_search,
-    )
-    from lvm_search.spaces import load_space
-
-    device = C.pick_device(args.device, args.threads)
-    if args.gpus_per_trial is None:
-        args.gpus_per_trial = 1.0 if device.type == "cuda" else 0.0
-    base = load_space(C.REPO / "spaces" / f"{args.arch}.yaml")
-    spaces = {(arm, seed): arm_space(base, arm, args, seed) for seed in args.seeds for arm in args.arms}
-    runs = []
+    runs = {arm: {} for arm in args.arms}
     with tempfile.TemporaryDirectory(prefix="lvm-efficiency-") as tmp:
-        for seed in args.seeds:
-            for arm in args.arms:  # the arms alternate, so a slow spell of a shared machine hits both
-                space = spaces[arm, seed]
-                t0 = time.perf_counter()
-                summary = run_search(space, SearchOptions(data=args.data, storage=tmp, name=f"{arm}-{seed}", verbose=0))
-                wall = time.perf_counter() - t0
-                trials = summary["trials"]
-                runs.append({
-                    "arm": arm, "seed": seed, "best_val_cosine": summary["best"]["val_cosine"] if summary["best"] else None,
-                    "reference_val_cosine": trials[0]["val_cosine"], "trials": len(trials),
-                    "stopped_early": summary["counts"]["stopped_early"], "epochs": sum(t["epochs_run"] for t in trials),
-                    "wall_s": wall, "baseline_mean_val_cosine": summary["baseline_val"]["mean"]["cosine"],
-                    "best_config": summary["best"] and summary["best"]["config"],
-                })
-                r = runs[-1]
-                print(f"{arm} seed {seed}: best {r['best_val_cosine']:.4f}, {r['epochs']} epochs, {wall:.0f} s", flush=True)
+        for seed in args.seeds:  # seeds outermost: a run cut short still compares every arm
+            for arm in args.arms:
+                runs[arm][seed] = run_arm(write_arm_space(base, arm, Path(tmp)), args, seed, Path(tmp) / "runs")
+                r = runs[arm][seed]
+                print(f"seed {seed} {arm:12s} best {r['best']:.4f} in {r['epochs']} epochs, {r['trials']} trials "
+                      f"({r['stopped_early']} stopped early), {r['wall_s']:.0f} s", file=sys.stderr, flush=True)
+            report(runs, args, quiet=seed != args.seeds[-1])  # the seeds so far, kept as they come
 
+
+def report(runs: dict, args, quiet: bool) -> None:
+    seeds = sorted(next(iter(runs.values())))
+    reference = {s: runs["random"][s]["best"] for s in seeds} if "random" in runs else None
     results, rows = [], []
     for arm in args.arms:
-        mine = [r for r in runs if r["arm"] == arm]
-        best = [r["best_val_cosine"] for r in mine]
-        agg = {
-            "arm": arm, "seeds": [r["seed"] for r in mine], "best_val_cosine": best,
-            "best_val_cosine_mean": statistics.mean(best), "best_val_cosine_sd": statistics.stdev(best) if len(best) > 1 else 0.0,
-            "epochs_mean": statistics.mean(r["epochs"] for r in mine), "wall_s_mean": statistics.mean(r["wall_s"] for r in mine),
-            "stopped_early_mean": statistics.mean(r["stopped_early"] for r in mine),
+        bests = [runs[arm][s]["best"] for s in seeds]
+        row = {
+            "arm": arm, "sampler": ARMS[arm][0], "scheduler": ARMS[arm][1],
+            "best_mean": statistics.mean(bests), "best_sd": statistics.stdev(bests) if len(bests) > 1 else 0.0,
+            "trials_mean": statistics.mean(runs[arm][s]["trials"] for s in seeds),
+            "wall_s_mean": statistics.mean(runs[arm][s]["wall_s"] for s in seeds),
+            "per_seed": {s: runs[arm][s] for s in seeds},
         }
-        results.append(agg)
-        rows.append([arm, f"{agg['best_val_cosine_mean']:.4f} ± {agg['best_val_cosine_sd']:.4f}",
-                     " / ".join(f"{b:.4f}" for b in best), f"{agg['epochs_mean']:.1f}",
-                     f"{agg['stopped_early_mean']:.1f}", f"{agg['wall_s_mean']:.0f}"])
-    columns = ["arm", "best val cos (mean ± sd)", "per seed", "epochs trained (mean)", "trials stopped early (mean)", "wall s (mean)"]
-    data_desc = f"{Path(args.data).name if args.data else 'packaged sample (python-docs-sample.npz)'}"
-    reference = ", ".join(f"{r['reference_val_cosine']:.4f}" for r in runs if r["arm"] == args.arms[0])
+        if reference:
+            reach = [epochs_to_reach(runs[arm][s]["curve"], reference[s]) for s in seeds]
+            row["epochs_to_random_best"] = reach
+            row["epochs_to_random_best_mean"] = statistics.mean(reach) if all(map(math.isfinite, reach)) else math.inf
+            row["reached_random_best"] = sum(map(math.isfinite, reach))
+            row["at_least_random"] = sum(runs[arm][s]["best"] >= reference[s] - 1e-12 for s in seeds)
+        results.append(row)
+        rows.append([
+            arm, f"{row['best_mean']:.4f} ± {row['best_sd']:.4f}", f"{row['trials_mean']:.1f}",
+            f"{row['wall_s_mean']:.0f}",
+            *([_epochs(row), f"{row['at_least_random']}/{len(seeds)}"] if reference else []),
+        ])
+    columns = ["arm", f"best val cosine at {args.budget_epochs} epochs (mean ± sd)", "trials (mean)", "wall s (mean)"]
+    if reference:
+        columns += ["epochs to random's best (mean; reached on)", "seeds at least as good as random"]
+    data_name = Path(args.data).name if args.data else "the packaged sample"
     notes = [
-        f"Data: {data_desc}. Space: spaces/{args.arch}.yaml with {args.trials} trials, epochs capped at {args.max_epochs}, "
-        f"max_concurrent 1, {args.cpus_per_trial:g} CPU / {args.gpus_per_trial:g} GPU per trial; seeds {args.seeds}.",
-        "Equal budget = equal number of trials; trial 0 of every search is the reference configuration.",
-        f"TPE samples its first {max(2, min(10, args.trials // 4))} trials at random (n_startup_trials), then models.",
-        f"Reference trial's val cosine per seed ({args.arms[0]}): {reference}; "
-        f"mean-of-context baseline {runs[0]['baseline_mean_val_cosine']:.4f}.",
+        f"{data_name}; space `spaces/{args.arch}.yaml` with each trial's epochs capped at {args.max_epochs}; "
+        f"every arm stops at {args.budget_epochs} training epochs in all (trials in flight stop at their next "
+        f"epoch, so an arm may overshoot by up to one epoch per concurrent trial); seeds {seeds}.",
+        "Epochs to random's best: the epochs an arm had spent when its best val cosine so far first reached the "
+        "final best of random search (no early stopping) on the same seed; 'inf' where it never did.",
     ]
-    settings = {"data": data_desc, "arch": args.arch, "trials": args.trials, "max_epochs": args.max_epochs,
-                "seeds": args.seeds, "arms": {a: dict(zip(("sampler", "scheduler"), ARMS[a])) for a in args.arms}}
-    C.finish("search_efficiency", args, device, settings, results, columns, rows, notes, args.out, extra={"runs": runs})
+    settings = {"data": data_name, "arch": args.arch, "budget_epochs": args.budget_epochs,
+                "max_epochs": args.max_epochs, "seeds": seeds, "arms": {a: ARMS[a] for a in args.arms}}
+    C.finish("search_efficiency", args, C.pick_device("cpu"), settings, results, columns, rows, notes, args.out,
+             quiet=quiet)
+
+
+def _epochs(row) -> str:
+    reach = [r for r in row["epochs_to_random_best"] if math.isfinite(r)]
+    mean = statistics.mean(reach) if reach else math.inf
+    return f"{mean:.1f} ({row['reached_random_best']}/{len(row['epochs_to_random_best'])})"
 
 
 if __name__ == "__main__":

@@ -148,6 +148,7 @@ def cmd_run(args) -> int:
 
     space = load_space(args.space).with_overrides(
         samples=args.samples,
+        budget_epochs=args.budget_epochs,
         seed=args.seed,
         max_concurrent=args.max_concurrent,
         cpus_per_trial=args.cpus_per_trial,
@@ -341,6 +342,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--name", help="run name (default: the space file's name); the same name resumes")
     p.add_argument("--fresh", action="store_true", help="start over (the previous run is moved aside)")
     p.add_argument("--samples", type=int, help="number of trials")
+    p.add_argument(
+        "--budget-epochs", type=int, help="stop once the trials have trained this many epochs in all"
+    )
     p.add_argument("--max-epochs", type=int, help="cap the epochs of every trial (smoke runs)")
     p.add_argument("--seed", type=int, help="the sampler's seed")
     p.add_argument("--max-concurrent", type=_concurrency, help="trials running at once, or auto")

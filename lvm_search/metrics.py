@@ -4,11 +4,11 @@ All scores are computed on a split's windows, so a model and a baseline scored o
 see exactly the same windows.
 
 * cosine: mean cos(prediction, target).
-* Hit@1, Hit@5, MRR: rank the true next passage among the split's distinct target passages by
-  cosine to the prediction (a passage that appears twice is one candidate). A candidate that ties
-  with the true passage ranks above it, so a prediction that says nothing (all zeros) ranks last.
-  Above ``MAX_CANDIDATES`` distinct passages, each window ranks its passage among a fixed seeded
-  sample of that many (and itself), so scoring stays linear in the split's size.
+* Hit@1, Hit@5, MRR: rank the true next passage among all target passages of the split by cosine
+  to the prediction (ties count in the prediction's favour: a repeated passage is the same text).
+  Above ``MAX_CANDIDATES`` target passages, each window ranks its passage among a fixed seeded
+  sample of that many (and itself), so scoring stays linear in the split's size; the shipped
+  corpora's splits are all below it, so their scores are exact.
 * backward margin: mean cos(pred, target) - cos(pred, last context vector); positive when the
   prediction leans forward rather than repeating the last passage.
 
@@ -30,7 +30,7 @@ from .models import context_mean
 
 RECENCY_DECAYS = np.linspace(0.0, 1.0, 21)  # weight of context position i is decay**(age)
 RIDGE_LAMBDAS = [10.0**p for p in range(-2, 5)]
-MAX_CANDIDATES = 20_000
+MAX_CANDIDATES = 4096
 SIMILARITY_BYTES = 2**26  # working memory of one chunk of the similarity matrix
 MIN_NORM = 1e-12
 CHUNK = 4096
@@ -60,18 +60,21 @@ def per_window(pred: torch.Tensor, data: LVMData, split: str) -> dict[str, torch
     cos_last = cosines(pred, last)
     usable = torch.isfinite(pred).all(-1) & (pred.norm(dim=-1) > MIN_NORM)
 
-    candidates, true_col, n_candidates = _candidates(data.vectors[s.targets].float(), seed=len(s))
+    candidates, true_col, n_candidates = _candidates(data.vectors, s.targets, seed=len(s))
     pred = normalize(torch.where(usable[:, None], pred, torch.zeros_like(pred)), dim=-1)
     chunk = max(1, SIMILARITY_BYTES // (4 * max(1, len(candidates))))
     ranks = []
     for lo in range(0, len(pred), chunk):
-        sims = pred[lo : lo + chunk] @ candidates.T
-        true_sim = (pred[lo : lo + chunk] * target[lo : lo + chunk]).sum(-1, keepdim=True)
-        ahead = sims >= true_sim
-        cols = true_col[lo : lo + chunk]
-        inside = cols >= 0  # the true passage is itself a candidate column: it is not ahead of itself
-        ahead[inside.nonzero().squeeze(1), cols[inside]] = False
-        ranks.append(1 + ahead.sum(1))
+        p, cols = pred[lo : lo + chunk], true_col[lo : lo + chunk]
+        sims = p @ candidates.T
+        # The true passage's similarity, read from the same matrix where it is a column, so it
+        # never counts as ahead of itself.
+        true_sim = torch.where(
+            cols >= 0,
+            sims.gather(1, cols.clamp_min(0)[:, None]).squeeze(1),
+            (p * target[lo : lo + chunk]).sum(-1),
+        )
+        ranks.append(1 + (sims > true_sim[:, None]).sum(1))
     rank = torch.cat(ranks).float() if ranks else torch.zeros(0)
     rank = torch.where(usable, rank, torch.full_like(rank, float(n_candidates)))
     return {
@@ -88,16 +91,18 @@ def summarise(windows: dict[str, torch.Tensor]) -> dict[str, float]:
     return {name: values.mean().item() for name, values in windows.items()}
 
 
-def _candidates(target_vectors: torch.Tensor, seed: int) -> tuple[torch.Tensor, torch.Tensor, int]:
-    """The distinct target passages to rank among, each window's column in them (-1 where its own
-    passage is not among them), and how many candidates there are."""
-    distinct, column = torch.unique(target_vectors, dim=0, return_inverse=True)
-    if len(distinct) <= MAX_CANDIDATES:
-        return distinct, column, len(distinct)
-    sample = torch.randperm(len(distinct), generator=torch.Generator().manual_seed(seed))[:MAX_CANDIDATES]
-    position = torch.full((len(distinct),), -1, dtype=torch.long)
+def _candidates(
+    vectors: torch.Tensor, targets: torch.Tensor, seed: int
+) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """The split's distinct target passages to rank among (their vectors), each window's column in
+    them (-1 where its own passage was not sampled), and how many there are."""
+    rows, column = torch.unique(targets, return_inverse=True)
+    if len(rows) <= MAX_CANDIDATES:
+        return vectors[rows].float(), column, len(rows)
+    sample = torch.randperm(len(rows), generator=torch.Generator().manual_seed(seed))[:MAX_CANDIDATES]
+    position = torch.full((len(rows),), -1, dtype=torch.long)
     position[sample] = torch.arange(MAX_CANDIDATES)
-    return distinct[sample.to(distinct.device)], position.to(column.device)[column], MAX_CANDIDATES
+    return vectors[rows[sample.to(rows.device)]].float(), position.to(column.device)[column], MAX_CANDIDATES
 
 
 @torch.no_grad()

@@ -91,6 +91,7 @@ class RunInfo:
 class EpochResult:
     epoch: int
     val_cosine: float
+    at: float | None = None  # when it was reported (seconds since the epoch), for anytime curves
 
 
 @dataclass

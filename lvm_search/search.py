@@ -34,7 +34,7 @@ import torch
 from ray import tune
 from ray.tune.logger import JsonLoggerCallback
 from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
-from ray.tune.search import ConcurrencyLimiter
+from ray.tune.search import ConcurrencyLimiter, Searcher
 from ray.tune.search.optuna import OptunaSearch
 
 from . import provenance
@@ -114,7 +114,7 @@ def run_trial(
     trial_id = tune.get_context().get_trial_id()
 
     def report(epoch, metrics, save):
-        metrics = {**metrics, "node_id": node}
+        metrics = {**metrics, "node_id": node, "reported_at": time.time()}
         if save is None:
             tune.report(metrics)
             return
@@ -154,7 +154,8 @@ def run_search(space: SearchSpace, opts: SearchOptions) -> RunSummary:
         _prepare_run_dir(folder, space, data, opts.fresh, command)
         done = read_trial_log(folder)
         t0 = time.time()
-        if len(done) < space.samples:
+        spent = sum(len(e.history) for e in done)
+        if len(done) < space.samples and (space.budget_epochs is None or spent < space.budget_epochs):
             if done:
                 print(
                     f"resuming {folder}: {len(done)} of {space.samples} trials already done", file=sys.stderr
@@ -222,6 +223,7 @@ def _fit(
         }
         write_json(folder / RESOURCES, resources)
         progress = Progress(space, total=space.samples, done=len(done), concurrency=concurrency)
+        budget = EpochBudget(space.budget_epochs, sum(len(e.history) for e in done))
         run_config = tune.RunConfig(
             name=f"attempt-{attempt}",
             storage_path=str(folder),
@@ -231,9 +233,10 @@ def _fit(
             failure_config=tune.FailureConfig(max_failures=1),
             # result.json per trial, for Tune's own ResultGrid and for users; no CSV or TensorBoard files
             callbacks=[TrialLog(folder, attempt), progress, JsonLoggerCallback()],
+            stop=budget,
             verbose=opts.verbose,
         )
-        tune_config = _tune_config(space, study, folder.name, done, concurrency)
+        tune_config = _tune_config(space, study, folder.name, done, concurrency, budget)
         # Tune's newer console output prints its configuration table even when told to be silent;
         # the older one is silent at verbose 0.
         with environment({"RAY_AIR_NEW_OUTPUT": "1" if opts.verbose else "0"}), quiet_tune_logs(opts.verbose):
@@ -305,6 +308,27 @@ def _check_resources(space: SearchSpace, gpus: float) -> None:
             )
 
 
+class EpochBudget(tune.Stopper):
+    """Ends the search once its trials have trained ``budget`` epochs in all (earlier starts
+    included): searches compared at equal compute, and a user's budget kept. Once it is spent, the
+    searcher proposes no more trials and each running trial stops at its next epoch, so it ends
+    like any stopped trial (logged, and told to Optuna)."""
+
+    def __init__(self, budget: int | None, spent: int):
+        self.budget, self.before = budget, spent
+        self.epochs: set[tuple[str, int]] = set()  # Tune may hand a trial's last result over twice
+
+    def spent(self) -> bool:
+        return self.budget is not None and self.before + len(self.epochs) >= self.budget
+
+    def __call__(self, trial_id: str, result: dict) -> bool:
+        self.epochs.add((trial_id, result.get("training_iteration")))
+        return self.spent()
+
+    def stop_all(self) -> bool:
+        return False
+
+
 # --- the searcher -------------------------------------------------------------------------------
 
 
@@ -312,11 +336,16 @@ class LVMOptunaSearch(OptunaSearch):
     """Ray's Optuna adapter, telling Optuna the truth about each trial: COMPLETE with its best
     epoch's val cosine, PRUNED (with its per-epoch values) when the scheduler stopped it early."""
 
-    def __init__(self, *args, lvm_space: SearchSpace, **kwargs):
+    def __init__(self, *args, lvm_space: SearchSpace, budget: EpochBudget, **kwargs):
         super().__init__(*args, **kwargs)
-        self._lvm_space = lvm_space
+        self._lvm_space, self._budget = lvm_space, budget
         self._best: dict[str, float] = {}
         self._steps: dict[str, set] = {}
+
+    def suggest(self, trial_id: str):
+        if self._budget.spent():
+            return Searcher.FINISHED
+        return super().suggest(trial_id)
 
     def on_trial_result(self, trial_id: str, result: dict):
         step = result.get("training_iteration")
@@ -388,7 +417,12 @@ def rebuild_study(folder: Path, space: SearchSpace, done: list[TrialLogEntry]) -
 
 
 def _tune_config(
-    space: SearchSpace, storage, study_name: str, done: list[TrialLogEntry], concurrency: int
+    space: SearchSpace,
+    storage,
+    study_name: str,
+    done: list[TrialLogEntry],
+    concurrency: int,
+    budget: EpochBudget,
 ) -> tune.TuneConfig:
     reference = space.reference_point()
     searcher = LVMOptunaSearch(
@@ -401,6 +435,7 @@ def _tune_config(
         storage=storage,
         study_name=study_name,
         lvm_space=space,
+        budget=budget,
     )
     if space.scheduler.type == "asha":
         scheduler = ASHAScheduler(
@@ -451,7 +486,7 @@ class TrialLog(tune.Callback):
                         "training_iteration",
                         METRIC,
                         "time_total_s",
-                        "timestamp",
+                        "reported_at",
                         "node_ip",
                         "node_id",
                     )
@@ -477,10 +512,12 @@ class TrialLog(tune.Callback):
             config=trial.config,
             failures=trial.num_failures,
             error=(trial.last_result or {}).get("error") or error_summary(trial.error_file),
-            history=[EpochResult(int(r["training_iteration"]), float(r[METRIC])) for r in rows],
+            history=[
+                EpochResult(int(r["training_iteration"]), float(r[METRIC]), r["reported_at"]) for r in rows
+            ],
             checkpoint=os.path.relpath(checkpoint, self.folder) if checkpoint else None,
             time_total_s=rows[-1]["time_total_s"] if rows else None,
-            finished_at=rows[-1]["timestamp"] if rows else None,
+            finished_at=rows[-1]["reported_at"] if rows else None,
             node_ip=rows[-1]["node_ip"] if rows else None,
             node_id=rows[-1]["node_id"] if rows else None,
         )
@@ -579,7 +616,8 @@ def summarise(
         name=name,
         arch=space.arch,
         space_file=space.source,
-        complete=len(trials) >= space.samples,
+        complete=len(trials) >= space.samples
+        or (space.budget_epochs is not None and sum(t.epochs_run for t in trials) >= space.budget_epochs),
         data=DataInfo(**data.summary()),
         splits={split: SplitSize(**size) for split, size in data.split_sizes().items()},
         baseline_val={"mean": baseline},

@@ -4,6 +4,7 @@ A space file (see ``spaces/*.yaml``)::
 
     arch: lstm                 # a registered architecture
     samples: 12                # trials in the search
+    budget_epochs: 300         # optional: stop once the trials have trained this many epochs in all
     seed: 0                    # the sampler's seed
     max_concurrent: auto       # trials at once: auto fills the machine (GPUs / gpus_per_trial, else
                                # CPUs / cpus_per_trial), never more than samples
@@ -134,6 +135,7 @@ class SearchSpace:
     space: dict[str, Dimension] = field(default_factory=dict)
     sampler: str = "auto"
     data: DataSpec = field(default_factory=DataSpec)
+    budget_epochs: int | None = None  # compute budget: epochs trained by all trials together
     source: str = ""
 
     @property
@@ -165,10 +167,18 @@ class SearchSpace:
             return self.sampler
         return "gp" if all(d.type != "choice" for d in self.space.values()) else "tpe"
 
+    def expected_trials(self) -> int:
+        """Trials the search will run: ``samples``, or about as many as an epoch budget holds
+        (trials the scheduler stops early are counted at their first rung)."""
+        if self.budget_epochs is None:
+            return self.samples
+        shortest = self.scheduler.grace_period if self.scheduler.type == "asha" else self.max_epochs
+        return min(self.samples, max(1, self.budget_epochs // max(1, min(shortest, self.max_epochs))))
+
     def make_sampler(self, seed: int) -> optuna.samplers.BaseSampler:
-        startup = max(
-            2, min(10, self.samples // 4)
-        )  # Optuna's default 10 would make a 12-trial search random
+        # A quarter of the trials at random first, at most 10: Optuna's default of 10 would make a
+        # 12-trial search random search.
+        startup = max(2, min(10, self.expected_trials() // 4))
         kind = self.resolved_sampler()
         if kind == "random":
             return optuna.samplers.RandomSampler(seed=seed)
@@ -204,6 +214,7 @@ class SearchSpace:
     def with_overrides(
         self,
         samples=None,
+        budget_epochs=None,
         seed=None,
         max_concurrent=None,
         cpus_per_trial=None,
@@ -240,6 +251,11 @@ class SearchSpace:
         result = dataclasses.replace(
             self,
             samples=self.samples if samples is None else _int(samples, f"{where}: --samples", minimum=1),
+            budget_epochs=(
+                self.budget_epochs
+                if budget_epochs is None
+                else _int(budget_epochs, f"{where}: --budget-epochs", minimum=1)
+            ),
             seed=self.seed if seed is None else _int(seed, f"{where}: --seed", minimum=0),
             max_concurrent=(
                 self.max_concurrent
@@ -356,8 +372,10 @@ def parse_space(raw, source: str) -> SearchSpace:
     if sampler not in SAMPLERS:
         raise UserError(f"{source}: sampler: expected one of {SAMPLERS}, got {sampler!r}")
     data = _data_spec(raw.get("data", {}), f"{source}: data")
+    budget = raw.get("budget_epochs")
+    budget = None if budget is None else _int(budget, f"{source}: budget_epochs", minimum=1)
     result = SearchSpace(
-        arch, samples, seed, max_concurrent, scheduler, resources, fixed, space, sampler, data, source
+        arch, samples, seed, max_concurrent, scheduler, resources, fixed, space, sampler, data, budget, source
     )
     reference = {**reference_defaults(arch), "k": result.reference_k, **fixed}
     for name, dim in space.items():

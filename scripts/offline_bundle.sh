@@ -4,7 +4,7 @@
 # and pyarrow slimmed, in one tar.xz, plus the install.sh that installs it without a network.
 #
 #   scripts/offline_bundle.sh [--python 3.12] [--platform manylinux_2_28_x86_64]
-#                             [--out dist/lvm-search-offline.tar.xz] [--no-report]
+#                             [--out dist/lvm-search-offline.tar.xz] [--with-report]
 #                             [--constraint FILE] [--no-strip] [--keep-work]
 #
 #   --python X.Y      target Python (default: the interpreter running this script)
@@ -14,12 +14,13 @@
 #                     or manylinux2014_x86_64 (= manylinux_2_17, glibc >= 2.17).
 #   --out PATH        the bundle (default dist/lvm-search-offline.tar.xz; it unpacks to a folder
 #                     named like the file: lvm-search-offline/)
-#   --no-report       leave out matplotlib and what only it needs (Pillow, fontTools, ...), about
-#                     16 MB of the bundle: everything but `lvm-search report` works
+#   --with-report     also ship matplotlib and what only it needs (Pillow, fontTools, kiwisolver,
+#                     contourpy, ...) for `lvm-search report`: about 13 MB more. Left out by
+#                     default to stay under a 60 MB job limit; every other command works without.
 #   --constraint FILE passed to pip download, e.g. the target's `pip freeze`, so that the chosen
 #                     versions agree with the target's numpy and typing_extensions
-#   --no-strip        keep the symbol tables of Ray's and pyarrow's binaries (they only name
-#                     functions in native stack traces; stripping saves about 5 MB)
+#   --no-strip        keep the symbol tables of the compiled modules (they only name functions
+#                     in native stack traces; stripping saves about 5 MB of the bundle)
 #   --keep-work       keep the work folder (wheels before and after slimming) and print it
 #
 # Needs: bash, python3 with pip (PyPI reachable: the only network use is pip download and the
@@ -33,7 +34,7 @@ PYTHON="${PYTHON:-python3}"
 TARGET_PY=""
 PLATFORMS=()
 OUT="$ROOT/dist/lvm-search-offline.tar.xz"
-WITH_REPORT=1
+WITH_REPORT=0
 CONSTRAINT=""
 STRIP=1
 KEEP_WORK=0
@@ -46,7 +47,7 @@ while [[ $# -gt 0 ]]; do
         --python) TARGET_PY="${2:?--python needs a version, e.g. 3.12}"; shift 2 ;;
         --platform) PLATFORMS+=("${2:?--platform needs a tag}"); shift 2 ;;
         --out) OUT="${2:?--out needs a path}"; shift 2 ;;
-        --no-report) WITH_REPORT=0; shift ;;
+        --with-report) WITH_REPORT=1; shift ;;
         --constraint) CONSTRAINT="$(cd "$(dirname "${2:?--constraint needs a file}")" && pwd)/$(basename "$2")"; shift 2 ;;
         --no-strip) STRIP=0; shift ;;
         --keep-work) KEEP_WORK=1; shift ;;
@@ -157,6 +158,9 @@ def slim(src, dest_dir, drops, strip):
     removed, removed_bytes, stripped_bytes, kept_elf = [], 0, 0, {}
     with zipfile.ZipFile(src) as zin, zipfile.ZipFile(dest, "w", zipfile.ZIP_STORED) as zout:
         dist_info = next(n.split("/")[0] for n in zin.namelist() if n.endswith(".dist-info/RECORD"))
+        # auditwheel rewrote the binaries of a wheel with a grafted <name>.libs/ folder using
+        # patchelf, and strip can break such files: those wheels (here only Pillow) stay as built.
+        strip = strip and not any(re.match(r"[^/]+\.libs/", n) for n in zin.namelist())
         dropped_pkgs = {d.split("/*")[0].replace("/", ".") for d in drops if d.endswith("/*")}
         rows = []
         for info in zin.infolist():
@@ -198,9 +202,10 @@ def slim(src, dest_dir, drops, strip):
         users = [p for p, d in kept_elf.items() if lib.encode() + b"\0" in d]
         if users:
             sys.exit(f"{os.path.basename(src)}: removed {lib} is still needed by {users[:3]}")
-    if drops or strip:
-        print(f"  {os.path.basename(src)}: removed {len(removed)} files ({removed_bytes / 1e6:.1f} MB)"
-              + (f", stripped {stripped_bytes / 1e6:.1f} MB of symbols" if strip else ""))
+    what = [f"removed {len(removed)} files ({removed_bytes / 1e6:.1f} MB)"] if drops else []
+    what += [f"stripped {stripped_bytes / 1e6:.1f} MB of symbols"] if stripped_bytes > 1e5 else []
+    if what:
+        print(f"  {os.path.basename(src)}: {', '.join(what)}")
 
 
 def strip_elf(data):
@@ -355,8 +360,8 @@ PY
     case "${dist,,}" in
         ray) tool slim "$whl" "$BUNDLE/wheels" "$STRIP" "${RAY_DROP[@]}" ;;
         pyarrow) tool slim "$whl" "$BUNDLE/wheels" "$STRIP" "${PYARROW_DROP[@]}" ;;
-        pandas) tool slim "$whl" "$BUNDLE/wheels" 0 "${PANDAS_DROP[@]}" ;;
-        *) tool slim "$whl" "$BUNDLE/wheels" 0 ;;
+        pandas) tool slim "$whl" "$BUNDLE/wheels" "$STRIP" "${PANDAS_DROP[@]}" ;;
+        *) tool slim "$whl" "$BUNDLE/wheels" "$STRIP" ;;
     esac
 done
 ls "$WORK"/raw/*.tar.gz "$WORK"/raw/*.zip >/dev/null 2>&1 && die "pip downloaded a source archive"
@@ -386,7 +391,7 @@ LVM_FILE="$(basename "$LVM_WHEEL")"
 # --- 4. install.sh and the archive --------------------------------------------------------------
 # install.sh installs the pinned requirements from the bundle alone (--no-index), then
 # lvm-search with --no-deps: its own requirement on torch/numpy is the target's business (checked
-# by `pip check` at the end), and without matplotlib (--no-report) pip would refuse it.
+# by `pip check` at the end), and without matplotlib (no --with-report) pip would refuse it.
 cat > "$BUNDLE/install.sh" <<EOF
 #!/usr/bin/env bash
 # Installs lvm-search and its dependencies from this folder alone, into the Python that runs
@@ -406,9 +411,12 @@ EOF
 chmod +x "$BUNDLE/install.sh"
 
 echo "== packing"
-# One xz stream: the wheels are stored uncompressed, so xz finds what repeats across files
-# (Ray's gcs_server and raylet share most of their code).
-tar -C "$WORK" --owner=0 --group=0 --sort=name -cf - "$NAME" | xz -9 -T0 > "$OUT.tmp"
+# One xz block with a dictionary as large as the input: the wheels are stored uncompressed, so
+# xz sees everything that repeats across files (Ray's gcs_server, raylet and _raylet.so share
+# most of their code: 16 MB packed together, 23 MB apart). -T0 would cut the input into blocks
+# of 192 MiB and pack ~7% worse. Unpacking needs 256 MiB of memory; packing ~3 GB, ~5 minutes.
+tar -C "$WORK" --owner=0 --group=0 --sort=name -cf - "$NAME" \
+    | xz -T1 --lzma2=preset=9e,dict=256MiB > "$OUT.tmp"
 mv "$OUT.tmp" "$OUT"
 unpacked="$(du -sm "$BUNDLE" | cut -f1)"
 echo "$OUT: $(awk -v b="$(stat -c %s "$OUT")" 'BEGIN { printf "%.1f", b / 1e6 }') MB" \

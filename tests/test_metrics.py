@@ -55,11 +55,11 @@ def test_score_on_three_windows_in_the_plane():
     assert got["backward_margin"] == pytest.approx(((1 - S) + (0 + 1) + (0 + 1)) / 3)
 
 
-def test_a_passage_that_ties_with_the_true_one_ranks_ahead_of_it():
+def test_score_counts_ties_in_the_predictions_favour():
     # Prediction (1, -1) is equally close to its target E0 and to the other candidate -E1.
     data = hand_data([[E1, DIAG], [E1, E0]], [E0, NEG_E1])
     got = score(torch.tensor([[1.0, -1.0], [1.0, -1.0]]), data, "val")
-    assert got["hit1"] == 0.0 and got["mrr"] == 0.5
+    assert got["hit1"] == 1.0 and got["mrr"] == 1.0
 
 
 @pytest.mark.parametrize("bad", [0.0, float("nan"), float("inf")])
@@ -254,3 +254,53 @@ def test_reference_mean_is_the_k5_mean_at_any_k(write_native):
         torch.testing.assert_close(
             reference_mean(short, split), context_mean_baseline(short.batch(split, slice(None))[0])
         )
+
+
+# Scores of the packaged sample, computed by lvm-search 0.1 (commit ef08a8d) before the scale work
+# (chunked scoring, ridge by Cholesky on accumulated normal equations, windows as target + start):
+# the rewrite must give the same numbers. [cosine, hit1, hit5, mrr, backward margin] per split.
+PINNED = {
+    (5, None): {
+        "mean": {
+            "val": [0.464827, 0.002155, 0.073276, 0.066597, -0.209589],
+            "test": [0.412201, 0.004886, 0.086319, 0.059722, -0.234178],
+        },
+        "last": {
+            "val": [0.400193, 0.002155, 0.262931, 0.136604, -0.599807],
+            "test": [0.373925, 0.003257, 0.288274, 0.125383, -0.626075],
+        },
+        "recency": {
+            "val": [0.476667, 0.002155, 0.161638, 0.088611, -0.338467],
+            "test": [0.432449, 0.006515, 0.149837, 0.084442, -0.370781],
+        },
+        "ridge": {
+            "val": [0.468305, 0.0, 0.081897, 0.068427, -0.220138],
+            "test": [0.419986, 0.003257, 0.091205, 0.06078, -0.24373],
+        },
+    },
+    (8, 5): {
+        "mean": {
+            "val": [0.469828, 0.002155, 0.051724, 0.056416, -0.148564],
+            "test": [0.410044, 0.006515, 0.063518, 0.048368, -0.167267],
+        },
+        "recency": {
+            "val": [0.485474, 0.00431, 0.144397, 0.085997, -0.31523],
+            "test": [0.439121, 0.004886, 0.143322, 0.079662, -0.347959],
+        },
+        "ridge": {
+            "val": [0.474658, 0.002155, 0.068966, 0.059456, -0.164062],
+            "test": [0.420188, 0.006515, 0.070033, 0.052162, -0.182974],
+        },
+    },
+}
+
+
+@pytest.mark.parametrize("k, min_context", list(PINNED))
+def test_the_packaged_sample_scores_are_what_they_were(k, min_context):
+    got = baselines(load_data(k=k, min_context=min_context))
+    for name, splits in PINNED[(k, min_context)].items():
+        for split, values in splits.items():
+            s = got[name][split]
+            assert [s[m] for m in ("cosine", "hit1", "hit5", "mrr", "backward_margin")] == pytest.approx(
+                values, abs=2e-6
+            ), (name, split)

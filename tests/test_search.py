@@ -393,3 +393,22 @@ def test_asking_for_more_gpus_than_the_cluster_has_is_a_clear_error(tmp_path, cl
         "run", str(write_space(tmp_path, 1)), "--gpus-per-trial", "1", "--storage", str(tmp_path / "runs")
     )
     assert code == 2 and "cuda was asked for, but the Ray cluster has no GPU" in one_error(err)
+
+
+def test_an_epoch_budget_ends_the_search_at_equal_compute(tmp_path):
+    raw = {
+        "arch": "amn",
+        "samples": 100,
+        "max_concurrent": 1,
+        "budget_epochs": 7,
+        "scheduler": {"type": "none"},
+        "fixed": {"epochs": 3, "width": 32, "key_dim": 16},
+        "space": {"lr": {"type": "float", "low": 1e-4, "high": 3e-3, "log": True}},
+    }
+    summary = run_search(parse_space(raw, "budget.yaml"), SearchOptions(storage=str(tmp_path / "runs")))
+    epochs = [t.epochs_run for t in summary.trials]
+    assert (
+        sum(epochs) == 7 and epochs[:2] == [3, 3] and summary.complete
+    )  # the third trial was cut at 1 epoch
+    stamps = [h.at for t in summary.trials for h in t.history]
+    assert all(stamps) and stamps == sorted(stamps)  # one at a time: epochs reported in order
