@@ -21,6 +21,7 @@ good as random search. The runs write to a temporary folder; nothing else is kep
     python benchmarks/search_efficiency.py --data ../shared/data/linux-docs-minilm.npz --seeds 0 1 2 3 4 \\
         --out benchmarks/results/cpu/search_efficiency.json
 """
+
 from __future__ import annotations
 
 import argparse
@@ -46,8 +47,8 @@ ARMS = {
 }
 
 
-def write_arm_space(base: Path, arm: str, folder: Path) -> Path:
-    raw = yaml.safe_load(base.read_text())
+def write_arm_space(base: str, arm: str, folder: Path) -> Path:
+    raw = yaml.safe_load(base)
     raw["sampler"], scheduler = ARMS[arm]
     raw["scheduler"] = {**raw.get("scheduler", {}), "type": scheduler}
     path = folder / f"{arm}.yaml"
@@ -56,9 +57,25 @@ def write_arm_space(base: Path, arm: str, folder: Path) -> Path:
 
 
 def run_arm(space: Path, args, seed: int, storage: Path) -> dict:
-    cmd = [sys.executable, "-m", "lvm_search.cli", "run", str(space), "--storage", str(storage),
-           "--name", f"{space.stem}-s{seed}", "--seed", str(seed), "--samples", "1000",
-           "--budget-epochs", str(args.budget_epochs), "--max-epochs", str(args.max_epochs)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "lvm_search.cli",
+        "run",
+        str(space),
+        "--storage",
+        str(storage),
+        "--name",
+        f"{space.stem}-s{seed}",
+        "--seed",
+        str(seed),
+        "--samples",
+        "1000",
+        "--budget-epochs",
+        str(args.budget_epochs),
+        "--max-epochs",
+        str(args.max_epochs),
+    ]
     if args.data:
         cmd += ["--data", args.data]
     if args.max_concurrent:
@@ -81,8 +98,14 @@ def anytime(summary) -> dict:
     for spent, (at, value) in enumerate(events, 1):
         best = max(best, value)
         curve.append((spent, round(at - start, 2), best))
-    return {"curve": curve, "best": best, "epochs": len(events), "trials": len(summary.trials),
-            "stopped_early": summary.counts.stopped_early, "concurrency": summary.resources.get("concurrency")}
+    return {
+        "curve": curve,
+        "best": best,
+        "epochs": len(events),
+        "trials": len(summary.trials),
+        "stopped_early": summary.counts.stopped_early,
+        "concurrency": summary.resources.get("concurrency"),
+    }
 
 
 def epochs_to_reach(curve, target: float) -> float:
@@ -93,22 +116,32 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     C.add_common_args(p, data_help="an .npz (the issue asks for linux-docs; default: the packaged sample)")
     p.add_argument("--arch", default="amn", choices=("lstm", "gru", "transformer", "amn"))
-    p.add_argument("--arms", nargs="+", default=["random", "random_asha", "tpe_asha", "gp_asha"], choices=list(ARMS))
+    p.add_argument(
+        "--arms", nargs="+", default=["random", "random_asha", "tpe_asha", "gp_asha"], choices=list(ARMS)
+    )
     p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2, 3, 4])
     p.add_argument("--budget-epochs", type=int, default=96, help="epochs trained by all trials of an arm")
     p.add_argument("--max-epochs", type=int, default=12, help="cap on each trial's epochs")
     p.add_argument("--max-concurrent", default=None, help="default: the space's (auto)")
     args = p.parse_args(argv)
-    base = C.REPO / "spaces" / f"{args.arch}.yaml"
+    base = (
+        C.REPO / "spaces" / f"{args.arch}.yaml"
+    ).read_text()  # read once: every run searches the same space
 
     runs = {arm: {} for arm in args.arms}
     with tempfile.TemporaryDirectory(prefix="lvm-efficiency-") as tmp:
         for seed in args.seeds:  # seeds outermost: a run cut short still compares every arm
             for arm in args.arms:
-                runs[arm][seed] = run_arm(write_arm_space(base, arm, Path(tmp)), args, seed, Path(tmp) / "runs")
+                runs[arm][seed] = run_arm(
+                    write_arm_space(base, arm, Path(tmp)), args, seed, Path(tmp) / "runs"
+                )
                 r = runs[arm][seed]
-                print(f"seed {seed} {arm:12s} best {r['best']:.4f} in {r['epochs']} epochs, {r['trials']} trials "
-                      f"({r['stopped_early']} stopped early), {r['wall_s']:.0f} s", file=sys.stderr, flush=True)
+                print(
+                    f"seed {seed} {arm:12s} best {r['best']:.4f} in {r['epochs']} epochs, {r['trials']} trials "
+                    f"({r['stopped_early']} stopped early), {r['wall_s']:.0f} s",
+                    file=sys.stderr,
+                    flush=True,
+                )
             report(runs, args, quiet=seed != args.seeds[-1])  # the seeds so far, kept as they come
 
 
@@ -119,8 +152,11 @@ def report(runs: dict, args, quiet: bool) -> None:
     for arm in args.arms:
         bests = [runs[arm][s]["best"] for s in seeds]
         row = {
-            "arm": arm, "sampler": ARMS[arm][0], "scheduler": ARMS[arm][1],
-            "best_mean": statistics.mean(bests), "best_sd": statistics.stdev(bests) if len(bests) > 1 else 0.0,
+            "arm": arm,
+            "sampler": ARMS[arm][0],
+            "scheduler": ARMS[arm][1],
+            "best_mean": statistics.mean(bests),
+            "best_sd": statistics.stdev(bests) if len(bests) > 1 else 0.0,
             "trials_mean": statistics.mean(runs[arm][s]["trials"] for s in seeds),
             "wall_s_mean": statistics.mean(runs[arm][s]["wall_s"] for s in seeds),
             "per_seed": {s: runs[arm][s] for s in seeds},
@@ -128,16 +164,27 @@ def report(runs: dict, args, quiet: bool) -> None:
         if reference:
             reach = [epochs_to_reach(runs[arm][s]["curve"], reference[s]) for s in seeds]
             row["epochs_to_random_best"] = reach
-            row["epochs_to_random_best_mean"] = statistics.mean(reach) if all(map(math.isfinite, reach)) else math.inf
+            row["epochs_to_random_best_mean"] = (
+                statistics.mean(reach) if all(map(math.isfinite, reach)) else math.inf
+            )
             row["reached_random_best"] = sum(map(math.isfinite, reach))
             row["at_least_random"] = sum(runs[arm][s]["best"] >= reference[s] - 1e-12 for s in seeds)
         results.append(row)
-        rows.append([
-            arm, f"{row['best_mean']:.4f} ± {row['best_sd']:.4f}", f"{row['trials_mean']:.1f}",
-            f"{row['wall_s_mean']:.0f}",
-            *([_epochs(row), f"{row['at_least_random']}/{len(seeds)}"] if reference else []),
-        ])
-    columns = ["arm", f"best val cosine at {args.budget_epochs} epochs (mean ± sd)", "trials (mean)", "wall s (mean)"]
+        rows.append(
+            [
+                arm,
+                f"{row['best_mean']:.4f} ± {row['best_sd']:.4f}",
+                f"{row['trials_mean']:.1f}",
+                f"{row['wall_s_mean']:.0f}",
+                *([_epochs(row), f"{row['at_least_random']}/{len(seeds)}"] if reference else []),
+            ]
+        )
+    columns = [
+        "arm",
+        f"best val cosine at {args.budget_epochs} epochs (mean ± sd)",
+        "trials (mean)",
+        "wall s (mean)",
+    ]
     if reference:
         columns += ["epochs to random's best (mean; reached on)", "seeds at least as good as random"]
     data_name = Path(args.data).name if args.data else "the packaged sample"
@@ -148,10 +195,26 @@ def report(runs: dict, args, quiet: bool) -> None:
         "Epochs to random's best: the epochs an arm had spent when its best val cosine so far first reached the "
         "final best of random search (no early stopping) on the same seed; 'inf' where it never did.",
     ]
-    settings = {"data": data_name, "arch": args.arch, "budget_epochs": args.budget_epochs,
-                "max_epochs": args.max_epochs, "seeds": seeds, "arms": {a: ARMS[a] for a in args.arms}}
-    C.finish("search_efficiency", args, C.pick_device("cpu"), settings, results, columns, rows, notes, args.out,
-             quiet=quiet)
+    settings = {
+        "data": data_name,
+        "arch": args.arch,
+        "budget_epochs": args.budget_epochs,
+        "max_epochs": args.max_epochs,
+        "seeds": seeds,
+        "arms": {a: ARMS[a] for a in args.arms},
+    }
+    C.finish(
+        "search_efficiency",
+        args,
+        C.pick_device("cpu"),
+        settings,
+        results,
+        columns,
+        rows,
+        notes,
+        args.out,
+        quiet=quiet,
+    )
 
 
 def _epochs(row) -> str:

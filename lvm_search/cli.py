@@ -254,6 +254,9 @@ def cmd_report(args) -> int:
     from .report import build_report
 
     result = build_report(args.storage, args.out, args.data)
+    if args.json:
+        _print_json(result)
+        return 0
     print(f"wrote {result['path']} ({len(result['rows'])} rows) and {len(result['figures'])} plots")
     return 0
 
@@ -369,6 +372,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--storage", default="runs", help="the folder holding the runs (default ./runs)")
     p.add_argument("--out", default="reports/leaderboard.md")
     p.add_argument("--data", help="an .npz data set (default: the data the runs were trained on)")
+    p.add_argument("--json", action="store_true", help="print every row with its intervals as JSON")
     p.set_defaults(fn=cmd_report)
 
     p = sub.add_parser(

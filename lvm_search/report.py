@@ -109,12 +109,13 @@ def build_report(
     classic = data.with_k(data.min_context)
     boot = DocumentBootstrap(data.splits["test"].groups())
 
-    rows = []
+    rows, model_ks = [], set()
     for folder, s in runs:  # the best trial of each latest run, chosen on val by the search
         if not s.best:
             continue
         trial = s.trial(s.best.trial_id)
         k = s.trial_k(trial)
+        model_ks.add(k)
         _log(f"scoring {s.arch} (best of {s.counts.trials} trials, k={k})")
         model, meta = load_model(folder / s.best.checkpoint, data.device)
         check_fingerprint(meta, data.with_k(k).fingerprint, folder / s.best.checkpoint)
@@ -145,13 +146,14 @@ def build_report(
             None,
         )
         row["best_member"] = record.best_single["name"]
+        model_ks.add(data.k)
         rows.append(row)
         ensembles.append(record_json)
     # baselines, fitted on train (ridge's lambda on val): on the classic k = min_context windows,
-    # and the fitted ones again on the longest context the runs read
+    # and the fitted ones again at every context length a model row reads
     rows.append(_row("mean of context", "baseline", ReferenceMean(data.min_context), classic, 0, 0.0))
     rows.append(_row("last vector", "baseline", last_vector_baseline, classic, 0, 0.0))
-    for d in [classic] if classic.k == data.k else [classic, data]:
+    for d in (data.with_k(k) for k in sorted({classic.k, *model_ks})):
         _log(f"fitting the recency and ridge baselines at k={d.k}")
         decay, ridge = fit_recency_decay(d), RidgeBaseline(d)
         rows.append(
@@ -205,7 +207,15 @@ def build_report(
     for r in rows:
         del r["windows"]
     _log(f"wrote {out} in {time.perf_counter() - t0:.1f} s")
-    return {"path": str(out), "rows": rows, "figures": {k: str(v) for k, v in figures.items()}}
+    return {
+        "path": str(out),
+        "rows": rows,
+        "best_baseline": best_baseline["model"],
+        "data": data.summary(),
+        "splits": data.split_sizes(),
+        "figures": {k: str(v) for k, v in figures.items()},
+        "seconds": time.perf_counter() - t0,
+    }
 
 
 def _member_windows(record: dict, name: str, runs, data: LVMData):

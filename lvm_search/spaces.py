@@ -13,6 +13,7 @@ A space file (see ``spaces/*.yaml``)::
     resources: {cpus_per_trial: 1, gpus_per_trial: auto, device: auto}
     data: {k: 12, min_context: 5}   # context length; targets need min_context earlier passages
     fixed: {schedule: cosine}  # settings held constant
+    reference: {width: 256}    # trial 0's searched settings, where not the architecture's defaults
     space:                     # searched settings, each one of:
       depth: {type: int, low: 1, high: 3}
       lr: {type: float, low: 1.0e-4, high: 3.0e-3, log: true}
@@ -21,8 +22,9 @@ A space file (see ``spaces/*.yaml``)::
 
 Keys of ``fixed`` and ``space`` are fields of the architecture's config dataclass (depth, width,
 dropout, residual, ...), of ``TrainConfig`` (epochs, lr, batch_size, ...), or ``k``. The reference
-configuration (the architecture's defaults with the trainer's defaults, at ``data.k``) must lie
-inside the space: it is always trial 0, so a search can only match or beat it.
+configuration (the architecture's defaults with the trainer's defaults, at ``data.k``, with the
+space's ``reference`` settings on top) must lie inside the space: it is always trial 0, so a search
+can only match or beat it.
 
 Everything is checked here, before Ray starts: every value any trial could be given (each choice
 and both ends of each range, in combination) must make a valid configuration. Every mistake raises
@@ -136,6 +138,7 @@ class SearchSpace:
     sampler: str = "auto"
     data: DataSpec = field(default_factory=DataSpec)
     budget_epochs: int | None = None  # compute budget: epochs trained by all trials together
+    reference: dict = field(default_factory=dict)  # trial 0's searched settings, where not the defaults
     source: str = ""
 
     @property
@@ -195,7 +198,7 @@ class SearchSpace:
 
         A loaded space always contains it; only an epoch cap (``with_overrides``) can clip it.
         """
-        defaults = {**reference_defaults(self.arch), "k": self.reference_k, **self.fixed}
+        defaults = {**reference_defaults(self.arch), "k": self.reference_k, **self.fixed, **self.reference}
         return {name: dim.clamp(defaults[name]) for name, dim in self.space.items()}
 
     def identity(self) -> dict:
@@ -374,15 +377,34 @@ def parse_space(raw, source: str) -> SearchSpace:
     data = _data_spec(raw.get("data", {}), f"{source}: data")
     budget = raw.get("budget_epochs")
     budget = None if budget is None else _int(budget, f"{source}: budget_epochs", minimum=1)
+    reference = raw.get("reference") or {}
+    if not isinstance(reference, dict):
+        raise UserError(f"{source}: reference: expected a mapping of searched setting: value")
+    for key in reference:
+        if key not in space_raw:
+            raise UserError(f"{source}: reference.{key}: only searched settings can be set for trial 0")
     result = SearchSpace(
-        arch, samples, seed, max_concurrent, scheduler, resources, fixed, space, sampler, data, budget, source
+        arch,
+        samples,
+        seed,
+        max_concurrent,
+        scheduler,
+        resources,
+        fixed,
+        space,
+        sampler,
+        data,
+        budget,
+        reference,
+        source,
     )
-    reference = {**reference_defaults(arch), "k": result.reference_k, **fixed}
+    start = {**reference_defaults(arch), "k": result.reference_k, **fixed, **reference}
     for name, dim in space.items():
-        if not dim.contains(reference[name]):
+        if not dim.contains(start[name]):
+            where = "reference" if name in reference else "the reference default"
             raise UserError(
-                f"{source}: space.{name}: the reference default {reference[name]!r} "
-                "must lie inside the space (it is always trial 0)"
+                f"{source}: space.{name}: {where} {start[name]!r} must lie inside the space "
+                "(it is always trial 0)"
             )
     _check_data_against_space(result, source)
     check_every_trial(result)

@@ -157,7 +157,8 @@ def slim(src, dest_dir, drops, strip):
     dest = os.path.join(dest_dir, os.path.basename(src))
     removed, removed_bytes, stripped_bytes, kept_elf = [], 0, 0, {}
     with zipfile.ZipFile(src) as zin, zipfile.ZipFile(dest, "w", zipfile.ZIP_STORED) as zout:
-        dist_info = next(n.split("/")[0] for n in zin.namelist() if n.endswith(".dist-info/RECORD"))
+        # The wheel's own .dist-info is at the top (Ray vendors others deeper down).
+        dist_info = next(n.split("/")[0] for n in zin.namelist() if re.fullmatch(r"[^/]+\.dist-info/RECORD", n))
         # auditwheel rewrote the binaries of a wheel with a grafted <name>.libs/ folder using
         # patchelf, and strip can break such files: those wheels (here only Pillow) stay as built.
         strip = strip and not any(re.match(r"[^/]+\.libs/", n) for n in zin.namelist())
@@ -197,6 +198,7 @@ def slim(src, dest_dir, drops, strip):
         rec = zipfile.ZipInfo(f"{dist_info}/RECORD", date_time=(2000, 1, 1, 0, 0, 0))
         rec.external_attr = 0o644 << 16
         zout.writestr(rec, buf.getvalue().encode())
+    check_record(dest)
     # A removed shared library must not be one that a kept binary loads.
     for lib in {os.path.basename(p) for p in removed if re.search(r"/lib[^/]*\.so(\.|$)", p)}:
         users = [p for p, d in kept_elf.items() if lib.encode() + b"\0" in d]
@@ -206,6 +208,18 @@ def slim(src, dest_dir, drops, strip):
     what += [f"stripped {stripped_bytes / 1e6:.1f} MB of symbols"] if stripped_bytes > 1e5 else []
     if what:
         print(f"  {os.path.basename(src)}: {', '.join(what)}")
+
+
+def check_record(whl):
+    """Read the written wheel back: RECORD lists every file once, with its true hash and size."""
+    with zipfile.ZipFile(whl) as z:
+        record = next(n for n in z.namelist() if re.fullmatch(r"[^/]+\.dist-info/RECORD", n))
+        rows = {r[0]: r[1:] for r in csv.reader(io.StringIO(z.read(record).decode())) if r}
+        files = [n for n in z.namelist() if not n.endswith("/")]
+        assert len(files) == len(set(files)) == len(rows), f"{whl}: RECORD does not list each file once"
+        for n in files:
+            if n != record:
+                assert rows[n] == record_line(n, z.read(n))[1:], f"{whl}: RECORD is wrong for {n}"
 
 
 def strip_elf(data):

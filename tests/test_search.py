@@ -412,3 +412,29 @@ def test_an_epoch_budget_ends_the_search_at_equal_compute(tmp_path):
     )  # the third trial was cut at 1 epoch
     stamps = [h.at for t in summary.trials for h in t.history]
     assert all(stamps) and stamps == sorted(stamps)  # one at a time: epochs reported in order
+
+
+def test_a_space_may_name_its_own_reference_configuration(tmp_path):
+    raw = {
+        "arch": "lstm",
+        "samples": 2,
+        "reference": {"width": 128, "depth": 1},
+        "space": {
+            "width": {"type": "choice", "values": [64, 128]},
+            "depth": {"type": "int", "low": 1, "high": 2},
+        },
+    }
+    assert parse_space(raw, "ref.yaml").reference_point() == {"width": 128, "depth": 1}
+    from lvm_search.errors import UserError
+
+    with pytest.raises(UserError, match="reference 256 must lie inside the space"):
+        parse_space({**raw, "reference": {"width": 256}}, "ref.yaml")
+    with pytest.raises(UserError, match="reference.lr: only searched settings"):
+        parse_space({**raw, "reference": {"lr": 0.1}}, "ref.yaml")
+
+
+@pytest.mark.parametrize("arch", ["amn", "gru", "lstm", "transformer"])
+def test_every_shipped_space_loads_and_searches_the_context_length(arch):
+    space = load_space(Path(__file__).resolve().parent.parent / "spaces" / f"{arch}.yaml")
+    assert space.max_concurrent == "auto" and space.budget_epochs and "k" in space.space
+    assert space.load_k == 16 and space.data.min_context == 5
