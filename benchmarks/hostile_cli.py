@@ -36,6 +36,7 @@ import json
 import os
 import random
 import re
+import resource
 import shlex
 import shutil
 import signal
@@ -401,6 +402,7 @@ def run_cli(spec: Spec, work: Path, during=None) -> Result:
     env = cli_env({k: v.replace("$WORK", str(work)) for k, v in spec.env.items()})
     argv = [str(a).replace("$WORK", str(work)) for a in spec.argv]
     parents = [TMP] + ([Path(env["RAY_TMPDIR"])] if env.get("RAY_TMPDIR") else [])
+    cpu0 = _children_cpu()
     with tempfile.TemporaryFile() as out_f, tempfile.TemporaryFile() as err_f:
         proc = subprocess.Popen([sys.executable, "-m", "lvm_search.cli", *argv], cwd=work / spec.cwd,
                                 env=env, stdin=subprocess.DEVNULL, stdout=out_f, stderr=err_f, start_new_session=True)
@@ -417,11 +419,19 @@ def run_cli(spec: Spec, work: Path, during=None) -> Result:
             time.sleep(0.1)
         proc.wait()
         wall = live.elapsed
+        live.state["cpu_s"] = _children_cpu() - cpu0
         out_f.seek(0)
         err_f.seek(0)
         out, err = out_f.read().decode(errors="replace"), err_f.read().decode(errors="replace")
     live.ray |= owned_ray_folders(parents, proc.pid)
     return Result(proc.pid, proc.returncode, out, err, wall, hung, live.ray, live.state, live.notes)
+
+
+def _children_cpu() -> float:
+    """CPU seconds of this process's finished children: with the wall time, it tells a slow command
+    from a busy machine."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def wait_clean(res: Result, limit: float = CLEANUP_S) -> tuple[list[str], float]:
@@ -468,18 +478,36 @@ class Harness:
 
     def case(self, spec: Spec, setup=None, during=None, post=None, work: Path | None = None,
              keep: bool = False) -> Path:
-        """Run one case and record it; returns its working folder (removed unless ``keep``)."""
-        fresh = work is None
-        work = work or Path(tempfile.mkdtemp(prefix="hostile-"))
+        """Run one case and record it; returns its working folder (removed unless ``keep``).
+
+        A case whose only failure is its time bound runs once more in a fresh folder (the machine is
+        shared): both wall times are kept, and the second decides."""
+        record = {"id": self.next_id(spec.cls), "class": spec.cls, "input": spec.input,
+                  "expect": list(spec.expect) if spec.expect else "any"}
+        for attempt in (1, 2):
+            fresh = work is None
+            folder = work or Path(tempfile.mkdtemp(prefix="hostile-"))
+            self.attempt(record, spec, folder, setup, during, post, cleanup=fresh and not keep and not self.keep)
+            timing = [name for name in record["failed"] if name.startswith("within_")]
+            if attempt == 2 or not fresh or not timing or timing != record["failed"]:
+                break
+            record["notes"].append(f"over its time bound in {record['wall_s']} s at load {record['load']}; ran again")
+            record["first_wall_s"] = record["wall_s"]
+        self.records.append(record)
+        mark = "pass" if record["passed"] else "FAIL " + ",".join(record["failed"])
+        print(f"  {record['id']} {mark:10s} exit {record.get('exit')} {record.get('wall_s')} s  {spec.input}",
+              file=sys.stderr, flush=True)
+        return work
+
+    def attempt(self, record: dict, spec: Spec, work: Path, setup, during, post, cleanup: bool) -> None:
         subs = {str(work): "$WORK", **spec.subs}
         if self.fixture is not None:
             subs[str(self.fixture.root)] = "$FIXTURE"
-        record = {"id": self.next_id(spec.cls), "class": spec.cls, "input": spec.input,
-                  "expect": list(spec.expect) if spec.expect else "any"}
+        notes = record.get("notes", [])
+        record.pop("stderr_tail", None)
         try:
             if setup is not None:
                 setup(work)
-            subs.update(spec.subs)
             record["command"] = self.norm("lvm-search " + shlex.join(map(str, spec.argv)), subs)
             if spec.env:
                 record["env"] = {k: self.norm(v, subs) for k, v in spec.env.items()}
@@ -491,21 +519,21 @@ class Harness:
             record.update(self.judge(spec, res, work, before, after, leftovers, subs))
             record["cleanup_s"] = round(cleanup_s, 1)
             if post is not None:
-                extra = post(work, res) or {}
-                record["checks"].update(extra)
-            record["notes"] = [self.norm(n, subs) for n in res.notes]
+                try:
+                    record["checks"].update(post(work, res) or {})
+                except Exception as e:  # noqa: BLE001 - an output the check did not expect fails the case
+                    record["checks"]["post_check"] = False
+                    notes.append(f"post check raised {type(e).__name__}: {e}")
+            notes += res.notes
         except SetupError as e:
-            record.update(checks={"setup": False}, exit=None, wall_s=None, notes=[self.norm(e, subs)])
+            record.update(checks={"setup": False}, exit=None, wall_s=None)
+            notes.append(str(e))
         finally:
-            if fresh and not keep and not self.keep:
+            if cleanup:
                 shutil.rmtree(work, ignore_errors=True)
+        record["notes"] = [self.norm(n, subs) for n in notes]
         record["failed"] = sorted(name for name, ok in record["checks"].items() if not ok)
         record["passed"] = not record["failed"]
-        self.records.append(record)
-        mark = "pass" if record["passed"] else "FAIL " + ",".join(record["failed"])
-        print(f"  {record['id']} {mark:10s} exit {record.get('exit')} {record.get('wall_s')} s  {spec.input}",
-              file=sys.stderr, flush=True)
-        return work
 
     def judge(self, spec: Spec, res: Result, work: Path, before: dict, after: dict, leftovers: list,
               subs: dict) -> dict:
@@ -534,7 +562,8 @@ class Harness:
             checks[f"within_{spec.max_wall:g}s"] = res.wall <= spec.max_wall
         for text in spec.forbid:
             checks[f"no_{text.split()[0].lower()}_line"] = text not in res.err
-        record = {"exit": res.rc, "wall_s": round(res.wall, 1), "checks": checks,
+        record = {"exit": res.rc, "wall_s": round(res.wall, 1), "cpu_s": round(res.state.get("cpu_s", 0.0), 1),
+                  "load": round(os.getloadavg()[0], 1), "checks": checks,
                   "error": self.norm(line, subs) if line and line.startswith(ERROR) else None,
                   "lost_or_changed": lost, "leftovers": [self.norm(x, subs) for x in leftovers + stray]}
         if not all(checks.values()):
@@ -674,10 +703,11 @@ def class_1_data_loss(h: Harness, fx: Fixture) -> None:
                     run + ["--name", "mine", *fresh], names=("runs/mine",)), setup=base)
         h.case(Spec(1, f"run --name notes.txt{' --fresh' if fresh else ''}: a user's file in the storage",
                     run + ["--name", "notes.txt", *fresh], names=("notes.txt",)), setup=base)
-    for storage, label in [("notes.txt", "a file"), ("notes.txt/runs", "a path under a file"),
-                           ("data.npz", "the data file"), ("filelink", "a symlink to a file")]:
+    for storage, label, named in [("notes.txt", "a file", "notes.txt"), ("notes.txt/runs", "a path under a file", "notes.txt"),
+                                  ("data.npz", "the data file", "data.npz"),
+                                  ("filelink", "a symlink to a file", "filelink|notes.txt")]:
         h.case(Spec(1, f"run --storage {storage}: {label}", run[:-4] + ["--storage", storage, "--samples", "1"],
-                    names=(storage,)), setup=base)
+                    names=tuple(named.split("|"))), setup=base)
 
     recipes = [("name: ../x", "r.yaml"), ("name: ..", "r.yaml"), ("name: .", "r.yaml"), ("name: a/b", "r.yaml"),
                ("name: /tmp/evil", "r.yaml"), ("name: ''", "r.yaml"), ("name: .hidden", "r.yaml"),
@@ -699,15 +729,17 @@ def class_1_data_loss(h: Harness, fx: Fixture) -> None:
         fx.need("report")
         shutil.copytree(fx.root / "rep", work / "rep")
 
-    for out, label, expect in [
-        ("README.md", "a user's markdown file", (2,)), ("notes.txt", "a .txt file", (2,)),
-        ("mydocs", "a user's folder", (2,)), ("mydir.md", "a folder named .md", (2,)),
-        ("r.md", "its _plots folder holds a user's file", (2,)), ("s.md", "its _plots path is a user's file", (2,)),
-        ("link.md", "a symlink to a user's markdown file", (2,)), ("notes.txt/r.md", "a path under a file", (2,)),
-        ("", "an empty path", (2,)), ("rep/leaderboard.md", "an existing report (legitimate: replaced)", (0,)),
+    for out, label, expect, named in [
+        ("README.md", "a user's markdown file", (2,), "README.md"), ("notes.txt", "a .txt file", (2,), "notes.txt"),
+        ("mydocs", "a user's folder", (2,), "mydocs"), ("mydir.md", "a folder named .md", (2,), "mydir.md"),
+        ("r.md", "its _plots folder holds a user's file", (2,), "r_plots"),
+        ("s.md", "its _plots path is a user's file", (2,), "s_plots"),
+        ("link.md", "a symlink to a user's markdown file", (2,), "link.md"),
+        ("notes.txt/r.md", "a path under a file", (2,), "notes.txt"), ("", "an empty path", (2,), "--out"),
+        ("rep/leaderboard.md", "an existing report (legitimate: replaced)", (0,), ""),
     ]:
         h.case(Spec(1, f"report --out {out!r}: {label}", ["report", "--storage", "runs", "--out", out], expect,
-                    names=(out or "--out",), may_change=("$WORK/rep/*",) if out.startswith("rep/") else ()),
+                    names=(named,), may_change=("$WORK/rep/*",) if out.startswith("rep/") else ()),
                setup=report_setup)
 
     def predict_setup(work: Path) -> None:
@@ -832,9 +864,17 @@ def class_3_loopback(h: Harness, fx: Fixture) -> None:
                 for conn in proc.net_connections(kind="inet"):
                     udp = conn.type == socket.SOCK_DGRAM
                     if (conn.status == psutil.CONN_LISTEN or (udp and conn.laddr)) and conn.laddr:
-                        sockets.setdefault((name, "udp" if udp else "tcp", conn.laddr.ip, conn.laddr.port), pid)
+                        key = (pid, "udp" if udp else "tcp", conn.laddr.ip, conn.laddr.port)
+                        sockets.setdefault(key, role(name, pid == live.proc.pid))
             except (psutil.Error, OSError):
                 continue
+
+    def role(name: str, driver: bool) -> str:
+        if driver:
+            return "the driver"
+        if name.startswith("ray::") and not name.endswith("Agent"):
+            return "a Ray worker"  # ray::IDLE, ray::ImplicitFunc.train, ...: one process under several names
+        return name
 
     def setup(work: Path) -> None:
         shutil.copy(fx.data, work / "data.npz")
@@ -844,14 +884,16 @@ def class_3_loopback(h: Harness, fx: Fixture) -> None:
 
     def keep(work: Path, res: Result) -> dict:
         seen.update(res.state.get("sockets", {}))
-        names = {name for name, *_ in seen}
+        names = set(seen.values())
         return {"saw_gcs_server_and_raylet": {"gcs_server", "raylet"} <= names}
 
     h.case(Spec(3, "a real search (amn, 2 samples, 3 epochs) on its private Ray; its sockets listed with psutil",
                 ["run", "space.yaml", "--data", "data.npz", "--storage", "runs"], (0,)), setup=setup, during=scan,
            post=keep)
     counts: dict = {}
-    for (name, proto, ip, port) in sorted(seen, key=lambda s: (s[0], s[1], s[3])):
+    for key in sorted(seen, key=lambda k: (seen[k], k[1], k[0], k[3])):  # a socket: (pid, proto, ip, port)
+        _, proto, ip, _ = key
+        name = seen[key]
         counts[(name, proto)] = counts.get((name, proto), 0) + 1
         h.derived(3, f"{name} socket #{counts[(name, proto)]} ({proto}) listens on {ip}", ip in LOOPBACK,
                   socket={"process": name, "proto": proto, "ip": ip})
@@ -1574,41 +1616,52 @@ def main(argv=None) -> int:
     parser.add_argument("--markdown-only", action="store_true", help="regenerate the report from the JSON")
     parser.add_argument("--keep", action="store_true", help="keep the temporary folders (debugging)")
     args = parser.parse_args(argv)
-    selected = sorted({int(c) for c in args.classes.split(",") if c.strip()})
-    if not set(selected) <= set(CLASSES):
+    try:
+        selected = sorted({int(c) for c in args.classes.split(",") if c.strip()})
+    except ValueError:
+        parser.error("--classes: a comma-separated list of class numbers, e.g. 1,3")
+    if not selected or not set(selected) <= set(CLASSES):
         parser.error(f"--classes: choose among {sorted(CLASSES)}")
-
     previous = json.loads(args.out_json.read_text()) if args.out_json.exists() else None
     if args.markdown_only:
         if previous is None:
             parser.error(f"{args.out_json}: no results to render")
         args.out_md.write_text(markdown(previous))
         return 0
+    if set(selected) == set(CLASSES):
+        previous = None  # a full run replaces everything
 
     h = Harness(keep=args.keep)
-    fx = Fixture()
-    h.fixture = fx
+    fx = h.fixture = Fixture()
     machine = provenance.collect().one_line()
-    classes = {}
+    classes: dict = {}
     try:
         for cls in selected:
             print(f"class {cls}: {CLASSES[cls]}", file=sys.stderr, flush=True)
-            t0 = time.time()
+            t0, load0 = time.time(), os.getloadavg()[0]
             try:
                 RUNNERS[cls](h, fx)
             except SetupError as e:
                 h.records.append({"id": h.next_id(cls), "class": cls, "input": "setup", "checks": {"setup": False},
                                   "failed": ["setup"], "passed": False, "lost_or_changed": [], "leftovers": [],
                                   "notes": [h.norm(e, {str(fx.root): "$FIXTURE"})]})
-            classes[str(cls)] = {"machine": machine, "wall_s": round(time.time() - t0, 1)}
+            classes[str(cls)] = {"machine": machine, "wall_s": round(time.time() - t0, 1),
+                                 "load": [round(load0, 1), round(os.getloadavg()[0], 1)],
+                                 "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+            save(args, previous, selected, h.records, classes)  # after every class: a crash keeps what ran
     finally:
         if not args.keep:
             shutil.rmtree(fx.root, ignore_errors=True)
+    return 0
 
-    records = h.records
-    if previous is not None and set(selected) != set(CLASSES):  # a subset: merge into the earlier results
-        records = [r for r in previous["cases"] if r["class"] not in selected] + records
-        classes = {**{k: v for k, v in previous["classes"].items() if int(k) not in selected}, **classes}
+
+def save(args, previous: dict | None, selected: list[int], records: list[dict], classes: dict) -> None:
+    """Write the JSON (merged into the earlier results when only some classes ran) and the markdown."""
+    records, classes = list(records), dict(classes)
+    if previous is not None:
+        ran = {int(c) for c in classes}
+        records = [r for r in previous["cases"] if r["class"] not in ran] + records
+        classes = {**{k: v for k, v in previous["classes"].items() if int(k) not in ran}, **classes}
     records.sort(key=lambda r: (r["class"], int(r["id"].split(".")[1])))
     results = {"generated_by": "python benchmarks/hostile_cli.py", "seed": SEED,
                "classes": dict(sorted(classes.items(), key=lambda kv: int(kv[0]))),
@@ -1620,9 +1673,7 @@ def main(argv=None) -> int:
     args.out_md.write_text(markdown(results))
     for cls, s in results["summary"].items():
         print(f"class {cls}: {s['inputs']} inputs, {s['passed']} passed, {s['failed']} failed, "
-              f"{s['lost_or_changed']} lost or changed", file=sys.stderr)
-    return 0
-
+              f"{s['lost_or_changed']} lost or changed", file=sys.stderr, flush=True)
 
 
 if __name__ == "__main__":

@@ -136,7 +136,7 @@ def matches(name, patterns):
 
 
 def requires(whl, skip):
-    """The wheel's own (non-extra) requirements, less the packages the target provides."""
+    """The wheel's own (non-extra) requirements, less the packages named in `skip`."""
     for line in metadata(whl).get_all("Requires-Dist") or []:
         req = Requirement(line)
         if req.marker and "extra" in str(req.marker):
@@ -265,7 +265,7 @@ def verify(wheel_dir, reqs_file, provided, py, platforms):
         if f.endswith(".whl"):
             md = metadata(os.path.join(wheel_dir, f))
             wheels[canonicalize_name(md["Name"])] = (md["Version"], md.get_all("Requires-Dist") or [])
-    todo = [(Requirement(l), "bundle") for l in open(reqs_file).read().split("\n") if l.strip()]
+    todo = [(Requirement(l), "lvm-search") for l in open(reqs_file).read().split("\n") if l.strip()]
     seen, assumed, problems, used = set(), {}, [], set()
     while todo:
         req, who = todo.pop()
@@ -329,9 +329,11 @@ LVM_WHEEL="$(ls "$WORK"/lvm/lvm_search-*.whl)"
 # The top-level list is lvm-search's own requirements, less what the target provides (so pip
 # never even looks at torch: its CUDA wheels are GBs). numpy still comes along as a dependency
 # of pandas and matplotlib; it is deleted below.
-SKIP="$PROVIDED"
-[[ "$WITH_REPORT" == 1 ]] || SKIP="$SKIP,matplotlib"
-tool requires "$LVM_WHEEL" "$SKIP" > "$WORK/top.txt"
+NOT_SHIPPED="$PROVIDED"
+[[ "$WITH_REPORT" == 1 ]] || NOT_SHIPPED="$NOT_SHIPPED,matplotlib"
+tool requires "$LVM_WHEEL" "$NOT_SHIPPED" > "$WORK/top.txt"
+# All that lvm-search needs on the target (what the check in step 3 starts from).
+tool requires "$LVM_WHEEL" "$([[ $WITH_REPORT == 1 ]] || echo matplotlib)" > "$WORK/needs.txt"
 
 PIP_TARGET=(--only-binary=:all:)
 if [[ "$TARGET_PY" != "$HOST_PY" || "${#PLATFORMS[@]}" -gt 0 ]]; then
@@ -399,7 +401,7 @@ for line in open(sys.argv[1]):
     extras = f"[{','.join(sorted(req.extras))}]" if req.extras else ""
     print(f"{req.name}{extras}=={versions[canonicalize_name(req.name)]}")
 PY
-tool verify "$BUNDLE/wheels" "$BUNDLE/requirements.txt" "$PROVIDED" "$TARGET_PY" "${PLATFORMS[@]:-}"
+tool verify "$BUNDLE/wheels" "$WORK/needs.txt" "$PROVIDED" "$TARGET_PY" "${PLATFORMS[@]:-}"
 LVM_FILE="$(basename "$LVM_WHEEL")"
 
 # --- 4. install.sh and the archive --------------------------------------------------------------
@@ -435,7 +437,14 @@ mv "$OUT.tmp" "$OUT"
 unpacked="$(du -sm "$BUNDLE" | cut -f1)"
 echo "$OUT: $(awk -v b="$(stat -c %s "$OUT")" 'BEGIN { printf "%.1f", b / 1e6 }') MB" \
     "($(ls "$BUNDLE/wheels" | wc -l) wheels, $unpacked MB unpacked)"
+echo "largest wheels (unpacked MB):"
+ls -S "$BUNDLE/wheels" | head -6 | while read -r w; do
+    echo "  $(du -m "$BUNDLE/wheels/$w" | cut -f1) $w"
+done
 echo
 echo "On the air-gapped machine (Python $TARGET_PY with torch and numpy; activate its venv first):"
 echo
 echo "  tar xJf $(basename "$OUT") && $NAME/install.sh"
+echo
+echo "which runs: pip install --no-index --find-links $NAME/wheels -r $NAME/requirements.txt"
+echo "            pip install --no-index --no-deps $NAME/wheels/$LVM_FILE"

@@ -1,0 +1,105 @@
+"""How long `lvm-search report` takes on the packaged sample with runs at k=5, 8 and 16, before and after.
+
+For each version (``--versions``: ``after`` is this checkout, a git ref is checked out into a
+temporary worktree and run from there with PYTHONPATH), three one-trial searches with that version's
+own CLI (AMN at k=5, GRU at k=8, LSTM at k=16, all with min_context 5, one epoch: the report needs
+runs, not good ones), then ``lvm-search report`` timed ``--repeats`` times, alternating versions so
+that both see the same machine. The searches are not timed.
+
+    python benchmarks/report_speed.py --versions ef08a8d after --out benchmarks/results/cpu/report_speed.json
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+RUNS = {  # arch: (k, the reference sizes' space so that trial 0 lies inside it in either version)
+    "amn": (5, "width: {type: choice, values: [512, 256]}"),
+    "gru": (8, "width: {type: choice, values: [512, 256]}"),
+    "lstm": (16, "width: {type: choice, values: [512, 256]}"),
+}
+
+
+def env_for(version: str, scratch: Path) -> dict:
+    env = {**os.environ}
+    if version == "after":
+        env["PYTHONPATH"] = str(REPO)
+        return env
+    tree = scratch / f"tree-{version}"
+    if not tree.exists():
+        subprocess.run(["git", "-C", str(REPO), "worktree", "add", "--detach", str(tree), version], check=True,
+                       capture_output=True)
+    env["PYTHONPATH"] = str(tree)
+    return env
+
+
+def prepare(version: str, scratch: Path) -> tuple[dict, Path]:
+    env, storage = env_for(version, scratch), scratch / f"runs-{version}"
+    for arch, (k, dimension) in RUNS.items():
+        space = scratch / f"{arch}.yaml"
+        space.write_text(f"arch: {arch}\nsamples: 1\nmax_concurrent: 1\nfixed: {{epochs: 1}}\n"
+                         f"data: {{k: {k}, min_context: 5}}\nspace:\n  {dimension}\n")
+        subprocess.run([sys.executable, "-m", "lvm_search.cli", "run", str(space), "--storage", str(storage)],
+                       env=env, check=True, capture_output=True)
+    return env, storage
+
+
+def timed_report(version: str, env: dict, storage: Path, scratch: Path) -> float:
+    out = scratch / f"report-{version}.md"
+    if out.exists():
+        out.unlink()  # the old version would overwrite it; the new one replaces only its own
+    t0 = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "lvm_search.cli", "report", "--storage", str(storage), "--out", str(out)],
+                   env=env, check=True, capture_output=True)
+    return time.perf_counter() - t0
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--versions", nargs="+", default=["after"])
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--out", default=None)
+    args = p.parse_args(argv)
+    scratch = Path(tempfile.mkdtemp(prefix="lvm-report-speed-"))
+    try:
+        prepared = {v: prepare(v, scratch) for v in args.versions}
+        times = {v: [] for v in args.versions}
+        for _ in range(args.repeats):
+            for version, (env, storage) in prepared.items():
+                times[version].append(timed_report(version, env, storage, scratch))
+                print(f"{version}: {times[version][-1]:.1f} s", file=sys.stderr, flush=True)
+    finally:
+        for tree in scratch.glob("tree-*"):
+            subprocess.run(["git", "-C", str(REPO), "worktree", "remove", "--force", str(tree)], capture_output=True)
+        shutil.rmtree(scratch, ignore_errors=True)
+    sys.path.insert(0, str(REPO))
+    from lvm_search.provenance import collect
+
+    rows = [[v, f"{statistics.median(t):.1f}", ", ".join(f"{x:.1f}" for x in t)] for v, t in times.items()]
+    record = {
+        "benchmark": "report_speed", "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "machine": collect().one_line(), "load_avg": os.getloadavg(),
+        "settings": {"runs": {a: k for a, (k, _) in RUNS.items()}, "repeats": args.repeats},
+        "results": {v: {"seconds": t, "median_s": statistics.median(t)} for v, t in times.items()},
+        "table": {"columns": ["version", "median s", "each run s"], "rows": rows},
+    }
+    if len(times) == 2:
+        (a, ta), (b, tb) = times.items()
+        record["ratio"] = statistics.median(ta) / statistics.median(tb)
+    print("\n".join(" | ".join(r) for r in rows))
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(json.dumps(record, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
