@@ -15,6 +15,7 @@ and the wall-time ratio of the LSTM search at ``max_concurrent: 2`` to ``auto``.
     python benchmarks/platform_search.py --data ../shared/data/linux-docs-minilm.npz --out-dir OUT
     python benchmarks/platform_search.py --smoke --out-dir /tmp/smoke     # the packaged sample, tiny
 """
+
 from __future__ import annotations
 
 import argparse
@@ -57,17 +58,52 @@ def main(argv=None):
     searches, t0 = {}, time.perf_counter()
     for arch in ARCHS:
         wall_s, summary = command(
-            [*cli, "run", str(REPO / "spaces" / f"{arch}.yaml"), *data, "--storage", str(storage), "--samples",
-             str(samples), "--budget-epochs", "1000000", *extra, "--json"], out / f"run-{arch}.log")
+            [
+                *cli,
+                "run",
+                str(REPO / "spaces" / f"{arch}.yaml"),
+                *data,
+                "--storage",
+                str(storage),
+                "--samples",
+                str(samples),
+                "--budget-epochs",
+                "1000000",
+                *extra,
+                "--json",
+            ],
+            out / f"run-{arch}.log",
+        )
         searches[arch] = {"wall_s": wall_s, "summary": summary}
     total_s = time.perf_counter() - t0
     lstm2_s, lstm2 = command(
-        [*cli, "run", str(REPO / "spaces" / "lstm.yaml"), *data, "--storage", str(storage), "--name", "lstm-2",
-         "--samples", str(samples), "--budget-epochs", "1000000", "--max-concurrent", "2", *extra, "--json"],
-        out / "run-lstm-2.log")
-    ensemble_s, ensemble = command([*cli, "ensemble", "--storage", str(storage), "--json"], out / "ensemble.log")
-    report_s, report = command([*cli, "report", "--storage", str(storage), "--out", str(out / "leaderboard.md"),
-                                "--json"], out / "report.log")
+        [
+            *cli,
+            "run",
+            str(REPO / "spaces" / "lstm.yaml"),
+            *data,
+            "--storage",
+            str(storage),
+            "--name",
+            "lstm-2",
+            "--samples",
+            str(samples),
+            "--budget-epochs",
+            "1000000",
+            "--max-concurrent",
+            "2",
+            *extra,
+            "--json",
+        ],
+        out / "run-lstm-2.log",
+    )
+    ensemble_s, ensemble = command(
+        [*cli, "ensemble", "--storage", str(storage), "--json"], out / "ensemble.log"
+    )
+    report_s, report = command(
+        [*cli, "report", "--storage", str(storage), "--out", str(out / "leaderboard.md"), "--json"],
+        out / "report.log",
+    )
 
     rows = {r["model"].split(" (")[0]: r for r in report["rows"]}
     result = {
@@ -91,11 +127,17 @@ def main(argv=None):
             for arch, s in searches.items()
         },
         "wall_s": total_s,
-        "lstm_max_concurrent_2": {"wall_s": lstm2_s, "concurrency": lstm2["resources"].get("concurrency"),
-                                  "trials": lstm2["counts"]["trials"],
-                                  "ratio_to_auto": lstm2_s / searches["lstm"]["wall_s"]},
-        "ensemble": {"wall_s": ensemble_s, "test": ensemble["metrics"]["test"]["cosine"],
-                     "intervals": ensemble["intervals"]},
+        "lstm_max_concurrent_2": {
+            "wall_s": lstm2_s,
+            "concurrency": lstm2["resources"].get("concurrency"),
+            "trials": lstm2["counts"]["trials"],
+            "ratio_to_auto": lstm2_s / searches["lstm"]["wall_s"],
+        },
+        "ensemble": {
+            "wall_s": ensemble_s,
+            "test": ensemble["metrics"]["test"]["cosine"],
+            "intervals": ensemble["intervals"],
+        },
         "report_s": report_s,
         "target": "all 128 trials in 10 minutes or less on one GPU",
     }

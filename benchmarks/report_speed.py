@@ -8,6 +8,7 @@ that both see the same machine. The searches are not timed.
 
     python benchmarks/report_speed.py --versions ef08a8d after --out benchmarks/results/cpu/report_speed.json
 """
+
 from __future__ import annotations
 
 import argparse
@@ -36,8 +37,11 @@ def env_for(version: str, scratch: Path) -> dict:
         return env
     tree = scratch / f"tree-{version}"
     if not tree.exists():
-        subprocess.run(["git", "-C", str(REPO), "worktree", "add", "--detach", str(tree), version], check=True,
-                       capture_output=True)
+        subprocess.run(
+            ["git", "-C", str(REPO), "worktree", "add", "--detach", str(tree), version],
+            check=True,
+            capture_output=True,
+        )
     env["PYTHONPATH"] = str(tree)
     return env
 
@@ -46,10 +50,16 @@ def prepare(version: str, scratch: Path) -> tuple[dict, Path]:
     env, storage = env_for(version, scratch), scratch / f"runs-{version}"
     for arch, (k, dimension) in RUNS.items():
         space = scratch / f"{arch}.yaml"
-        space.write_text(f"arch: {arch}\nsamples: 1\nmax_concurrent: 1\nfixed: {{epochs: 1}}\n"
-                         f"data: {{k: {k}, min_context: 5}}\nspace:\n  {dimension}\n")
-        subprocess.run([sys.executable, "-m", "lvm_search.cli", "run", str(space), "--storage", str(storage)],
-                       env=env, check=True, capture_output=True)
+        space.write_text(
+            f"arch: {arch}\nsamples: 1\nmax_concurrent: 1\nfixed: {{epochs: 1}}\n"
+            f"data: {{k: {k}, min_context: 5}}\nspace:\n  {dimension}\n"
+        )
+        subprocess.run(
+            [sys.executable, "-m", "lvm_search.cli", "run", str(space), "--storage", str(storage)],
+            env=env,
+            check=True,
+            capture_output=True,
+        )
     return env, storage
 
 
@@ -58,8 +68,12 @@ def timed_report(version: str, env: dict, storage: Path, scratch: Path) -> float
     if out.exists():
         out.unlink()  # the old version would overwrite it; the new one replaces only its own
     t0 = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "lvm_search.cli", "report", "--storage", str(storage), "--out", str(out)],
-                   env=env, check=True, capture_output=True)
+    subprocess.run(
+        [sys.executable, "-m", "lvm_search.cli", "report", "--storage", str(storage), "--out", str(out)],
+        env=env,
+        check=True,
+        capture_output=True,
+    )
     return time.perf_counter() - t0
 
 
@@ -79,15 +93,19 @@ def main(argv=None):
                 print(f"{version}: {times[version][-1]:.1f} s", file=sys.stderr, flush=True)
     finally:
         for tree in scratch.glob("tree-*"):
-            subprocess.run(["git", "-C", str(REPO), "worktree", "remove", "--force", str(tree)], capture_output=True)
+            subprocess.run(
+                ["git", "-C", str(REPO), "worktree", "remove", "--force", str(tree)], capture_output=True
+            )
         shutil.rmtree(scratch, ignore_errors=True)
     sys.path.insert(0, str(REPO))
     from lvm_search.provenance import collect
 
     rows = [[v, f"{statistics.median(t):.1f}", ", ".join(f"{x:.1f}" for x in t)] for v, t in times.items()]
     record = {
-        "benchmark": "report_speed", "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "machine": collect().one_line(), "load_avg": os.getloadavg(),
+        "benchmark": "report_speed",
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "machine": collect().one_line(),
+        "load_avg": os.getloadavg(),
         "settings": {"runs": {a: k for a, (k, _) in RUNS.items()}, "repeats": args.repeats},
         "results": {v: {"seconds": t, "median_s": statistics.median(t)} for v, t in times.items()},
         "table": {"columns": ["version", "median s", "each run s"], "rows": rows},

@@ -221,20 +221,45 @@ def simplex_weights(
     return weights / weights.sum()
 
 
-def fit_weights(
-    val_preds: torch.Tensor, val_targets: torch.Tensor, size: int, method: str = "auto", seed: int = 0
-) -> tuple[str, torch.Tensor]:
-    """Weights fitted on validation only; ``auto`` keeps whichever method scores higher on val."""
+def weights_by(method: str, preds: torch.Tensor, targets: torch.Tensor, size: int, seed: int) -> torch.Tensor:
     with torch.no_grad():
-        candidates = {"greedy": greedy_weights(val_preds, val_targets, size)}
-        if method in ("auto", "bagged"):
-            candidates["bagged"] = bagged_weights(val_preds, val_targets, size, seed)
-    if method in ("auto", "simplex"):
-        candidates["simplex"] = simplex_weights(val_preds, val_targets, candidates["greedy"])
-    if method != "auto":
-        candidates = {method: candidates[method]}
-    best = max(candidates, key=lambda name: ensemble_cosine(val_preds, candidates[name], val_targets).item())
-    return best, candidates[best]
+        greedy = greedy_weights(preds, targets, size)
+        if method == "greedy":
+            return greedy
+        if method == "bagged":
+            return bagged_weights(preds, targets, size, seed)
+    return simplex_weights(preds, targets, greedy)
+
+
+def fit_weights(
+    val_preds: torch.Tensor,
+    val_targets: torch.Tensor,
+    size: int,
+    method: str = "auto",
+    seed: int = 0,
+    val_groups: np.ndarray | None = None,
+) -> tuple[str, torch.Tensor, dict[str, float]]:
+    """Weights fitted on validation only, and the cross-fitted val cosine of each method tried.
+
+    ``auto`` chooses the method by 2-fold cross-fitting over validation documents (``val_groups``):
+    weights fitted on one half of the documents are scored on the other, so a method that fits the
+    validation windows more closely (the simplex) is not preferred for that alone. The chosen
+    method is then fitted on the whole validation split.
+    """
+    methods = ("greedy", "bagged", "simplex") if method == "auto" else (method,)
+    crossfit = {}
+    if val_groups is not None and len(np.unique(val_groups)) >= 2:
+        docs = np.unique(val_groups)
+        half = np.isin(val_groups, np.random.default_rng(seed).permutation(docs)[: len(docs) // 2])
+        folds = [torch.from_numpy(half), torch.from_numpy(~half)]
+        for name in methods:
+            scores = []
+            for fit, held in (folds, folds[::-1]):
+                w = weights_by(name, val_preds[:, fit], val_targets[fit], size, seed)
+                scores.append((ensemble_cosine(val_preds[:, held], w, val_targets[held]) * held.sum()).item())
+            crossfit[name] = sum(scores) / len(val_groups)
+    best = max(crossfit, key=crossfit.get) if crossfit else methods[0]
+    return best, weights_by(best, val_preds, val_targets, size, seed), crossfit
 
 
 # --- members --------------------------------------------------------------------------------------
@@ -429,12 +454,13 @@ def build_ensemble(recipe: Recipe, storage: str | Path = "runs", data_path: str 
         c.test_pred = normalize(predict(c.model, view, "test"), dim=-1)
     val_targets = data.targets("val")
     _log(f"ensemble: fitting weights on val ({recipe.method}, {recipe.ensemble_size} selections)")
-    method, weights = fit_weights(
+    method, weights, crossfit = fit_weights(
         torch.stack([c.val_pred for c in candidates]),
         val_targets,
         recipe.ensemble_size,
         recipe.method,
         recipe.seed,
+        data.splits["val"].groups(),
     )
     kept = [i for i, w in enumerate(weights.tolist()) if w > 0]
     weights = weights[kept] / weights[kept].sum()
@@ -512,6 +538,7 @@ def build_ensemble(recipe: Recipe, storage: str | Path = "runs", data_path: str 
             for split in ("val", "test")
         },
         intervals={**intervals, "val_error_correlation": error_correlation},
+        val_crossfit=crossfit,
         provenance=provenance.collect(data.device),
     )
     _log(f"ensemble: writing {out_dir}")

@@ -212,6 +212,9 @@ class EnsembleRecord:
     gain_pct: dict[str, dict[str, float]]
     intervals: dict = field(default_factory=dict)
     provenance: Provenance | None = None
+    val_crossfit: dict[str, float] = field(
+        default_factory=dict
+    )  # each method's val cosine, fitted on other docs
 
 
 # --- names and places --------------------------------------------------------------------------

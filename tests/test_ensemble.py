@@ -194,3 +194,16 @@ def test_a_bad_recipe_is_refused(tmp_path, text, message):
     recipe.write_text(text)
     with pytest.raises(UserError, match=message):
         load_recipe(recipe)
+
+
+def test_auto_chooses_the_method_by_cross_fitting_over_validation_documents(two_runs, tmp_path):
+    storage, data = two_runs
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("runs: [amn-run, gru-run]\nname: crossfit\nbaselines: true\n")
+    record = build_ensemble(load_recipe(recipe), storage)
+    crossfit = record["val_crossfit"]
+    assert set(crossfit) == {"greedy", "bagged", "simplex"}
+    assert record["method"] == max(crossfit, key=crossfit.get)
+    # Cross-fitted scores are out of sample: none beats the in-sample val cosine of the chosen weights
+    # by more than noise, and all are real cosines.
+    assert all(-1 <= v <= 1 for v in crossfit.values())
