@@ -113,3 +113,23 @@ def cli(capsys):
         return code, captured.out, captured.err
 
     return run
+
+
+@pytest.fixture(scope="session")
+def tiny_storage(tmp_path_factory):
+    """A real storage folder: a 2-trial search and its ensemble."""
+    from lvm_search.ensemble import build_ensemble, load_recipe
+    from lvm_search.search import SearchOptions, run_search
+    from lvm_search.spaces import parse_space
+
+    storage = tmp_path_factory.mktemp("storage")
+    raw = {
+        "arch": "amn",
+        "samples": 2,
+        "max_concurrent": 2,
+        "fixed": {"epochs": 1},
+        "space": {"width": {"type": "choice", "values": [32, 512]}},
+    }
+    run_search(parse_space(raw, "amn.yaml"), SearchOptions(storage=str(storage)))
+    build_ensemble(load_recipe(None), storage)
+    return storage

@@ -148,3 +148,29 @@ def test_the_public_api_predicts_in_three_lines(checkpoint):
     data = lvm_search.load_data(k=model.k, min_context=model.min_context, split=False)
     preds = lvm_search.predict(model.model, data, "all")
     assert preds.shape == (len(data.splits["all"]), data.dim)
+
+
+@pytest.mark.parametrize("what", ["run", "ensemble"])
+def test_eval_of_a_run_folder_or_an_ensemble_scores_what_it_chose(tiny_storage, cli, what):
+    folder = tiny_storage / ("amn" if what == "run" else "ensembles/default")
+    code, out, err = cli("eval", folder, "--json")
+    assert code == 0, err
+    result = json.loads(out)
+    assert result["predictor"]["kind"] == what
+    assert result["relation"] == "the test split of the data it was trained on"
+    if what == "ensemble":
+        record = json.loads((folder / "ensemble.json").read_text())
+        assert result["scores"]["model"]["cosine"] == pytest.approx(
+            record["metrics"]["test"]["cosine"], abs=1e-5
+        )
+    else:
+        summary = json.loads((folder / "summary.json").read_text())
+        assert result["predictor"]["path"] == str(folder) and summary["best"]
+
+
+def test_version_flag(cli, capsys):
+    import lvm_search
+
+    with pytest.raises(SystemExit) as exit_:
+        cli("--version")
+    assert exit_.value.code == 0 and capsys.readouterr().out.strip() == f"lvm-search {lvm_search.__version__}"
