@@ -31,6 +31,7 @@ import torch  # noqa: E402
 from _markdown import machine_line, markdown_table  # noqa: E402,F401
 
 from lvm_search.data import LVMData, Split, load_data  # noqa: E402,F401  (load_data: for the scripts)
+from lvm_search.provenance import cpu_model  # noqa: E402,F401  (for the scripts)
 from lvm_search.train import resolve_device  # noqa: E402
 
 LINUX_DATA_ENV = "LVM_LINUX_DATA"
@@ -38,16 +39,6 @@ LINUX_DATA_NAME = "linux-docs-minilm.npz"
 
 
 # --- the machine ----------------------------------------------------------------------------------
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 ISA_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_bf16")  # what decides float32 and bf16 speed on a CPU

@@ -22,6 +22,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from _versions import environment, remove_checkouts
+
 REPO = Path(__file__).resolve().parent.parent
 RUNS = {  # arch: (k, the reference sizes' space so that trial 0 lies inside it in either version)
     "amn": (5, "width: {type: choice, values: [512, 256]}"),
@@ -30,24 +32,8 @@ RUNS = {  # arch: (k, the reference sizes' space so that trial 0 lies inside it 
 }
 
 
-def env_for(version: str, scratch: Path) -> dict:
-    env = {**os.environ}
-    if version == "after":
-        env["PYTHONPATH"] = str(REPO)
-        return env
-    tree = scratch / f"tree-{version}"
-    if not tree.exists():
-        subprocess.run(
-            ["git", "-C", str(REPO), "worktree", "add", "--detach", str(tree), version],
-            check=True,
-            capture_output=True,
-        )
-    env["PYTHONPATH"] = str(tree)
-    return env
-
-
 def prepare(version: str, scratch: Path) -> tuple[dict, Path]:
-    env, storage = env_for(version, scratch), scratch / f"runs-{version}"
+    env, storage = environment(version, scratch), scratch / f"runs-{version}"
     for arch, (k, dimension) in RUNS.items():
         space = scratch / f"{arch}.yaml"
         space.write_text(
@@ -92,10 +78,7 @@ def main(argv=None):
                 times[version].append(timed_report(version, env, storage, scratch))
                 print(f"{version}: {times[version][-1]:.1f} s", file=sys.stderr, flush=True)
     finally:
-        for tree in scratch.glob("tree-*"):
-            subprocess.run(
-                ["git", "-C", str(REPO), "worktree", "remove", "--force", str(tree)], capture_output=True
-            )
+        remove_checkouts(scratch)
         shutil.rmtree(scratch, ignore_errors=True)
     sys.path.insert(0, str(REPO))
     from lvm_search.provenance import collect

@@ -40,6 +40,7 @@ from pathlib import Path
 
 import numpy as np
 import psutil
+from _versions import environment, remove_checkouts
 
 REPO = Path(__file__).resolve().parent.parent
 DIM = 384
@@ -144,26 +145,9 @@ def measure(cmd: list[str], env: dict, cap_bytes: int, timeout_s: float) -> dict
 # --- versions -------------------------------------------------------------------------------------------
 
 
-def version_env(version: str, scratch: Path) -> dict:
-    """The environment that runs ``version``: this checkout, or a git worktree of a ref on PYTHONPATH."""
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    if version == "after":
-        env["PYTHONPATH"] = str(REPO)
-        return env
-    tree = scratch / f"tree-{version}"
-    if not tree.exists():
-        subprocess.run(
-            ["git", "-C", str(REPO), "worktree", "add", "--detach", str(tree), version],
-            check=True,
-            capture_output=True,
-        )
-    env["PYTHONPATH"] = str(tree)
-    return env
-
-
 def run_size(passages: int, version: str, args, scratch: Path) -> dict:
     data = corpus(passages, scratch)
-    env = version_env(version, scratch)
+    env = environment(version, scratch, OMP_NUM_THREADS="1")
     work = scratch / f"{version}-{passages}"
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir()
@@ -237,10 +221,7 @@ def main(argv=None):
                 if args.out:
                     write(args, results, collect().one_line())
     finally:
-        for tree in scratch.glob("tree-*"):
-            subprocess.run(
-                ["git", "-C", str(REPO), "worktree", "remove", "--force", str(tree)], capture_output=True
-            )
+        remove_checkouts(scratch)
         if not args.scratch:
             shutil.rmtree(scratch, ignore_errors=True)
     print(table(results))

@@ -1,106 +1,139 @@
-"""What a search through Ray costs beyond the training it runs.
+"""What a search costs beyond the trials it runs: the README's main job, before and after.
 
-Runs ``lvm_search.search.run_search`` on a small space written to a temporary folder (one
-architecture, fixed epochs, only lr searched, ``max_concurrent`` 1, no early stopping, storage in
-the temporary folder) and compares:
+Runs the README's main job, ``lvm-search run spaces/lstm.yaml`` on the packaged sample, as a user
+does (its own process, a fresh storage folder), with each version of the package (``--versions``:
+``after`` is this checkout with its spaces; a git ref is checked out into a temporary worktree and
+run with that version's code and spaces). From the run's summary it takes each trial's interval
+(it ended at its last report and ran for Tune's ``time_total_s``) and computes:
 
-* wall: the whole ``run_search`` call (loading the data, starting and stopping the local Ray
-  cluster, the trials, the summary and the Optuna study);
-* in trials: the sum over trials of Tune's ``time_total_s`` (the trainable's own time, including
-  its per-epoch reports and checkpoints);
-* training: the sum over trials of the trainer's ``epoch_s`` (train + evaluation of every epoch).
+* wall: the command, from start to exit (Ray's start and stop, data loading, trials, summary);
+* trial time: the union of the trials' intervals, the time at least one trial was running;
+* overhead = wall - trial time: the time no trial was running (start-up, the gaps between one
+  trial ending and the next starting, the summary, shut-down), in seconds and as % of wall;
+* packing: the trials' summed time / (trials at once x trial time): how full the trial slots were.
 
-overhead % = (wall - sum) / sum, against either sum. Needs Ray and Optuna (the package's full install).
-
-    python benchmarks/search_overhead.py --out benchmarks/results/cpu/search_overhead.json
+    python benchmarks/search_overhead.py --versions ef08a8d after \\
+        --out benchmarks/results/cpu/search_overhead.json
 """
+
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import shutil
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
 
-import _common as C
+from _versions import checkout, remove_checkouts
 
-SPACE = """\
-# written by benchmarks/search_overhead.py
-arch: {arch}
-samples: {samples}
-seed: 0
-max_concurrent: 1
-scheduler: {{type: none}}
-resources: {{cpus_per_trial: {cpus}, gpus_per_trial: {gpus}}}
-fixed: {{epochs: {epochs}, batch_size: {batch_size}}}
-space:
-  lr: {{type: float, low: 1.0e-3, high: 2.0e-3, log: true}}
-"""
+REPO = Path(__file__).resolve().parent.parent
 
 
-def epoch_seconds(trial_dir: Path) -> list[float]:
-    """The trainer's epoch_s of every epoch a trial reported (Tune's result.json, one JSON per line)."""
-    rows = [json.loads(line) for line in (trial_dir / "result.json").read_text().splitlines() if line.strip()]
-    return [r["epoch_s"] for r in rows if "epoch_s" in r]
+def union_s(intervals: list[tuple[float, float]]) -> float:
+    total, end = 0.0, -float("inf")
+    for lo, hi in sorted(intervals):
+        if hi > end:
+            total += hi - max(lo, end)
+            end = hi
+    return total
+
+
+def measure(version: str, scratch: Path, args) -> dict:
+    tree = checkout(version, scratch)
+    storage = scratch / f"runs-{version}"
+    env = {**os.environ, "PYTHONPATH": str(tree)}
+    cmd = [
+        sys.executable,
+        "-m",
+        "lvm_search.cli",
+        "run",
+        str(tree / "spaces" / "lstm.yaml"),
+        "--storage",
+        str(storage),
+    ]
+    t0 = time.perf_counter()
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=tree)
+    wall_s = time.perf_counter() - t0
+    if done.returncode != 0:
+        sys.exit(f"{version}: {done.stderr[-2000:]}")
+    summary = json.loads((storage / "lstm" / "summary.json").read_text())
+    trials = [t for t in summary["trials"] if t.get("finished_at") and t.get("time_total_s")]
+    intervals = [(t["finished_at"] - t["time_total_s"], t["finished_at"]) for t in trials]
+    busy = union_s(intervals)
+    concurrency = (summary.get("resources") or {}).get("concurrency") or 2  # ef08a8d's spaces: 2 at a time
+    shutil.rmtree(storage, ignore_errors=True)
+    return {
+        "version": version,
+        "wall_s": wall_s,
+        "trial_time_s": busy,
+        "overhead_s": wall_s - busy,
+        "overhead_pct": 100 * (wall_s - busy) / wall_s,
+        "trials": len(summary["trials"]),
+        "stopped_early": summary["counts"]["stopped_early"],
+        "sum_time_total_s": sum(t["time_total_s"] for t in trials),
+        "concurrency": concurrency,
+        "packing": sum(t["time_total_s"] for t in trials) / (concurrency * busy),
+        "best_val": (summary.get("best") or {}).get("val_cosine"),
+    }
 
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    C.add_common_args(p, data_help="an .npz (default: the packaged sample)")
-    p.add_argument("--arch", default="amn", choices=("lstm", "gru", "transformer", "amn"))
-    p.add_argument("--trials", type=int, default=3)
-    p.add_argument("--epochs", type=int, default=100, help="epochs per trial (100 on the sample: about 20 s of amn on one core)")
-    p.add_argument("--batch-size", type=int, default=256)
-    p.add_argument("--cpus-per-trial", type=float, default=1)
+    p.add_argument("--versions", nargs="+", default=["after"])
+    p.add_argument("--out", default=None)
     args = p.parse_args(argv)
-
-    from lvm_search.search import SearchOptions, run_search  # Ray and Optuna: only this script needs them
-    from lvm_search.spaces import load_space
-
-    device = C.pick_device(args.device, args.threads)
-    gpus = 1 if device.type == "cuda" else 0
-    with tempfile.TemporaryDirectory(prefix="lvm-overhead-") as tmp:
-        space_file = Path(tmp) / "overhead.yaml"
-        space_file.write_text(SPACE.format(arch=args.arch, samples=args.trials, cpus=args.cpus_per_trial, gpus=gpus,
-                                           epochs=args.epochs, batch_size=args.batch_size))
-        space = load_space(space_file)
-        t0 = time.perf_counter()
-        summary = run_search(space, SearchOptions(data=args.data, storage=str(Path(tmp) / "runs"), verbose=0))
-        wall = time.perf_counter() - t0
-        run_dir = Path(tmp) / "runs" / "overhead"
-        epochs = {d.name.split("_")[-1]: epoch_seconds(d) for d in run_dir.glob("attempt-*/trial_*")}
-
-    trials = summary["trials"]
-    in_trials = sum(t["time_total_s"] for t in trials)
-    training = sum(sum(epochs[t["trial_id"]]) for t in trials)
-    n_epochs = sum(len(epochs[t["trial_id"]]) for t in trials)
-    result = {
-        "trials": len(trials), "ok": summary["counts"]["ok"], "epochs": n_epochs,
-        "wall_s": wall, "summary_wall_s": summary["wall_s"], "sum_time_total_s": in_trials, "sum_epoch_s": training,
-        "overhead_vs_trials_pct": 100 * (wall - in_trials) / in_trials,
-        "overhead_vs_training_pct": 100 * (wall - training) / training,
-        "outside_trials_s": wall - in_trials,
-        "inside_trials_not_training_s_per_epoch": (in_trials - training) / n_epochs,
-        "per_trial": [{"trial_id": t["trial_id"], "time_total_s": t["time_total_s"], "epochs": len(epochs[t["trial_id"]]),
-                       "sum_epoch_s": sum(epochs[t["trial_id"]]), "val_cosine": t["val_cosine"]} for t in trials],
-    }
-    columns = ["trials x epochs", "search wall s", "sum of trials' time_total_s", "sum of epoch_s",
-               "overhead vs trials", "overhead vs training", "outside trials s", "reporting per epoch ms"]
-    rows = [[f"{len(trials)} x {args.epochs}", f"{wall:.1f}", f"{in_trials:.1f}", f"{training:.1f}",
-             f"{result['overhead_vs_trials_pct']:.0f}%", f"{result['overhead_vs_training_pct']:.0f}%",
-             f"{result['outside_trials_s']:.1f}", f"{1000 * result['inside_trials_not_training_s_per_epoch']:.0f}"]]
-    data_desc = f"{Path(summary['data']['source']).name}: train {summary['splits']['train']['windows']:,} windows, D={summary['data']['D']}"
-    notes = [
-        f"Data: {data_desc}. Space: {args.arch}, only lr searched, {args.epochs} epochs per trial, batch {args.batch_size}, "
-        f"max_concurrent 1, no early stopping, {args.cpus_per_trial:g} CPU and {gpus} GPU per trial.",
-        "wall = the whole run_search call (data loading, local Ray cluster start/stop, trials, summary, Optuna study).",
-        "outside trials = wall - sum of time_total_s (cluster start/stop, trial scheduling, summary); reporting per epoch = "
-        "(sum of time_total_s - sum of epoch_s) / epochs: Tune's per-epoch report and the checkpoint written on each "
-        "improvement, plus each trial's setup.",
+    scratch = Path(tempfile.mkdtemp(prefix="lvm-overhead-"))
+    try:
+        results = [measure(v, scratch, args) for v in args.versions]
+    finally:
+        remove_checkouts(scratch)
+        shutil.rmtree(scratch, ignore_errors=True)
+    columns = [
+        "version",
+        "trials (stopped early)",
+        "wall s",
+        "trial time s",
+        "overhead s",
+        "overhead % of wall",
+        "packing",
+        "best val",
     ]
-    settings = {"data": data_desc, "arch": args.arch, "trials": args.trials, "epochs": args.epochs,
-                "batch_size": args.batch_size, "cpus_per_trial": args.cpus_per_trial, "gpus_per_trial": gpus}
-    C.finish("search_overhead", args, device, settings, [result], columns, rows, notes, args.out)
+    rows = [
+        [
+            r["version"],
+            f"{r['trials']} ({r['stopped_early']})",
+            f"{r['wall_s']:.0f}",
+            f"{r['trial_time_s']:.0f}",
+            f"{r['overhead_s']:.0f}",
+            f"{r['overhead_pct']:.1f}%",
+            f"{r['packing']:.2f}",
+            f"{r['best_val']:.4f}" if r["best_val"] else "-",
+        ]
+        for r in results
+    ]
+    sys.path.insert(0, str(REPO))
+    from lvm_search.provenance import collect
+
+    record = {
+        "benchmark": "search_overhead",
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "machine": collect().one_line(),
+        "load_avg": os.getloadavg(),
+        "results": results,
+        "table": {"columns": columns, "rows": rows},
+        "notes": [
+            "The README's main job: `lvm-search run spaces/lstm.yaml` on the packaged sample, each "
+            "version with its own spaces. Overhead = wall - the time at least one trial was running."
+        ],
+    }
+    print("\n".join(" | ".join(r) for r in rows))
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(json.dumps(record, indent=2) + "\n")
 
 
 if __name__ == "__main__":

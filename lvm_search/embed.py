@@ -31,7 +31,6 @@ import io
 import json
 import re
 import sys
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,7 +39,7 @@ from typing import Protocol
 import numpy as np
 
 from .errors import UserError
-from .runs import write_file
+from .runs import check_output_file, npz_meta, write_file
 
 DOCUMENT_SUFFIXES = (".txt", ".md", ".rst")
 FINAL_FRAGMENT_MIN_CHARS = 60
@@ -296,31 +295,9 @@ def window_baselines(vectors: np.ndarray, doc_ids: np.ndarray, k: int) -> dict:
     }
 
 
-def check_out(out: Path) -> None:
-    """--out may replace a data file this command wrote, nothing else; checked before the slow part."""
-    if out.is_dir():
-        raise UserError(f"{out}: --out is a folder, expected an .npz file path")
-    if out.suffix != ".npz":
-        raise UserError(f"{out}: --out must name an .npz file")
-    if out.exists() and not _written_by_embed(out):
-        raise UserError(
-            f"{out}: already exists and is not a data file that lvm-search embed wrote; choose another --out"
-        )
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=out.parent):
-            pass
-    except OSError as e:
-        raise UserError(f"{out}: cannot write the output here ({e.strerror})") from None
-
-
 def _written_by_embed(path: Path) -> bool:
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            meta = json.loads(str(z["meta_json"]))
-        return isinstance(meta, dict) and "encoder" in meta and "passage_rules" in meta
-    except Exception:  # anything unreadable is not ours
-        return False
+    meta = npz_meta(path)
+    return "encoder" in meta and "passage_rules" in meta
 
 
 def write_npz(path: Path, vectors, doc_ids, passages: list[str], titles: list[str], meta: dict) -> None:
@@ -351,7 +328,7 @@ def embed_command(args, encoder: Encoder | None = None) -> int:
     if args.batch_size < 1:
         raise UserError(f"--batch-size must be at least 1, got {args.batch_size}")
     source, out = Path(args.source), Path(args.out)
-    check_out(out)
+    check_output_file(out, ".npz", _written_by_embed, "a data file that lvm-search embed wrote")
     docs = read_documents(source)
     kept, dropped = chunk_documents(docs, rules)
     if not kept:

@@ -26,7 +26,7 @@ from .ensemble import load_ensemble
 from .errors import UserError
 from .intervals import DocumentBootstrap, verdict
 from .metrics import ReferenceMean, fit_baselines, per_window, predict, summarise
-from .runs import ENSEMBLE_RECORD, SUMMARY, read_summary, to_json, write_file
+from .runs import ENSEMBLE_RECORD, SUMMARY, check_output_file, npz_meta, read_summary, to_json, write_file
 
 EVAL_SPLITS = ("test", "all")
 PREDICTIONS_MARK = "lvm_search_predictions"
@@ -178,7 +178,7 @@ def write_predictions(path: str | Path, data_path: str | None, out: str | Path, 
     window per document predicting the passage after its end, with ``rows`` -1)."""
     predictor = load_predictor(path)
     out = Path(out)
-    _check_out(out)
+    check_output_file(out, ".npz", _is_predictions, "a predictions file that lvm-search wrote")
     data = _load_for(predictor, data_path, split=False)
     if last and data.format != "native":
         raise UserError(f"{data.source}: --last needs documents; a windows-format file has none")
@@ -231,22 +231,8 @@ def write_predictions(path: str | Path, data_path: str | None, out: str | Path, 
     }
 
 
-def _check_out(out: Path) -> None:
-    """--out may replace a predictions file this command wrote, nothing else."""
-    if out.suffix != ".npz":
-        raise UserError(f"{out}: --out must name an .npz file")
-    if out.is_dir():
-        raise UserError(f"{out}: is a folder, expected an .npz file path")
-    if out.exists():
-        try:
-            with np.load(out, allow_pickle=False) as z:
-                ours = (
-                    "meta_json" in z.files and json.loads(str(z["meta_json"])).get(PREDICTIONS_MARK) is True
-                )
-        except Exception:  # anything unreadable is not ours
-            ours = False
-        if not ours:
-            raise UserError(f"{out}: already exists and is not a predictions file that lvm-search wrote")
+def _is_predictions(path: Path) -> bool:
+    return npz_meta(path).get(PREDICTIONS_MARK) is True
 
 
 def _file_doc_ids(data: LVMData) -> np.ndarray:

@@ -102,7 +102,7 @@ def describe_device(device: str | torch.device | None = None) -> str:
     if kind == "mps":
         return f"Apple MPS ({platform.machine()})"
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return f"{_cpu_model()} ({cpus} CPUs)"
+    return f"{cpu_model()} ({cpus} CPUs)"
 
 
 def _best_device() -> str:
@@ -114,7 +114,7 @@ def _best_device() -> str:
 
 
 @functools.lru_cache(maxsize=1)
-def _cpu_model() -> str:
+def cpu_model() -> str:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):

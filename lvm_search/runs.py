@@ -374,6 +374,36 @@ def write_file(path: Path, content: str | bytes) -> None:
         raise
 
 
+def check_output_file(path: Path, suffix: str, ours: Callable[[Path], bool], what: str) -> None:
+    """An output file a user names (``--out``): it must end in ``suffix``, and an existing file is
+    replaced only when ``ours(path)`` says lvm-search wrote it (``what`` names such a file). Its folder
+    must be writable; all checked before any slow work."""
+    if path.is_dir():
+        raise UserError(f"{path}: is a folder, expected a {suffix} file path")
+    if path.suffix != suffix:
+        raise UserError(f"{path}: --out must name a {suffix} file")
+    if path.exists() and not ours(path):
+        raise UserError(f"{path}: already exists and is not {what}; choose another --out")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=path.parent):
+            pass
+    except OSError as e:
+        raise UserError(f"{path}: cannot write here ({e.strerror})") from None
+
+
+def npz_meta(path: Path) -> dict:
+    """The ``meta_json`` of an .npz this package wrote ({} for anything else, readable or not)."""
+    try:
+        import numpy as np
+
+        with np.load(path, allow_pickle=False) as z:
+            meta = json.loads(str(z["meta_json"])) if "meta_json" in z.files else {}
+        return meta if isinstance(meta, dict) else {}
+    except Exception:  # anything unreadable is not ours
+        return {}
+
+
 def write_json(path: Path, record) -> None:
     write_file(path, json.dumps(to_json(record), indent=2) + "\n")
 

@@ -98,8 +98,12 @@ RAY_DROP=(
     "ray/serve/*"                   # model serving; Tune never imports it
     "ray/llm/*"                     # LLM serving/batch; Tune never imports it
 )
+# pyarrow and pandas come with ray[tune] and cannot be left out: ray.tune imports both when it
+# is imported (Tune's storage is pyarrow.fs; its progress reports and results are pandas). After
+# slimming, pyarrow is still the largest part of the bundle after Ray (~19 MB of it).
 PYARROW_DROP=(
-    # Tune needs pyarrow only for pyarrow.fs (local file system, copy_files) and pyarrow.lib.
+    # Tune needs pyarrow for pyarrow.fs (local file system, copy_files), and ray.data (imported
+    # by ray.air) for pyarrow.parquet: libparquet, dataset, acero and substrait stay.
     # pyarrow.fs imports the S3/GCS/Azure/HDFS modules inside try/except ImportError, and Ray's
     # storage does the same for S3FileSystem; the ELF libraries below are needed by no library
     # that stays (checked below: no kept binary names them).
