@@ -117,7 +117,7 @@ PANDAS_DROP=("pandas/tests/*")      # pandas' own test suite (18 MB unpacked)
 
 # --- the helper that reads, checks and rewrites wheels (Python: zip + RECORD + markers) --------
 cat > "$WORK/wheeltool.py" <<'PY'
-"""Subcommands: requires, slim, verify. Only the standard library and packaging (pip's copy)."""
+"""Subcommands: requires, provided, slim, pin, verify. Standard library + packaging (or pip's copy)."""
 import base64, csv, email.parser, fnmatch, hashlib, io, os, re, subprocess, sys, tempfile, zipfile
 try:
     from packaging.requirements import Requirement
@@ -147,6 +147,23 @@ def requires(whl, skip):
             continue
         if not matches(req.name, skip.split(",")):
             print(line)
+
+
+def provided(wheel_file, patterns):
+    """Exit 0 if the wheel is of a package that the target provides."""
+    sys.exit(0 if matches(os.path.basename(wheel_file).split("-")[0], patterns.split(",")) else 1)
+
+
+def pin(top_file, wheel_dir):
+    """The top-level requirements, pinned to the versions in the bundle."""
+    versions = {}
+    for f in os.listdir(wheel_dir):
+        name, version = f.split("-")[:2]
+        versions[canonicalize_name(name)] = version
+    for line in open(top_file):
+        req = Requirement(line)
+        extras = f"[{','.join(sorted(req.extras))}]" if req.extras else ""
+        print(f"{req.name}{extras}=={versions[canonicalize_name(req.name)]}")
 
 
 def record_line(path, data):
@@ -305,6 +322,10 @@ if __name__ == "__main__":
     cmd, args = sys.argv[1], sys.argv[2:]
     if cmd == "requires":
         requires(args[0], args[1])
+    elif cmd == "provided":
+        provided(args[0], args[1])
+    elif cmd == "pin":
+        pin(args[0], args[1])
     elif cmd == "slim":
         src, dest, strip, drops = args[0], args[1], args[2] == "1", args[3:]
         slim(src, dest, drops, strip)
@@ -319,7 +340,7 @@ tool() { "$PYTHON" "$WORK/wheeltool.py" "$@"; }
 echo "== building lvm-search's wheel from $ROOT"
 if git -C "$ROOT" rev-parse --show-toplevel >/dev/null 2>&1; then
     mkdir -p "$WORK/src"
-    (cd "$ROOT" && git ls-files -z --cached --others --exclude-standard --deduplicate \
+    (cd "$ROOT" && git ls-files -z --cached --others --exclude-standard \
         | while IFS= read -r -d '' f; do [[ -f "$f" ]] && printf '%s\0' "$f"; done \
         | tar --null -T - -cf -) | tar -C "$WORK/src" -xf -
     SRC="$WORK/src"
@@ -367,44 +388,20 @@ sed 's/^/  /' "$WORK/top.txt"
 # --- 3. keep what the target lacks; slim the big ones; store all uncompressed -------------------
 echo "== slimming (strip symbols: $([[ $STRIP == 1 ]] && echo yes || echo no))"
 for whl in "$WORK"/raw/*.whl "$LVM_WHEEL"; do
-    dist="$(basename "$whl" | cut -d- -f1)"
-    if "$PYTHON" - "$dist" "$PROVIDED" <<'PY'
-import sys, fnmatch, re
-name = re.sub(r"[-_.]+", "-", sys.argv[1]).lower()
-sys.exit(0 if any(fnmatch.fnmatchcase(name, p) for p in sys.argv[2].split(",")) else 1)
-PY
-    then
+    if tool provided "$whl" "$PROVIDED"; then
         echo "  $(basename "$whl"): the target has it, not shipped"
         continue
     fi
-    case "${dist,,}" in
+    case "$(basename "$whl" | cut -d- -f1 | tr '[:upper:]' '[:lower:]')" in
         ray) tool slim "$whl" "$BUNDLE/wheels" "$STRIP" "${RAY_DROP[@]}" ;;
         pyarrow) tool slim "$whl" "$BUNDLE/wheels" "$STRIP" "${PYARROW_DROP[@]}" ;;
         pandas) tool slim "$whl" "$BUNDLE/wheels" "$STRIP" "${PANDAS_DROP[@]}" ;;
         *) tool slim "$whl" "$BUNDLE/wheels" "$STRIP" ;;
     esac
 done
-ls "$WORK"/raw/*.tar.gz "$WORK"/raw/*.zip >/dev/null 2>&1 && die "pip downloaded a source archive"
 
 echo "== checking that every requirement is met"
-# The top-level requirements, pinned to the bundled versions: what install.sh installs.
-"$PYTHON" - "$WORK/top.txt" "$BUNDLE/wheels" "$LVM_WHEEL" > "$BUNDLE/requirements.txt" <<'PY'
-import os, re, sys, zipfile
-try:
-    from packaging.requirements import Requirement
-    from packaging.utils import canonicalize_name
-except ImportError:
-    from pip._vendor.packaging.requirements import Requirement
-    from pip._vendor.packaging.utils import canonicalize_name
-versions = {}
-for f in os.listdir(sys.argv[2]):
-    name, version = f.split("-")[:2]
-    versions[canonicalize_name(name)] = version
-for line in open(sys.argv[1]):
-    req = Requirement(line)
-    extras = f"[{','.join(sorted(req.extras))}]" if req.extras else ""
-    print(f"{req.name}{extras}=={versions[canonicalize_name(req.name)]}")
-PY
+tool pin "$WORK/top.txt" "$BUNDLE/wheels" > "$BUNDLE/requirements.txt"  # what install.sh installs
 tool verify "$BUNDLE/wheels" "$WORK/needs.txt" "$PROVIDED" "$TARGET_PY" "${PLATFORMS[@]:-}"
 LVM_FILE="$(basename "$LVM_WHEEL")"
 
