@@ -141,6 +141,13 @@ def run_search(space: SearchSpace, opts: SearchOptions) -> RunSummary:
     name = opts.name if opts.name is not None else Path(space.source).stem
     storage = Path(opts.storage).expanduser().resolve()
     folder = run_dir(storage, name)
+    if not opts.address:  # the private cluster has this machine's GPUs: a missing device fails before Ray
+        resolve_device(
+            space.resources.device,
+            space.resources.gpus_per_trial,
+            torch.cuda.device_count(),
+            torch.backends.mps.is_available(),
+        )
     data = load_data(
         opts.data,
         k=space.load_k,
