@@ -18,7 +18,6 @@ from pathlib import Path
 
 import optuna
 import torch
-from matplotlib.figure import Figure  # no pyplot: no GUI backend, no global state
 
 from . import provenance
 from .checkpoint import check_fingerprint, load_model
@@ -258,7 +257,17 @@ def _importances(study_path: Path, name: str) -> dict | None:
     return optuna.importance.get_param_importances(study)
 
 
-def _save(fig: Figure, path: Path) -> Path:
+def _figure(**kwargs):
+    # No pyplot: no GUI backend, no global state. Imported here: a bundle for a GPU machine may leave
+    # matplotlib out (scripts/offline_bundle.sh), and every other command works without it.
+    try:
+        from matplotlib.figure import Figure
+    except ImportError:
+        raise UserError("lvm-search report needs matplotlib for its plots: pip install matplotlib") from None
+    return Figure(**kwargs)
+
+
+def _save(fig, path: Path) -> Path:
     buffer = io.BytesIO()
     fig.savefig(buffer, dpi=110, format="png")
     write_file(path, buffer.getvalue())
@@ -266,7 +275,7 @@ def _save(fig: Figure, path: Path) -> Path:
 
 
 def _plot_curves(summaries, path: Path, baseline: float) -> Path:
-    fig = Figure(figsize=(7, 4))
+    fig = _figure(figsize=(7, 4))
     ax = fig.subplots()
     for s in summaries:
         if s.best:
@@ -280,7 +289,7 @@ def _plot_curves(summaries, path: Path, baseline: float) -> Path:
 
 
 def _plot_progress(summaries, path: Path) -> Path:
-    fig = Figure(figsize=(10, 4))
+    fig = _figure(figsize=(10, 4))
     by_trial, by_time = fig.subplots(1, 2)
     for s in summaries:
         done = [t for t in s.trials if t.status == "ok" and t.val_cosine is not None]
@@ -306,7 +315,7 @@ def _plot_progress(summaries, path: Path) -> Path:
 
 
 def _plot_weights(ensembles, path: Path) -> Path:
-    fig = Figure(figsize=(7, 3 + 0.2 * sum(len(e["members"]) for e in ensembles)))
+    fig = _figure(figsize=(7, 3 + 0.2 * sum(len(e["members"]) for e in ensembles)))
     ax = fig.subplots()
     labels, weights = [], []
     for e in ensembles:
