@@ -72,7 +72,6 @@ from .spaces import METRIC, SearchSpace, trial_settings
 from .train import TrainingDiverged, train
 
 AUTO_GPUS_PER_TRIAL = 0.25  # measured: see Resources in spaces.py
-STOPPED_EARLY = "stopped early"
 
 
 @dataclass

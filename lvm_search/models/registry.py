@@ -31,7 +31,6 @@ def register(name: str, config_cls: type):
 
     def wrap(model_cls):
         ARCHITECTURES[name] = Architecture(name, config_cls, model_cls)
-        model_cls.arch_name = name
         return model_cls
 
     return wrap
