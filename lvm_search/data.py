@@ -353,11 +353,7 @@ def _split_documents(path: Path, documents: np.ndarray, fractions, seed: int) ->
     n_train = len(order) - n_val - n_test
     if n_train < 1:
         raise UserError(f"{path}: too few documents ({len(order)}) for the split {fractions}")
-    return {
-        "train": order[:n_train],
-        "val": order[n_train : n_train + n_val],
-        "test": order[n_train + n_val :],
-    }
+    return dict(zip(SPLITS, (order[:n_train], order[n_train : n_train + n_val], order[n_train + n_val :])))
 
 
 def _native_arrays(path: Path, arrays: dict) -> tuple[np.ndarray, np.ndarray]:
