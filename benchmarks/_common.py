@@ -11,6 +11,7 @@ without knowing anything about the benchmark. ``results`` keeps the raw numbers.
 Only the trainer path is imported here: torch, numpy, safetensors (lvm_search.checkpoint) and PyYAML
 (lvm_search/__init__.py imports lvm_search.ensemble); no Ray or Optuna.
 """
+
 from __future__ import annotations
 
 import json
@@ -46,7 +47,9 @@ ISA_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_bf16")  # what decides float
 
 def cpu_isa() -> list[str]:
     try:
-        flags = next(line for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("flags")).split()
+        flags = next(
+            line for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("flags")
+        ).split()
     except (OSError, StopIteration):
         return []
     return [f for f in ISA_FLAGS if f in flags]
@@ -68,7 +71,9 @@ def machine_info(device: torch.device) -> dict:
     }
     if device.type == "cuda":
         props = torch.cuda.get_device_properties(device)
-        info.update(gpu=props.name, gpu_memory_gib=round(props.total_memory / 2**30, 1), cuda=torch.version.cuda)
+        info.update(
+            gpu=props.name, gpu_memory_gib=round(props.total_memory / 2**30, 1), cuda=torch.version.cuda
+        )
     return info
 
 
@@ -92,7 +97,10 @@ def linux_data_path(explicit: str | None = None) -> Path:
         return Path(explicit)
     if os.environ.get(LINUX_DATA_ENV):
         return Path(os.environ[LINUX_DATA_ENV])
-    for candidate in (REPO.parent / "shared" / "data" / LINUX_DATA_NAME, REPO / "shared" / "data" / LINUX_DATA_NAME):
+    for candidate in (
+        REPO.parent / "shared" / "data" / LINUX_DATA_NAME,
+        REPO / "shared" / "data" / LINUX_DATA_NAME,
+    ):
         if candidate.exists():
             return candidate
     sys.exit(
@@ -116,14 +124,27 @@ def synthetic_data(windows: int, dim: int, k: int = 5, val_windows: int = 2048, 
         # one sequence: every target's context may reach back to the sequence's first row
         return Split(first_row + k + torch.arange(m), torch.full((m,), first_row), 1)
 
-    splits = {"train": split(0, windows), "val": split(n_train, val_windows), "test": split(n_train, val_windows)}
-    return LVMData(vectors, splits, k, f"synthetic-{windows}x{dim}-s{seed}", f"synthetic(windows={windows}, D={dim})", "synthetic")
+    splits = {
+        "train": split(0, windows),
+        "val": split(n_train, val_windows),
+        "test": split(n_train, val_windows),
+    }
+    return LVMData(
+        vectors,
+        splits,
+        k,
+        f"synthetic-{windows}x{dim}-s{seed}",
+        f"synthetic(windows={windows}, D={dim})",
+        "synthetic",
+    )
 
 
 def materialise(data: LVMData, split: str = "train") -> tuple[torch.Tensor, torch.Tensor]:
     """The reference's inputs: contexts [M, k, D] and targets [M, D] as plain float32 CPU tensors."""
     vectors = data.vectors.cpu()
-    return vectors[data.contexts(split).cpu()].contiguous(), vectors[data.splits[split].targets.cpu()].contiguous()
+    return vectors[data.contexts(split).cpu()].contiguous(), vectors[
+        data.splits[split].targets.cpu()
+    ].contiguous()
 
 
 # --- results --------------------------------------------------------------------------------------
@@ -133,8 +154,19 @@ def median(values) -> float:
     return float(statistics.median(values))
 
 
-def finish(benchmark: str, args, device: torch.device, settings: dict, results: list, columns: list[str],
-           rows: list[list], notes: list[str], out: str | None, extra: dict | None = None, quiet: bool = False) -> dict:
+def finish(
+    benchmark: str,
+    args,
+    device: torch.device,
+    settings: dict,
+    results: list,
+    columns: list[str],
+    rows: list[list],
+    notes: list[str],
+    out: str | None,
+    extra: dict | None = None,
+    quiet: bool = False,
+) -> dict:
     """Print the table and notes; write the JSON result to ``out`` if given (``extra``: more raw data).
 
     ``quiet``: write only, for a partial result saved while a long script goes on.
@@ -176,4 +208,3 @@ def add_common_args(parser, data_help: str | None = None) -> None:
 
 def fmt(x: float, digits: int = 0) -> str:
     return f"{x:,.{digits}f}"
-

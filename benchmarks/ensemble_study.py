@@ -10,7 +10,8 @@ paired bootstrap intervals, and how alike the candidates' errors are.
 * ``all trials + baselines``: and the four classical baselines as candidates;
 * ``bagged``: the same candidates, bagged ensemble selection only (Caruana et al. 2006).
 
-    python benchmarks/ensemble_study.py --storage STORAGE --corpus linux-docs --out benchmarks/results/cpu/ensembles_linux.json
+    python benchmarks/ensemble_study.py --storage STORAGE --corpus linux-docs \
+        --out benchmarks/results/cpu/ensembles_linux.json
 """
 
 from __future__ import annotations

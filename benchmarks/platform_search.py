@@ -1,7 +1,7 @@
 """The headline, measured through the product: the four shipped spaces searched one after another.
 
-    lvm-search run spaces/ARCH.yaml --data DATA --samples 32 --storage S --json   (amn, lstm, gru, transformer)
-    lvm-search run spaces/lstm.yaml ... --max-concurrent 2                          (the old setting, for the ratio)
+    lvm-search run spaces/ARCH.yaml --data DATA --samples 32 --storage S --json  (amn, lstm, gru, transformer)
+    lvm-search run spaces/lstm.yaml ... --max-concurrent 2  (the old setting, for the ratio)
     lvm-search ensemble --storage S --json
     lvm-search report --storage S --out S/leaderboard.md --json
 

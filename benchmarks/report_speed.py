@@ -3,8 +3,8 @@
 For each version (``--versions``: ``after`` is this checkout, a git ref is checked out into a
 temporary worktree and run from there with PYTHONPATH), three one-trial searches with that version's
 own CLI (AMN at k=5, GRU at k=8, LSTM at k=16, all with min_context 5, the same small sizes in both
-versions, one epoch: the report needs runs, not good ones), then ``lvm-search report`` timed ``--repeats`` times, alternating versions so
-that both see the same machine. The searches are not timed.
+versions, one epoch: the report needs runs, not good ones), then ``lvm-search report`` timed
+``--repeats`` times, alternating versions so that both see the same machine. The searches are not timed.
 
     python benchmarks/report_speed.py --versions ef08a8d after --out benchmarks/results/cpu/report_speed.json
 """

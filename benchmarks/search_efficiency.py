@@ -137,7 +137,8 @@ def main(argv=None):
                 )
                 r = runs[arm][seed]
                 print(
-                    f"seed {seed} {arm:12s} best {r['best']:.4f} in {r['epochs']} epochs, {r['trials']} trials "
+                    f"seed {seed} {arm:12s} best {r['best']:.4f} in {r['epochs']} epochs, {r['trials']} "
+                    "trials "
                     f"({r['stopped_early']} stopped early), {r['wall_s']:.0f} s",
                     file=sys.stderr,
                     flush=True,
@@ -190,9 +191,11 @@ def report(runs: dict, args, quiet: bool) -> None:
     data_name = Path(args.data).name if args.data else "the packaged sample"
     notes = [
         f"{data_name}; space `spaces/{args.arch}.yaml` with each trial's epochs capped at {args.max_epochs}; "
-        f"every arm stops at {args.budget_epochs} training epochs in all (trials in flight stop at their next "
+        f"every arm stops at {args.budget_epochs} training epochs in all (trials in flight stop at their "
+        "next "
         f"epoch, so an arm may overshoot by up to one epoch per concurrent trial); seeds {seeds}.",
-        "Epochs to random's best: the epochs an arm had spent when its best val cosine so far first reached the "
+        "Epochs to random's best: the epochs an arm had spent when its best val cosine so far first "
+        "reached the "
         "final best of random search (no early stopping) on the same seed; 'inf' where it never did.",
     ]
     settings = {

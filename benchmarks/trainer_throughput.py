@@ -13,8 +13,10 @@ Data: by default random unit vectors at D=768 cut into 80,629 sliding windows of
 reference benchmark; ``--data PATH`` uses the train split of a real file instead.
 
     python benchmarks/trainer_throughput.py --device cuda --out benchmarks/results/gpu/trainer_throughput.json
-    python benchmarks/trainer_throughput.py --device cpu --synthetic-windows 8000 --repeats 3 --ref-batches 100
+    python benchmarks/trainer_throughput.py --device cpu --synthetic-windows 8000 --repeats 3 \
+        --ref-batches 100
 """
+
 from __future__ import annotations
 
 import argparse
@@ -68,8 +70,14 @@ def compiled_models():
 
 def measure_ours(arch, data, device, args, repeat, compile_model=False) -> float:
     cfg = trainer.TrainConfig(
-        arch=arch, epochs=1 + args.epochs, batch_size=args.batch_size, lr=args.lr,
-        seed=repeat, device=str(device), bf16=not args.no_bf16, threads=args.threads,
+        arch=arch,
+        epochs=1 + args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        seed=repeat,
+        device=str(device),
+        bf16=not args.no_bf16,
+        threads=args.threads,
     )
     timed = []  # (samples, seconds) of the epochs after the first
 
@@ -102,7 +110,9 @@ def main(argv=None):
     device = C.pick_device(args.device, args.threads)
     if args.data:
         data = C.load_data(args.data)
-        data_desc = f"{args.data} (train split: {len(data.splits['train']):,} windows, D={data.dim}, k={data.k})"
+        data_desc = (
+            f"{args.data} (train split: {len(data.splits['train']):,} windows, D={data.dim}, k={data.k})"
+        )
     else:
         data = C.synthetic_data(args.synthetic_windows, args.dim)
         data_desc = f"synthetic random unit vectors: {args.synthetic_windows:,} windows, D={args.dim}, k=5"
@@ -118,8 +128,13 @@ def main(argv=None):
             runs["ref"].append(measure_reference(arch, data, contexts, targets, device, args, repeat))
             runs["ours"].append(measure_ours(arch, data, device, args, repeat))
             if args.compile:
-                runs["ours_compiled"].append(measure_ours(arch, data, device, args, repeat, compile_model=True))
-            print(f"{arch} repeat {repeat + 1}: " + ", ".join(f"{k} {v[-1]:,.0f}" for k, v in runs.items()), flush=True)
+                runs["ours_compiled"].append(
+                    measure_ours(arch, data, device, args, repeat, compile_model=True)
+                )
+            print(
+                f"{arch} repeat {repeat + 1}: " + ", ".join(f"{k} {v[-1]:,.0f}" for k, v in runs.items()),
+                flush=True,
+            )
         med = {name: C.median(v) for name, v in runs.items()}
         params = sum(t.numel() for t in build_model(arch, data.dim, data.k).parameters())
         result = {
@@ -143,15 +158,25 @@ def main(argv=None):
     bf16 = device.type == "cuda" and not args.no_bf16
     notes = [
         f"Data: {data_desc}.",
-        f"ref: reference recipe, batch 32, lr 5e-4, float32 (TF32 off, PyTorch's default), loss.item() every batch; {args.ref_batches} timed batches "
+        "ref: reference recipe, batch 32, lr 5e-4, float32 (TF32 off, PyTorch's default), loss.item() "
+        f"every batch; {args.ref_batches} timed batches "
         f"after {args.ref_warmup} warm-up batches.",
-        f"ours: lvm_search.train.train, batch {args.batch_size}, lr {args.lr:g}, warm-up + cosine, grad clip 1, "
-        f"{'bf16 autocast, TF32 on (the trainer sets it on CUDA)' if bf16 else 'float32'}; {args.epochs} timed epochs after 1 warm-up epoch "
+        f"ours: lvm_search.train.train, batch {args.batch_size}, lr {args.lr:g}, warm-up + cosine, grad "
+        "clip 1, "
+        f"{'bf16 autocast, TF32 on (the trainer sets it on CUDA)' if bf16 else 'float32'}; {args.epochs} "
+        "timed epochs after 1 warm-up epoch "
         "(the trainer's train_samples_per_s, evaluation excluded).",
-        f"Median of {args.repeats} interleaved repeats (ref, ours{', ours+compile' if args.compile else ''}, ...) in one process.",
+        f"Median of {args.repeats} interleaved repeats (ref, "
+        f"ours{', ours+compile' if args.compile else ''}, ...) in one process.",
     ]
-    settings = {"data": data_desc, "batch_size": args.batch_size, "lr": args.lr, "bf16": bf16,
-                "ref_batch_size": 32, "ref_lr": 5e-4}
+    settings = {
+        "data": data_desc,
+        "batch_size": args.batch_size,
+        "lr": args.lr,
+        "bf16": bf16,
+        "ref_batch_size": 32,
+        "ref_lr": 5e-4,
+    }
     C.finish("trainer_throughput", args, device, settings, results, columns, rows, notes, args.out)
 
 

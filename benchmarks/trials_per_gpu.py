@@ -7,8 +7,10 @@ warm-up, then trains ``--epochs`` timed epochs. Aggregate = all processes' timed
 (last process's end - common start); the timed span includes each epoch's evaluation, as a trial's
 does. The worker processes are started once (spawn) and reused by every round.
 
-    python benchmarks/trials_per_gpu.py --data ../shared/data/linux-docs-minilm.npz --out benchmarks/results/gpu/trials_per_gpu.json
+    python benchmarks/trials_per_gpu.py --data ../shared/data/linux-docs-minilm.npz \
+        --out benchmarks/results/gpu/trials_per_gpu.json
 """
+
 from __future__ import annotations
 
 import argparse
@@ -52,8 +54,16 @@ def serve(rank, data_path, device, jobs, results) -> None:
             else:
                 timing["samples_per_s"].append(metrics["train_samples_per_s"])
 
-        cfg = TrainConfig(arch=job["arch"], epochs=1 + job["epochs"], batch_size=job["batch_size"], lr=job["lr"],
-                          seed=rank, device=str(device), bf16=job["bf16"], threads=job["threads"])
+        cfg = TrainConfig(
+            arch=job["arch"],
+            epochs=1 + job["epochs"],
+            batch_size=job["batch_size"],
+            lr=job["lr"],
+            seed=rank,
+            device=str(device),
+            bf16=job["bf16"],
+            threads=job["threads"],
+        )
         train(cfg, data, report)
         C.sync(device)
         timing["end"] = time.time()
@@ -70,7 +80,10 @@ def collect(results, kind: str, count: int, workers, timeout: float) -> list:
         except queue.Empty:
             dead = [w.pid for w in workers if not w.is_alive()]
             if dead or time.monotonic() > deadline:
-                sys.exit(f"waiting for '{kind}': " + (f"worker process(es) {dead} died" if dead else f"timed out after {timeout:.0f} s"))
+                sys.exit(
+                    f"waiting for '{kind}': "
+                    + (f"worker process(es) {dead} died" if dead else f"timed out after {timeout:.0f} s")
+                )
             continue
         if what == "error":
             sys.exit(f"worker {rank} failed:\n{payload}")
@@ -81,39 +94,64 @@ def collect(results, kind: str, count: int, workers, timeout: float) -> list:
 
 
 def save(args, device, data_desc, out, rows, quiet=False) -> None:
-    columns = ["arch", "processes", "aggregate samples/s", "per-process samples/s (median)", "vs 1 process", "timed span s"]
+    columns = [
+        "arch",
+        "processes",
+        "aggregate samples/s",
+        "per-process samples/s (median)",
+        "vs 1 process",
+        "timed span s",
+    ]
     notes = [
         f"Data: {data_desc}.",
         f"Each process: lvm_search.train.train, batch {args.batch_size}, lr {args.lr:g}, warm-up + cosine, "
-        f"{'bf16 autocast' if device.type == 'cuda' and not args.no_bf16 else 'float32'}; 1 warm-up epoch, then {args.epochs} timed epochs "
+        f"{'bf16 autocast' if device.type == 'cuda' and not args.no_bf16 else 'float32'}; 1 warm-up epoch, "
+        f"then {args.epochs} timed epochs "
         "(evaluation included in the timed span).",
-        "Processes of a round start their timed epochs together; aggregate = total timed samples / (last end - first start).",
+        "Processes of a round start their timed epochs together; aggregate = total timed samples / (last "
+        "end - first start).",
         f"{args.threads_per_process} torch CPU thread(s) per process.",
     ]
     if len(rows) < len(args.archs) * len(args.processes):
         notes.append("Partial: the script stopped before every round had run.")
-    settings = {"data": data_desc, "epochs": args.epochs, "batch_size": args.batch_size, "bf16": not args.no_bf16,
-                "threads_per_process": args.threads_per_process}
+    settings = {
+        "data": data_desc,
+        "epochs": args.epochs,
+        "batch_size": args.batch_size,
+        "bf16": not args.no_bf16,
+        "threads_per_process": args.threads_per_process,
+    }
     C.finish("trials_per_gpu", args, device, settings, out, columns, rows, notes, args.out, quiet=quiet)
 
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    C.add_common_args(p, data_help=f"an .npz (default: $LVM_LINUX_DATA or ../shared/data/{C.LINUX_DATA_NAME})")
+    C.add_common_args(
+        p, data_help=f"an .npz (default: $LVM_LINUX_DATA or ../shared/data/{C.LINUX_DATA_NAME})"
+    )
     p.add_argument("--archs", nargs="+", default=list(ARCHS), choices=("lstm", "gru", "transformer", "amn"))
     p.add_argument("--processes", nargs="+", type=int, default=[1, 2, 4, 8])
     p.add_argument("--epochs", type=int, default=2, help="timed epochs per process (after 1 warm-up epoch)")
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--threads-per-process", type=int, default=None,
-                   help="torch CPU threads of each process (default: usable CPUs / max processes, as a search gives a trial)")
+    p.add_argument(
+        "--threads-per-process",
+        type=int,
+        default=None,
+        help="torch CPU threads of each process "
+        "(default: usable CPUs / max processes, as a search gives a trial)",
+    )
     p.add_argument("--no-bf16", action="store_true")
-    p.add_argument("--allow-cpu", action="store_true", help="run on CPU to test the script itself (numbers meaningless)")
+    p.add_argument(
+        "--allow-cpu", action="store_true", help="run on CPU to test the script itself (numbers meaningless)"
+    )
     args = p.parse_args(argv)
     device = C.pick_device(args.device)
     if device.type != "cuda" and not args.allow_cpu:
-        sys.exit("trials_per_gpu.py measures trainer processes sharing one CUDA GPU, and there is no CUDA device "
-                 "here: nothing measured (--allow-cpu runs it on CPU to test the script only)")
+        sys.exit(
+            "trials_per_gpu.py measures trainer processes sharing one CUDA GPU, and there is no CUDA device "
+            "here: nothing measured (--allow-cpu runs it on CPU to test the script only)"
+        )
     if args.threads_per_process is None:
         args.threads_per_process = max(1, len(os.sched_getaffinity(0)) // max(args.processes))
     path = C.linux_data_path(args.data)
@@ -127,7 +165,10 @@ def main(argv=None):
     ctx = mp.get_context("spawn")
     jobs = [ctx.Queue() for _ in range(max(args.processes))]
     results = ctx.Queue()
-    workers = [ctx.Process(target=worker, args=(r, str(path), str(device), jobs[r], results), daemon=True) for r in range(len(jobs))]
+    workers = [
+        ctx.Process(target=worker, args=(r, str(path), str(device), jobs[r], results), daemon=True)
+        for r in range(len(jobs))
+    ]
     t0 = time.perf_counter()
     for w in workers:
         w.start()
@@ -139,8 +180,14 @@ def main(argv=None):
         single = None
         for n in args.processes:
             t_round = time.perf_counter()
-            job = {"arch": arch, "epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr,
-                   "bf16": not args.no_bf16, "threads": args.threads_per_process}
+            job = {
+                "arch": arch,
+                "epochs": args.epochs,
+                "batch_size": args.batch_size,
+                "lr": args.lr,
+                "bf16": not args.no_bf16,
+                "threads": args.threads_per_process,
+            }
             for r in range(n):
                 jobs[r].put(job)
             collect(results, "warm", n, workers, timeout=600)
@@ -151,14 +198,35 @@ def main(argv=None):
             aggregate = sum(t["samples"] for t in timings) / span
             single = single or aggregate
             per_process = [t["samples"] / (t["end"] - t["start"]) for t in timings]
-            out.append({"arch": arch, "processes": n, "aggregate_samples_per_s": aggregate, "span_s": span,
-                        "per_process_samples_per_s": per_process,
-                        "trainer_train_samples_per_s": [t["samples_per_s"] for t in timings],
-                        "vs_one_process": aggregate / single})
-            rows.append([arch, n, C.fmt(aggregate), C.fmt(C.median(per_process)), f"{aggregate / single:.2f}x", f"{span:.1f}"])
-            print(f"{arch} x{n}: {aggregate:,.0f} samples/s ({aggregate / single:.2f}x of one process); "
-                  f"round took {time.perf_counter() - t_round:.1f} s", flush=True)
-            save(args, device, data_desc, out, rows, quiet=True)  # keep finished rounds if a time limit strikes
+            out.append(
+                {
+                    "arch": arch,
+                    "processes": n,
+                    "aggregate_samples_per_s": aggregate,
+                    "span_s": span,
+                    "per_process_samples_per_s": per_process,
+                    "trainer_train_samples_per_s": [t["samples_per_s"] for t in timings],
+                    "vs_one_process": aggregate / single,
+                }
+            )
+            rows.append(
+                [
+                    arch,
+                    n,
+                    C.fmt(aggregate),
+                    C.fmt(C.median(per_process)),
+                    f"{aggregate / single:.2f}x",
+                    f"{span:.1f}",
+                ]
+            )
+            print(
+                f"{arch} x{n}: {aggregate:,.0f} samples/s ({aggregate / single:.2f}x of one process); "
+                f"round took {time.perf_counter() - t_round:.1f} s",
+                flush=True,
+            )
+            save(
+                args, device, data_desc, out, rows, quiet=True
+            )  # keep finished rounds if a time limit strikes
     for q in jobs:
         q.put(None)
     for w in workers:
