@@ -27,6 +27,11 @@ def checkout(version: str, scratch: Path) -> Path:
     return tree
 
 
+# Commands of a version must also run with that version's checkout as their working folder: Python
+# puts the working folder first on sys.path, and Ray adds the driver's working folder to its
+# workers' sys.path ahead of PYTHONPATH, so a command started in another checkout would import that one.
+
+
 def environment(version: str, scratch: Path, **extra: str) -> dict:
     return {**os.environ, "PYTHONPATH": str(checkout(version, scratch)), **extra}
 

@@ -22,7 +22,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _versions import environment, remove_checkouts
+from _versions import checkout, environment, remove_checkouts
 
 REPO = Path(__file__).resolve().parent.parent
 # arch: (k, fixed sizes). The same small models in either version (the sizes the shipped spaces start
@@ -45,6 +45,7 @@ def prepare(version: str, scratch: Path) -> tuple[dict, Path]:
         subprocess.run(
             [sys.executable, "-m", "lvm_search.cli", "run", str(space), "--storage", str(storage)],
             env=env,
+            cwd=checkout(version, scratch),
             check=True,
             capture_output=True,
         )
@@ -59,6 +60,7 @@ def timed_report(version: str, env: dict, storage: Path, scratch: Path) -> float
     subprocess.run(
         [sys.executable, "-m", "lvm_search.cli", "report", "--storage", str(storage), "--out", str(out)],
         env=env,
+        cwd=checkout(version, scratch),
         check=True,
         capture_output=True,
     )

@@ -40,7 +40,7 @@ from pathlib import Path
 
 import numpy as np
 import psutil
-from _versions import environment, remove_checkouts
+from _versions import checkout, environment, remove_checkouts
 
 REPO = Path(__file__).resolve().parent.parent
 DIM = 384
@@ -101,10 +101,16 @@ def tree_pss(root: psutil.Process) -> int:
     return total
 
 
-def measure(cmd: list[str], env: dict, cap_bytes: int, timeout_s: float) -> dict:
+def measure(cmd: list[str], env: dict, cwd: Path, cap_bytes: int, timeout_s: float) -> dict:
     t0 = time.perf_counter()
     proc = subprocess.Popen(
-        cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
+        cmd,
+        env=env,
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
     )
     root = psutil.Process(proc.pid)
     peak, killed = 0, None
@@ -166,7 +172,9 @@ def run_size(passages: int, version: str, args, scratch: Path) -> dict:
         if name != "baselines" and results.get("run", {}).get("exit", 0) != 0:
             results[name] = {"skipped": "the search did not finish"}
             continue
-        results[name] = measure(cmd, env, int(args.memory_cap_gb * 2**30), args.timeout_s)
+        results[name] = measure(
+            cmd, env, checkout(version, scratch), int(args.memory_cap_gb * 2**30), args.timeout_s
+        )
         if name == "run" and results[name]["exit"] == 0:
             results[name]["trials"] = search_times(work / "runs" / "space")
         r = results[name]

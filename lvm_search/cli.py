@@ -407,11 +407,25 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+PATH_ARGUMENTS = {"out": "--out", "storage": "--storage", "data": "--data", "extra_train": "--extra-train",
+                  "space": "space", "recipe": "recipe", "path": "path", "source": "source"}
+
+
+def _refuse_empty_paths(args) -> None:
+    # An empty path would silently mean the working folder ('' is '.' to pathlib).
+    for attr, flag in PATH_ARGUMENTS.items():
+        values = getattr(args, attr, None)
+        for value in values if isinstance(values, list) else [values]:
+            if isinstance(value, str) and not value.strip():
+                raise UserError(f"{flag}: an empty path; name a file or folder")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from .train import TrainingDiverged
 
     try:
+        _refuse_empty_paths(args)
         return args.fn(args)
     except UserError as e:
         print(f"lvm-search: error: {e}", file=sys.stderr)

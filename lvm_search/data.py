@@ -522,6 +522,11 @@ def _unit_rows(path: Path, vectors: np.ndarray, extra_rows: int = 0, name: str =
     for lo in range(0, n, NORMALISE_CHUNK_ROWS):
         chunk = torch.from_numpy(np.asarray(vectors[lo : lo + NORMALISE_CHUNK_ROWS], dtype=np.float32))
         norms = chunk.norm(dim=1)
+        huge = torch.isinf(norms) & torch.isfinite(chunk).all(dim=1)
+        if huge.any():  # finite rows whose squared norm overflows float32: only their direction matters
+            chunk = chunk.clone()  # it may be a view of the caller's array
+            chunk[huge] /= chunk[huge].abs().amax(dim=1, keepdim=True)
+            norms[huge] = chunk[huge].norm(dim=1)
         bad = ~torch.isfinite(norms) | (norms < MIN_NORM)
         if bad.any():
             row = lo + int(torch.nonzero(bad)[0])

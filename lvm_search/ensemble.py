@@ -452,6 +452,12 @@ def build_ensemble(recipe: Recipe, storage: str | Path = "runs", data_path: str 
         view = data.with_k(c.k)
         c.val_pred = normalize(predict(c.model, view, "val"), dim=-1)
         c.test_pred = normalize(predict(c.model, view, "test"), dim=-1)
+    for c in candidates:
+        if not torch.isfinite(c.val_pred).all():
+            _log(f"ensemble: {c.name}: left out, its val predictions are not finite (NaN or Inf weights?)")
+    candidates = [c for c in candidates if torch.isfinite(c.val_pred).all()]
+    if not candidates:
+        raise UserError(f"{storage}: no candidate gives finite predictions on val; retrain the runs")
     val_targets = data.targets("val")
     _log(f"ensemble: fitting weights on val ({recipe.method}, {recipe.ensemble_size} selections)")
     method, weights, crossfit = fit_weights(

@@ -417,6 +417,9 @@ def write_folder(path: Path, fill: Callable[[Path], None], ours: Callable[[Path]
     one complete version exists.
     """
     path = Path(path)
+    if path.is_symlink():
+        # Replacing a link would swap the link itself for a folder, leaving its target behind.
+        raise UserError(f"{path}: is a symbolic link; give the folder it points to instead")
     if path.exists() and not (path.is_dir() and ours(path)):
         raise UserError(
             f"{path}: already exists and is not {what} that lvm-search wrote; choose another path"

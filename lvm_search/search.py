@@ -535,6 +535,8 @@ class TrialLog(tune.Callback):
 
 def _prepare_run_dir(folder: Path, space: SearchSpace, data: LVMData, fresh: bool, command: str) -> None:
     """Create the run folder, or check that a resumed run means the same trials."""
+    if folder.exists() and not folder.is_dir():
+        raise UserError(f"{folder}: exists and is not a run folder; choose another --name or --storage")
     if folder.exists() and not is_run_dir(folder) and any(folder.iterdir()):
         raise UserError(f"{folder}: exists and is not a run folder; choose another --name or --storage")
     if fresh and is_run_dir(folder):

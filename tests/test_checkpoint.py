@@ -220,3 +220,16 @@ def test_config_with_a_wrongly_typed_setting_is_refused(checkpoint_copy):
     config.write_text(json.dumps(meta))
     with pytest.raises(UserError):
         load_model(checkpoint_copy)
+
+
+def test_saving_over_a_link_to_a_checkpoint_is_refused_and_both_stay(trained, tmp_path):
+    _, result, _ = trained
+    target = tmp_path / "ck"
+    save_checkpoint(target, result.model, result.meta)
+    before = {p.name: p.read_bytes() for p in target.iterdir()}
+    link = tmp_path / "cklink"
+    link.symlink_to(target, target_is_directory=True)
+    with pytest.raises(UserError, match="is a symbolic link"):
+        save_checkpoint(link, result.model, result.meta)
+    assert link.is_symlink() and {p.name: p.read_bytes() for p in target.iterdir()} == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ck", "cklink"]

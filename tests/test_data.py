@@ -414,3 +414,11 @@ def test_extra_train_sharing_a_held_out_passage_is_refused(write_native):
     # The same file without that row is accepted.
     other[17] = np.random.default_rng(6).standard_normal(4)
     load_data(main, extra_train=(write_native([10] * 3, vectors=other, name="clean.npz"),))
+
+
+def test_a_huge_but_finite_row_keeps_its_direction(write_native):
+    vectors = np.random.default_rng(0).standard_normal((50, 4)).astype(np.float32)
+    direction = vectors[7] / np.linalg.norm(vectors[7])
+    vectors[7] *= 1e20  # its squared norm overflows float32
+    data = load_data(write_native([10] * 5, vectors=vectors))
+    assert np.allclose(data.vectors[7].numpy(), direction, atol=1e-6)

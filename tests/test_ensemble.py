@@ -207,3 +207,21 @@ def test_auto_chooses_the_method_by_cross_fitting_over_validation_documents(two_
     # Cross-fitted scores are out of sample: none beats the in-sample val cosine of the chosen weights
     # by more than noise, and all are real cosines.
     assert all(-1 <= v <= 1 for v in crossfit.values())
+
+
+def test_a_member_with_nan_weights_is_left_out_and_all_broken_is_one_error(two_runs, tmp_path, cli):
+    storage, data = two_runs
+    broken = fake_run(storage, "nan-run", "amn", data, {"width": 16, "key_dim": 8, "residual": True})
+    from safetensors.torch import load_file, save_file
+
+    weights = load_file(broken / "model.safetensors")
+    save_file({k: torch.full_like(v, float("nan")) for k, v in weights.items()}, broken / "model.safetensors")
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("runs: [amn-run, nan-run]\nname: with-nan\n")
+    record = build_ensemble(load_recipe(recipe), storage)
+    assert [c["name"] for c in record["candidates"]] == ["amn-run/amn-run0"]
+    assert math.isfinite(record["metrics"]["test"]["cosine"])
+    recipe.write_text("runs: [nan-run]\nname: only-nan\n")
+    code, _, err = cli("ensemble", recipe, "--storage", storage)
+    assert code == 2 and "no candidate gives finite predictions" in one_error(err)
+    assert not (storage / "ensembles" / "only-nan").exists()

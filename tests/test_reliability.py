@@ -440,3 +440,19 @@ def test_a_folder_that_is_not_a_run_is_never_taken_over(tmp_path, cli):
         code, _, err = cli("run", space_file(tmp_path), "--storage", storage, *extra)
         assert code == 2 and "exists and is not a run folder" in one_error(err)
     assert [p.name for p in (storage / "space").iterdir()] == ["thesis.tex"]
+
+
+def test_a_run_name_that_is_a_users_file_is_refused_and_the_file_stays(tmp_path, cli):
+    storage = tmp_path / "runs"
+    storage.mkdir()
+    (storage / "notes.txt").write_text("mine")
+    for extra in ([], ["--fresh"]):
+        code, _, err = cli("run", space_file(tmp_path), "--storage", storage, "--name", "notes.txt", *extra)
+        assert code == 2 and "exists and is not a run folder" in one_error(err)
+    assert (storage / "notes.txt").read_text() == "mine"
+
+
+@pytest.mark.parametrize("command", [["report", "--out", ""], ["eval", "x", "--data", ""], ["run", ""]])
+def test_an_empty_path_is_one_line_naming_the_flag(command, cli):
+    code, _, err = cli(*command)
+    assert code == 2 and "an empty path" in one_error(err)
