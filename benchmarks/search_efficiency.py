@@ -25,6 +25,7 @@ good as random search. The runs write to a temporary folder; nothing else is kep
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import statistics
 import subprocess
@@ -108,6 +109,18 @@ def anytime(summary) -> dict:
     }
 
 
+def previous_runs(args) -> dict:
+    """The per-seed results of an earlier run of this script, refused unless its settings match."""
+    old = json.loads(Path(args.previous).read_text())
+    settings = old["settings"]
+    mine = {"data": Path(args.data).name if args.data else "the packaged sample", "arch": args.arch}
+    mine |= {"budget_epochs": args.budget_epochs, "max_epochs": args.max_epochs}
+    if any(settings[key] != value for key, value in mine.items()):
+        sys.exit(f"{args.previous}: other settings ({settings}); cannot combine with {mine}")
+    by_arm = {row["arm"]: row["per_seed"] for row in old["results"]}
+    return {arm: {int(s): r for s, r in by_arm.get(arm, {}).items()} for arm in args.arms}
+
+
 def epochs_to_reach(curve, target: float) -> float:
     return next((spent for spent, _, best in curve if best >= target - 1e-12), math.inf)
 
@@ -123,14 +136,21 @@ def main(argv=None):
     p.add_argument("--budget-epochs", type=int, default=96, help="epochs trained by all trials of an arm")
     p.add_argument("--max-epochs", type=int, default=12, help="cap on each trial's epochs")
     p.add_argument("--max-concurrent", default=None, help="default: the space's (auto)")
+    p.add_argument(
+        "--previous",
+        default=None,
+        help="an earlier result of this script with the same settings: its seeds are kept, not rerun",
+    )
     args = p.parse_args(argv)
     base = (
         C.REPO / "spaces" / f"{args.arch}.yaml"
     ).read_text()  # read once: every run searches the same space
 
-    runs = {arm: {} for arm in args.arms}
+    runs = previous_runs(args) if args.previous else {arm: {} for arm in args.arms}
     with tempfile.TemporaryDirectory(prefix="lvm-efficiency-") as tmp:
         for seed in args.seeds:  # seeds outermost: a run cut short still compares every arm
+            if all(seed in runs[arm] for arm in args.arms):
+                continue
             for arm in args.arms:
                 runs[arm][seed] = run_arm(
                     write_arm_space(base, arm, Path(tmp)), args, seed, Path(tmp) / "runs"
