@@ -95,8 +95,10 @@ def efficiency_section(r: dict, plots: Path) -> list[str]:
         )
         reach = d["epochs_to_random_best"]
         reach_mean = statistics.mean(reach) if all(map(math.isfinite, reach)) else math.inf
-        half = reach_mean <= random_epochs / 2
-        at_least = d["at_least_random"] >= min(4, len(seeds))
+        # The issue asks for at least 5 seeds: fewer cannot show either target, whatever they say.
+        enough = len(seeds) >= 5
+        half = enough and reach_mean <= random_epochs / 2
+        at_least = enough and d["at_least_random"] >= 4 * len(seeds) / 5
         lines += [
             f"Target (issue 15), for the shipped default ({default}: the shipped spaces have choices, so "
             "`sampler: auto` is multivariate TPE):",
@@ -123,6 +125,11 @@ def efficiency_section(r: dict, plots: Path) -> list[str]:
             ),
             "",
         ]
+        if not enough:
+            lines += [
+                f"Only {len(seeds)} of the 5 seeds the issue asks for ran: neither target is shown.",
+                "",
+            ]
     lines += [anytime_plot(r, plots), ""]
     return lines
 
