@@ -1,4 +1,5 @@
 """Markdown pieces shared by the scripts and ``write_report.py`` (no torch needed here)."""
+
 from __future__ import annotations
 
 

@@ -14,6 +14,7 @@
 The models are the project's own architectures at their seed defaults (the reference
 architectures), so the only difference measured is the recipe.
 """
+
 from __future__ import annotations
 
 import contextlib
