@@ -47,6 +47,7 @@ def main(argv=None):
     p.add_argument("--recipe", default=None, help="an ensemble recipe (default: the shipped default)")
     p.add_argument("--archs", nargs="+", default=list(ARCHS))
     p.add_argument("--label", default="shipped defaults")
+    p.add_argument("--note", default=None, help="what else ran on the machine, for the time table")
     p.add_argument("--out", required=True)
     args = p.parse_args(argv)
     cli = [sys.executable, "-m", "lvm_search.cli"]
@@ -78,6 +79,7 @@ def main(argv=None):
         "label": args.label,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "machine": collect().one_line(),
+        "note": args.note,
         "data": args.data,
         "spaces": {arch: (Path(args.spaces) / f"{arch}.yaml").read_text() for arch in args.archs},
         "steps": steps,
