@@ -127,6 +127,7 @@ COVERAGE = {
         "test_reliability.py::test_garbage_in_a_space_never_raises_anything_but_a_user_error",
         "test_reliability.py::test_random_text_as_a_space_file_is_one_line_and_exit_2_or_a_valid_space",
         "test_state_files.py::test_set_values_are_a_user_error_or_a_valid_configuration",
+        "test_reliability.py::test_argparse_mistakes_are_one_error_line_naming_the_flag",
     ],
     6: [
         "test_state_files.py::test_a_changed_fixed_section_or_epoch_cap_refuses_to_resume",

@@ -314,11 +314,23 @@ def cmd_embed(args) -> int:
 
 
 def _concurrency(text: str):
-    return text if text == "auto" else int(text)
+    if text == "auto":
+        return text
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected auto or a number, got {text!r}") from None
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse's mistakes read like every other user mistake: one line, exit code 2."""
+
+    def error(self, message):
+        self.exit(2, f"lvm-search: error: {message} (see `{self.prog} --help`)\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="lvm-search", description=__doc__.splitlines()[0])
+    parser = _Parser(prog="lvm-search", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"lvm-search {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 

@@ -456,8 +456,8 @@ def build_ensemble(recipe: Recipe, storage: str | Path = "runs", data_path: str 
         if not torch.isfinite(c.val_pred).all():
             _log(f"ensemble: {c.name}: left out, its val predictions are not finite (NaN or Inf weights?)")
     candidates = [c for c in candidates if torch.isfinite(c.val_pred).all()]
-    if not candidates:
-        raise UserError(f"{storage}: no candidate gives finite predictions on val; retrain the runs")
+    if not any(c.source is not None for c in candidates):  # baselines alone are not an ensemble of models
+        raise UserError(f"{storage}: no trained candidate gives finite predictions on val; retrain the runs")
     val_targets = data.targets("val")
     _log(f"ensemble: fitting weights on val ({recipe.method}, {recipe.ensemble_size} selections)")
     method, weights, crossfit = fit_weights(

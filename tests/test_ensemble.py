@@ -221,7 +221,8 @@ def test_a_member_with_nan_weights_is_left_out_and_all_broken_is_one_error(two_r
     record = build_ensemble(load_recipe(recipe), storage)
     assert [c["name"] for c in record["candidates"]] == ["amn-run/amn-run0"]
     assert math.isfinite(record["metrics"]["test"]["cosine"])
-    recipe.write_text("runs: [nan-run]\nname: only-nan\n")
-    code, _, err = cli("ensemble", recipe, "--storage", storage)
-    assert code == 2 and "no candidate gives finite predictions" in one_error(err)
-    assert not (storage / "ensembles" / "only-nan").exists()
+    for extra in ("", "top_k: all\nbaselines: true\n"):
+        recipe.write_text(f"runs: [nan-run]\nname: only-nan\n{extra}")
+        code, _, err = cli("ensemble", recipe, "--storage", storage)
+        assert code == 2 and "no trained candidate gives finite predictions" in one_error(err)
+        assert not (storage / "ensembles" / "only-nan").exists()

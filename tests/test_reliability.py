@@ -456,3 +456,16 @@ def test_a_run_name_that_is_a_users_file_is_refused_and_the_file_stays(tmp_path,
 def test_an_empty_path_is_one_line_naming_the_flag(command, cli):
     code, _, err = cli(*command)
     assert code == 2 and "an empty path" in one_error(err)
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["run", "x.yaml", "--samples", "abc"],
+        ["run", "x.yaml", "--max-concurrent", "lots"],
+        ["train", "--arch"],
+    ],
+)
+def test_argparse_mistakes_are_one_error_line_naming_the_flag(argv):
+    done = subprocess.run([sys.executable, "-m", "lvm_search.cli", *argv], capture_output=True, text=True)
+    assert done.returncode == 2 and argv[-1 if argv[-1].startswith("-") else -2] in one_error(done.stderr)
