@@ -18,6 +18,7 @@ from pathlib import Path
 
 import optuna
 import torch
+from sqlalchemy.exc import SQLAlchemyError
 
 from . import provenance
 from .checkpoint import check_fingerprint, load_model
@@ -249,8 +250,10 @@ def _importances(study_path: Path, name: str) -> dict | None:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     try:
         study = optuna.load_study(study_name=name, storage=f"sqlite:///{study_path}")
-    except (KeyError, ValueError, RuntimeError):
-        return None  # a study file from another tool or version: importances are optional
+    except (KeyError, ValueError, RuntimeError, SQLAlchemyError):
+        # A study file from another tool or version, or not a database: importances are optional.
+        print(f"report: {study_path}: not a readable Optuna study; importances left out", file=sys.stderr)
+        return None
     complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
     if len(complete) < MIN_TRIALS_FOR_IMPORTANCE or len({t.value for t in complete}) < 2:
         return None

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 import re
 import shutil
@@ -33,10 +34,15 @@ import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, NewType
 
 from .errors import UserError
 from .provenance import Provenance
+
+# Field types with a rule of their own when read (``_value``): a path that stays inside the folder
+# holding the record, and an ensemble weight (finite, >= 0).
+Inside = NewType("Inside", str)
+Weight = NewType("Weight", float)
 
 RUN_INFO = "run.json"
 TRIALS_LOG = "trials.jsonl"
@@ -101,13 +107,13 @@ class TrialLogEntry:
     attempt: int
     tag: int  # the order in which its start's searcher proposed it
     trial_id: str
-    dir: str  # the trial's Tune folder, relative to the run folder
+    dir: Inside  # the trial's Tune folder, relative to the run folder
     status: str  # ok, diverged or error
     config: dict
     failures: int = 0
     error: str | None = None
     history: list[EpochResult] = field(default_factory=list)
-    checkpoint: str | None = None  # the trial's best checkpoint, relative to the run folder
+    checkpoint: Inside | None = None  # the trial's best checkpoint, relative to the run folder
     time_total_s: float | None = None
     finished_at: float | None = None
     node_ip: str | None = None
@@ -125,7 +131,7 @@ class Trial:
     epochs_run: int
     stopped_early: bool
     history: list[EpochResult]
-    checkpoint: str | None = None  # relative to the run folder
+    checkpoint: Inside | None = None  # relative to the run folder
     time_total_s: float | None = None
     finished_at: float | None = None
     node_ip: str | None = None
@@ -150,7 +156,7 @@ class BestTrial:
     config: dict
     val_cosine: float
     gain_over_mean_pct: float
-    checkpoint: str
+    checkpoint: Inside
     history: list[EpochResult]
 
 
@@ -187,8 +193,8 @@ class MemberRecord:
     name: str  # "<run>/<trial_id>", or a baseline's name
     arch: str
     k: int
-    weight: float
-    checkpoint: str | None  # inside the ensemble folder; None for a classical baseline
+    weight: Weight
+    checkpoint: Inside | None  # inside the ensemble folder; None for a classical baseline
     fingerprint: str
     metrics: dict[str, dict[str, float]]  # {"val": scores, "test": scores}
     baseline: dict | None = None  # a classical baseline member: {"name": ..., fitted parameters}
@@ -286,8 +292,8 @@ def read_ensemble(folder: Path) -> EnsembleRecord:
     record = read_record(EnsembleRecord, path)
     if not record.members:
         raise UserError(f"{path}: members: an ensemble needs at least one member")
-    if any(m.weight < 0 for m in record.members) or abs(sum(m.weight for m in record.members) - 1) > 1e-4:
-        raise UserError(f"{path}: members: weights must be non-negative and sum to 1")
+    if abs(sum(m.weight for m in record.members) - 1) > 1e-4:
+        raise UserError(f"{path}: members: weights must sum to 1")
     return record
 
 
@@ -313,8 +319,6 @@ def read_trial_log(run: Path) -> list[TrialLogEntry]:
             raise UserError(
                 f"{path}: line {number}: status must be one of {TRIAL_STATUSES}, got {entry.status!r}"
             )
-        if Path(entry.dir).is_absolute() or ".." in Path(entry.dir).parts:
-            raise UserError(f"{path}: line {number}: dir must be a folder inside the run, got {entry.dir!r}")
         entries[entry.trial_id] = entry
     return sorted(entries.values(), key=lambda e: (e.attempt, e.tag))
 
@@ -450,14 +454,14 @@ def write_folder(path: Path, fill: Callable[[Path], None], ours: Callable[[Path]
 
 
 def append_line(path: Path, record) -> None:
-    """Append one JSON line; a line cut short by an earlier kill is ended first so it stays alone."""
+    """Append one JSON line. A last line cut short by an earlier kill is dropped first: its record
+    was never whole (``read_trial_log`` skips it, and that trial runs again)."""
     line = json.dumps(to_json(record)) + "\n"
     with open(path, "a+b") as f:
-        f.seek(0, os.SEEK_END)
-        if f.tell():
-            f.seek(-1, os.SEEK_END)
-            if f.read(1) != b"\n":
-                line = "\n" + line
+        f.seek(0)
+        content = f.read()
+        if content and not content.endswith(b"\n"):
+            f.truncate(content.rfind(b"\n") + 1)
         f.write(line.encode())
         f.flush()
         os.fsync(f.fileno())
@@ -469,6 +473,16 @@ def append_line(path: Path, record) -> None:
 def _value(tp, value, where: str):
     if tp is Any:
         return value
+    if tp is Inside:
+        text = _value(str, value, where)
+        if not text or Path(text).is_absolute() or ".." in Path(text).parts:
+            raise UserError(f"{where}: expected a path inside its folder, got {text!r}")
+        return text
+    if tp is Weight:
+        weight = _value(float, value, where)
+        if not (math.isfinite(weight) and weight >= 0):
+            raise UserError(f"{where}: expected a finite weight >= 0, got {weight!r}")
+        return weight
     origin = typing.get_origin(tp)
     if origin in (typing.Union, types.UnionType):
         options = typing.get_args(tp)

@@ -245,3 +245,56 @@ def test_a_changed_fixed_section_or_epoch_cap_refuses_to_resume(tiny_storage, tm
     code, _, err = cli("run", space, "--storage", storage, "--max-epochs", "2")
     assert code == 2 and "another fixed section" in one_error(err)
     assert len((storage / "amn" / TRIALS_LOG).read_text().splitlines()) == 2  # nothing was run or lost
+
+
+def _copy(tiny_storage, tmp_path) -> Path:
+    import shutil
+
+    storage = tmp_path / "runs"
+    shutil.copytree(tiny_storage, storage)
+    return storage
+
+
+@pytest.mark.parametrize("where", ["../../outside", "/etc", ""])
+def test_a_checkpoint_path_that_leaves_the_run_folder_is_one_line(tiny_storage, tmp_path, cli, where):
+    storage = _copy(tiny_storage, tmp_path)
+    summary = storage / "amn" / SUMMARY
+    raw = json.loads(summary.read_text())
+    raw["best"]["checkpoint"] = where
+    summary.write_text(json.dumps(raw))
+    code, _, err = cli("eval", storage / "amn")
+    assert code == 2 and f"{summary}: best: checkpoint: expected a path inside its folder" in one_error(err)
+    log = storage / "amn" / TRIALS_LOG
+    lines = log.read_text().splitlines()
+    log.write_text("\n".join([json.dumps(dict(json.loads(lines[0]), checkpoint=where)), *lines[1:]]) + "\n")
+    with pytest.raises(UserError, match="line 1: checkpoint: expected a path inside its folder"):
+        read_trial_log(storage / "amn")
+
+
+def test_an_ensemble_weight_that_is_not_a_finite_number_is_one_line(tiny_storage, tmp_path, cli):
+    storage = _copy(tiny_storage, tmp_path)
+    record = storage / "ensembles" / "default" / ENSEMBLE_RECORD
+    raw = json.loads(record.read_text())
+    raw["members"][0]["weight"] = float("nan")
+    record.write_text(json.dumps(raw))
+    code, _, err = cli("eval", record.parent)
+    assert code == 2 and "weight: expected a finite weight >= 0, got nan" in one_error(err)
+
+
+def test_a_study_file_that_is_not_a_database_leaves_the_importances_out(tiny_storage, tmp_path, cli):
+    storage = _copy(tiny_storage, tmp_path)
+    (storage / "amn" / "study.db").write_bytes(b"not a database" * 100)
+    code, _, err = cli("report", "--storage", storage, "--out", tmp_path / "r.md")
+    assert code == 0 and "not a readable Optuna study; importances left out" in err
+    assert (tmp_path / "r.md").exists()
+
+
+def test_a_trial_log_cut_by_a_kill_is_whole_again_after_the_next_append(tmp_path):
+    from lvm_search.runs import append_line
+
+    log = tmp_path / TRIALS_LOG
+    whole = {"a": 1}
+    log.write_text(json.dumps(whole) + "\n" + json.dumps({"b": 2})[:5])
+    append_line(log, {"c": 3})
+    append_line(log, {"d": 4})
+    assert [json.loads(line) for line in log.read_text().splitlines()] == [whole, {"c": 3}, {"d": 4}]
