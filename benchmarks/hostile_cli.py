@@ -149,6 +149,7 @@ COVERAGE = {
     ],
     8: [
         "test_reliability.py::test_an_address_where_nothing_listens_is_one_line_in_seconds",
+        "test_reliability.py::test_address_auto_without_a_cluster_ray_start_recorded_is_one_line",
         "test_reliability.py::test_an_address_where_something_else_listens_is_one_line_within_a_minute",
         "test_reliability.py::test_a_driver_killed_with_sigkill_leaves_no_process_and_no_folder",
         "test_reliability.py::test_a_driver_killed_with_sigkill_resumes_keeping_every_finished_trial",

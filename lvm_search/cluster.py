@@ -143,6 +143,8 @@ def check_loopback() -> None:
 def join_cluster(address: str):
     if ray.is_initialized():
         ray.shutdown()
+    if address == "auto":
+        address = started_cluster_address()
     check_reachable(address)
     if "RAY_AUTH_MODE" not in os.environ and (
         any(os.environ.get(v) for v in TOKEN_SOURCES) or DEFAULT_TOKEN_FILE.exists()
@@ -173,11 +175,24 @@ def join_cluster(address: str):
         ray.shutdown()
 
 
+def started_cluster_address() -> str:
+    """What ``--address auto`` means: RAY_ADDRESS, else the cluster ``ray start`` recorded on this
+    machine. Never ray.init's fallback to any Ray process running here: that may be another user's
+    private search, whose token this driver lacks (the join would hang)."""
+    from ray._private.utils import read_ray_address
+
+    address = os.environ.get("RAY_ADDRESS") or read_ray_address()
+    if not address:
+        raise UserError(
+            "--address auto: RAY_ADDRESS is unset and `ray start` recorded no cluster on this machine; "
+            "start one with `ray start --head` or give HOST:PORT"
+        )
+    return address
+
+
 def check_reachable(address: str, timeout_s: float = CONNECT_TIMEOUT_S) -> None:
     """An address where nothing listens, or where something other than a Ray head listens, fails
     here in seconds; ``ray.init`` would retry for minutes."""
-    if address == "auto":
-        return
     host, sep, port = address.rpartition(":")
     if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
         raise UserError(f"--address {address}: expected auto or HOST:PORT")

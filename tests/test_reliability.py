@@ -372,6 +372,14 @@ def test_an_address_where_nothing_listens_is_one_line_in_seconds(tmp_path, cli):
     assert code == 2 and "cannot reach a Ray head" in one_error(err) and time.time() - t0 < 15
 
 
+def test_address_auto_without_a_cluster_ray_start_recorded_is_one_line(tmp_path, cli, monkeypatch):
+    # Never Ray's fallback to any Ray process running here: it could be another user's private search.
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    monkeypatch.setenv("RAY_TMPDIR", str(tmp_path))  # where `ray start` would record its cluster
+    code, _, err = cli("run", space_file(tmp_path), "--address", "auto", "--storage", tmp_path / "runs")
+    assert code == 2 and "`ray start` recorded no cluster" in one_error(err)
+
+
 @pytest.mark.slow
 def test_an_address_where_something_else_listens_is_one_line_within_a_minute(tmp_path, cli):
     import socket
