@@ -154,6 +154,7 @@ COVERAGE = {
         "test_reliability.py::test_a_driver_killed_with_sigkill_leaves_no_process_and_no_folder",
         "test_reliability.py::test_a_driver_killed_with_sigkill_resumes_keeping_every_finished_trial",
         "test_reliability.py::test_a_user_ray_tmpdir_is_used_and_left_as_it_was",
+        "test_reliability.py::test_a_ray_tmpdir_that_is_not_a_folder_is_one_line",
         "test_search.py::test_an_interrupted_search_resumes_to_exactly_samples_trials",
         "test_search.py::test_ray_leaves_no_files_and_no_settings_behind",
     ],

@@ -89,7 +89,10 @@ def private_cluster():
         print(f"removed {len(stale)} Ray session folder(s) left by killed searches", file=sys.stderr)
     # Unix socket paths hold at most 107 bytes and Ray's session folder adds about 70: a short
     # folder of our own under the temp dir, not one inside a deep run folder.
-    ray_tmp = tempfile.mkdtemp(prefix=reaper.TMP_PREFIX, dir=parent)
+    try:
+        ray_tmp = tempfile.mkdtemp(prefix=reaper.TMP_PREFIX, dir=parent)
+    except OSError as e:
+        raise UserError(f"RAY_TMPDIR={parent}: cannot make Ray's folder there ({e.strerror})") from None
     if len(ray_tmp) > MAX_RAY_TMP_CHARS:
         shutil.rmtree(ray_tmp)
         raise UserError(

@@ -477,3 +477,14 @@ def test_an_empty_path_is_one_line_naming_the_flag(command, cli):
 def test_argparse_mistakes_are_one_error_line_naming_the_flag(argv):
     done = subprocess.run([sys.executable, "-m", "lvm_search.cli", *argv], capture_output=True, text=True)
     assert done.returncode == 2 and argv[-1 if argv[-1].startswith("-") else -2] in one_error(done.stderr)
+
+
+@pytest.mark.parametrize("what", ["missing", "a file"])
+def test_a_ray_tmpdir_that_is_not_a_folder_is_one_line(tmp_path, cli, monkeypatch, what):
+    target = tmp_path / "nope"
+    if what == "a file":
+        target.write_text("mine")
+    monkeypatch.setenv("RAY_TMPDIR", str(target))
+    code, _, err = cli("run", space_file(tmp_path), "--storage", tmp_path / "runs")
+    assert code == 2 and f"RAY_TMPDIR={target}: cannot make Ray's folder there" in one_error(err)
+    assert what == "missing" or target.read_text() == "mine"
