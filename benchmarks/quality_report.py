@@ -194,7 +194,13 @@ def searches_section(results: dict) -> list[str]:
     ]
 
 
-def ensembles_section(results: dict, study: dict | None) -> tuple[list[str], list[tuple[str, bool]]]:
+def crossfit_val(record: dict) -> str:
+    """The val cosine of the method ``auto`` chose, cross-fitted over validation documents."""
+    fits = record.get("val_crossfit") or {}
+    return f"{fits[record['method']]:.4f}" if record.get("method") in fits else "–"
+
+
+def ensembles_section(results: dict, studies: list[dict]) -> tuple[list[str], list[tuple[str, bool]]]:
     lines, checks = ["## Ensembles", ""], []
     rows = []
     for stem, result in results.items():
@@ -207,13 +213,14 @@ def ensembles_section(results: dict, study: dict | None) -> tuple[list[str], lis
                 "default recipe",
                 e["method"],
                 len(e["members"]),
+                crossfit_val(e),
                 ci(e["intervals"]["test_cosine"]),
                 ci(g, "+.2f", "%"),
                 verdict(g),
                 f"{corr.get('mean', float('nan')):.3f}",
             ]
         )
-    if study:
+    for study in studies:
         for recipe in study["recipes"]:
             e = recipe["record"]
             g = e["intervals"]["gain_over_best_single_pct"]
@@ -224,6 +231,7 @@ def ensembles_section(results: dict, study: dict | None) -> tuple[list[str], lis
                     recipe["name"],
                     e["method"],
                     len(e["members"]),
+                    crossfit_val(e),
                     ci(e["intervals"]["test_cosine"]),
                     ci(g, "+.2f", "%"),
                     verdict(g),
@@ -251,6 +259,7 @@ def ensembles_section(results: dict, study: dict | None) -> tuple[list[str], lis
                 "recipe",
                 "method",
                 "members",
+                "val (cross-fitted)",
                 "test cosine [95% CI]",
                 "gain over best member [95% CI]",
                 "verdict",
@@ -260,11 +269,12 @@ def ensembles_section(results: dict, study: dict | None) -> tuple[list[str], lis
         ),
         "",
     ]
-    if study:
+    for study in studies:
+        best = max(study["recipes"], key=lambda r: float(crossfit_val(r["record"]).replace("–", "-1")))
         lines += [
             f"Recipes compared on {study['corpus']} (one storage folder, `{study['command']}`): "
             + "; ".join(f"**{r['name']}**: {r['description']}" for r in study["recipes"])
-            + ".",
+            + f". On validation (cross-fitted) **{best['name']}** scores best.",
             "",
         ]
     return lines, checks
@@ -300,13 +310,13 @@ def main(argv=None):
         for stem in CORPORA
         if (folder / f"{stem}.json").exists()
     }
-    before_path, study_path = folder / "quality_python_before.json", folder / "ensembles_linux.json"
+    before_path = folder / "quality_python_before.json"
     before = json.loads(before_path.read_text()) if before_path.exists() else None
-    study = json.loads(study_path.read_text()) if study_path.exists() else None
+    studies = [json.loads(p.read_text()) for p in sorted(folder.glob("ensembles_*.json"))]
 
     transfer, checks = transfer_section(results)
     timing, time_checks = time_section(results, before)
-    ensembles, ensemble_checks = ensembles_section(results, study)
+    ensembles, ensemble_checks = ensembles_section(results, studies)
     checks = checks + time_checks + ensemble_checks + single_model_check(results)
     corpora = [f"`{Path(r['data']).name}` ({CORPORA[s][0]}: {CORPORA[s][1]})" for s, r in results.items()]
     lines = [
