@@ -419,8 +419,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-PATH_ARGUMENTS = {"out": "--out", "storage": "--storage", "data": "--data", "extra_train": "--extra-train",
-                  "space": "space", "recipe": "recipe", "path": "path", "source": "source"}
+PATH_ARGUMENTS = {
+    "out": "--out",
+    "storage": "--storage",
+    "data": "--data",
+    "extra_train": "--extra-train",
+    "space": "space",
+    "recipe": "recipe",
+    "path": "path",
+    "source": "source",
+}
 
 
 def _refuse_empty_paths(args) -> None:

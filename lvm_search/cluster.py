@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -125,12 +126,33 @@ def private_cluster():
                 configure_logging=False,
             )
             check_loopback()
-            yield
+            with sigterm_as_interrupt():
+                yield
     finally:
         ray.shutdown()
         reaper.kill_and_remove(ray_tmp)  # Ray's session folder (sockets, logs) is of no use afterwards
         watcher.kill()
         watcher.wait()
+
+
+@contextmanager
+def sigterm_as_interrupt():
+    """SIGTERM (what kill, timeout and batch schedulers send) stops a search as Ctrl-C does: the
+    trials stop, Ray shuts down, the run resumes later. Without this, the failure handler ray.init
+    installs prints a C++ stack dump and the driver dies without cleaning up."""
+
+    def interrupt(signum, frame):
+        handler = signal.getsignal(signal.SIGINT)  # Tune's, while it runs; else Python's
+        if callable(handler):
+            handler(signal.SIGINT, frame)
+        else:
+            raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def check_loopback() -> None:
@@ -172,7 +194,7 @@ def join_cluster(address: str):
             f"--address {address}: cannot connect to a Ray cluster ({str(e).splitlines()[0][:160]})"
         ) from None
     try:
-        with environment(QUIET):
+        with environment(QUIET), sigterm_as_interrupt():
             yield
     finally:
         ray.shutdown()
