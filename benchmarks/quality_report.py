@@ -43,7 +43,13 @@ def verdict(gain: dict) -> str:
 
 
 def model_rows(result: dict) -> list[dict]:
-    return [r for r in result["report"]["rows"] if r["kind"] != "baseline"]
+    """The pipeline's own choices: each search's best and its default ensemble (the storage folder
+    may also hold the ensembles of ``ensemble_study.py``, reported in their own section)."""
+    return [
+        r
+        for r in result["report"]["rows"]
+        if r["kind"] == "model" or (r["kind"] == "ensemble" and r["model"].startswith("ensemble default "))
+    ]
 
 
 def transfer_section(results: dict) -> tuple[list[str], list[tuple[str, bool]]]:
