@@ -206,44 +206,29 @@ def crossfit_val(record: dict) -> str:
     return f"{fits[record['method']]:.4f}" if record.get("method") in fits else "–"
 
 
+def ensemble_row(corpus: str, recipe: str, e: dict) -> list:
+    g = e["intervals"]["gain_over_best_single_pct"]
+    corr = e["intervals"].get("val_error_correlation") or {}
+    return [
+        corpus,
+        recipe,
+        e["method"],
+        len(e["members"]),
+        crossfit_val(e),
+        ci(e["intervals"]["test_cosine"]),
+        ci(g, "+.2f", "%"),
+        verdict(g),
+        f"{corr.get('mean', float('nan')):.3f}",
+    ]
+
+
 def ensembles_section(results: dict, studies: list[dict]) -> tuple[list[str], list[tuple[str, bool]]]:
     lines, checks = ["## Ensembles", ""], []
-    rows = []
-    for stem, result in results.items():
-        e = result["ensemble"]
-        g = e["intervals"]["gain_over_best_single_pct"]
-        corr = e["intervals"].get("val_error_correlation") or {}
-        rows.append(
-            [
-                CORPORA[stem][0],
-                "default recipe",
-                e["method"],
-                len(e["members"]),
-                crossfit_val(e),
-                ci(e["intervals"]["test_cosine"]),
-                ci(g, "+.2f", "%"),
-                verdict(g),
-                f"{corr.get('mean', float('nan')):.3f}",
-            ]
-        )
+    rows = [ensemble_row(CORPORA[stem][0], "default recipe", r["ensemble"]) for stem, r in results.items()]
     for study in studies:
         for recipe in study["recipes"]:
-            e = recipe["record"]
-            g = e["intervals"]["gain_over_best_single_pct"]
-            corr = e["intervals"].get("val_error_correlation") or {}
-            rows.append(
-                [
-                    study["corpus"],
-                    recipe["name"],
-                    e["method"],
-                    len(e["members"]),
-                    crossfit_val(e),
-                    ci(e["intervals"]["test_cosine"]),
-                    ci(g, "+.2f", "%"),
-                    verdict(g),
-                    f"{corr.get('mean', float('nan')):.3f}",
-                ]
-            )
+            rows.append(ensemble_row(study["corpus"], recipe["name"], recipe["record"]))
+            g = recipe["record"]["intervals"]["gain_over_best_single_pct"]
             if study["corpus"] == "linux-docs":
                 checks.append(
                     (
