@@ -19,8 +19,15 @@ MIN_CONTEXT_HELP = "earlier passages a target needs (default k); older positions
 EXTRA_TRAIN_HELP = "another native .npz whose every window joins the train split (repeatable)"
 
 
+def _path(text: str) -> str:
+    # An empty path would silently mean the working folder ('' is '.' to pathlib).
+    if not text.strip():
+        raise argparse.ArgumentTypeError("an empty path; name a file or folder")
+    return text
+
+
 def _data_args(p: argparse.ArgumentParser, k: bool = True) -> None:
-    p.add_argument("--data", help="an .npz data set (default: the packaged sample)")
+    p.add_argument("--data", type=_path, help="an .npz data set (default: the packaged sample)")
     if k:
         p.add_argument(
             "--k",
@@ -29,7 +36,9 @@ def _data_args(p: argparse.ArgumentParser, k: bool = True) -> None:
             help="context length (default 5; windows-format files set their own)",
         )
         p.add_argument("--min-context", type=int, help=MIN_CONTEXT_HELP)
-    p.add_argument("--extra-train", action="append", default=[], metavar="NPZ", help=EXTRA_TRAIN_HELP)
+    p.add_argument(
+        "--extra-train", type=_path, action="append", default=[], metavar="NPZ", help=EXTRA_TRAIN_HELP
+    )
     p.add_argument("--split-seed", type=int, default=0, help="seed of the document split")
 
 
@@ -346,14 +355,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--epochs", type=int)
     p.add_argument("--device", help="auto (default), cpu, cuda or mps")
-    p.add_argument("--out", help="checkpoint folder (default runs/train/ARCH); replaces only a checkpoint")
+    p.add_argument(
+        "--out", type=_path, help="checkpoint folder (default runs/train/ARCH); replaces only a checkpoint"
+    )
     _data_args(p)
     p.set_defaults(fn=cmd_train)
 
     p = sub.add_parser("run", help="search a space file with Ray Tune + Optuna (TPE or GP, ASHA)")
-    p.add_argument("space", help="a space file, e.g. spaces/lstm.yaml")
+    p.add_argument("space", type=_path, help="a space file, e.g. spaces/lstm.yaml")
     _data_args(p)
-    p.add_argument("--storage", default="runs", help="folder for results and checkpoints (default ./runs)")
+    p.add_argument(
+        "--storage", type=_path, default="runs", help="folder for results and checkpoints (default ./runs)"
+    )
     p.add_argument("--name", help="run name (default: the space file's name); the same name resumes")
     p.add_argument("--fresh", action="store_true", help="start over (the previous run is moved aside)")
     p.add_argument("--samples", type=int, help="number of trials")
@@ -374,24 +387,30 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(fn=cmd_run)
 
     p = sub.add_parser("ensemble", help="weighted average of the best checkpoints, weights fitted on val")
-    p.add_argument("recipe", nargs="?", help="an ensemble recipe, e.g. ensembles/default.yaml")
-    p.add_argument("--storage", default="runs", help="the folder holding the runs (default ./runs)")
-    p.add_argument("--data", help="an .npz data set (default: the data the runs were trained on)")
+    p.add_argument("recipe", type=_path, nargs="?", help="an ensemble recipe, e.g. ensembles/default.yaml")
+    p.add_argument(
+        "--storage", type=_path, default="runs", help="the folder holding the runs (default ./runs)"
+    )
+    p.add_argument("--data", type=_path, help="an .npz data set (default: the data the runs were trained on)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(fn=cmd_ensemble)
 
     p = sub.add_parser("report", help="markdown leaderboard with plots, from a storage folder")
-    p.add_argument("--storage", default="runs", help="the folder holding the runs (default ./runs)")
-    p.add_argument("--out", default="reports/leaderboard.md")
-    p.add_argument("--data", help="an .npz data set (default: the data the runs were trained on)")
+    p.add_argument(
+        "--storage", type=_path, default="runs", help="the folder holding the runs (default ./runs)"
+    )
+    p.add_argument("--out", type=_path, default="reports/leaderboard.md")
+    p.add_argument("--data", type=_path, help="an .npz data set (default: the data the runs were trained on)")
     p.add_argument("--json", action="store_true", help="print every row with its intervals as JSON")
     p.set_defaults(fn=cmd_report)
 
     p = sub.add_parser(
         "eval", help="score a checkpoint, run or ensemble on any corpus, against its baselines"
     )
-    p.add_argument("path", help="a checkpoint folder, a run folder (its best trial) or an ensemble folder")
-    p.add_argument("--data", help="an .npz data set (default: the packaged sample)")
+    p.add_argument(
+        "path", type=_path, help="a checkpoint folder, a run folder (its best trial) or an ensemble folder"
+    )
+    p.add_argument("--data", type=_path, help="an .npz data set (default: the packaged sample)")
     p.add_argument(
         "--split", default="test", choices=["test", "all"], help="the windows scored (default test)"
     )
@@ -399,16 +418,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(fn=cmd_eval)
 
     p = sub.add_parser("predict", help="write the predicted next vector of every window of a corpus")
-    p.add_argument("path", help="a checkpoint folder, a run folder (its best trial) or an ensemble folder")
-    p.add_argument("--data", help="an .npz data set (default: the packaged sample)")
-    p.add_argument("--out", required=True, help="the .npz to write (replaces only a predictions file)")
+    p.add_argument(
+        "path", type=_path, help="a checkpoint folder, a run folder (its best trial) or an ensemble folder"
+    )
+    p.add_argument("--data", type=_path, help="an .npz data set (default: the packaged sample)")
+    p.add_argument(
+        "--out", type=_path, required=True, help="the .npz to write (replaces only a predictions file)"
+    )
     p.add_argument("--last", action="store_true", help="also predict the passage after each document's end")
     p.add_argument("--json", action="store_true")
     p.set_defaults(fn=cmd_predict)
 
     p = sub.add_parser("embed", help="turn a folder of documents (or a JSONL file) into a training set")
-    p.add_argument("source", help="a folder of .txt/.md/.rst files, or a .jsonl file of {id, text}")
-    p.add_argument("--out", required=True, help="the .npz to write")
+    p.add_argument(
+        "source", type=_path, help="a folder of .txt/.md/.rst files, or a .jsonl file of {id, text}"
+    )
+    p.add_argument("--out", type=_path, required=True, help="the .npz to write")
     p.add_argument("--model", help="sentence-transformers model name or local path")
     p.add_argument("--min-chars", type=int, default=150)
     p.add_argument("--max-chars", type=int, default=400)
@@ -419,33 +444,11 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-PATH_ARGUMENTS = {
-    "out": "--out",
-    "storage": "--storage",
-    "data": "--data",
-    "extra_train": "--extra-train",
-    "space": "space",
-    "recipe": "recipe",
-    "path": "path",
-    "source": "source",
-}
-
-
-def _refuse_empty_paths(args) -> None:
-    # An empty path would silently mean the working folder ('' is '.' to pathlib).
-    for attr, flag in PATH_ARGUMENTS.items():
-        values = getattr(args, attr, None)
-        for value in values if isinstance(values, list) else [values]:
-            if isinstance(value, str) and not value.strip():
-                raise UserError(f"{flag}: an empty path; name a file or folder")
-
-
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from .train import TrainingDiverged
 
     try:
-        _refuse_empty_paths(args)
         return args.fn(args)
     except UserError as e:
         print(f"lvm-search: error: {e}", file=sys.stderr)
