@@ -452,10 +452,11 @@ def build_ensemble(recipe: Recipe, storage: str | Path = "runs", data_path: str 
         view = data.with_k(c.k)
         c.val_pred = normalize(predict(c.model, view, "val"), dim=-1)
         c.test_pred = normalize(predict(c.model, view, "test"), dim=-1)
-    for c in candidates:
-        if not torch.isfinite(c.val_pred).all():
+    finite = [bool(torch.isfinite(c.val_pred).all()) for c in candidates]
+    for c, ok in zip(candidates, finite):
+        if not ok:
             _log(f"ensemble: {c.name}: left out, its val predictions are not finite (NaN or Inf weights?)")
-    candidates = [c for c in candidates if torch.isfinite(c.val_pred).all()]
+    candidates = [c for c, ok in zip(candidates, finite) if ok]
     if not any(c.source is not None for c in candidates):  # baselines alone are not an ensemble of models
         raise UserError(f"{storage}: no trained candidate gives finite predictions on val; retrain the runs")
     val_targets = data.targets("val")

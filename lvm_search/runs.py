@@ -458,10 +458,13 @@ def append_line(path: Path, record) -> None:
     was never whole (``read_trial_log`` skips it, and that trial runs again)."""
     line = json.dumps(to_json(record)) + "\n"
     with open(path, "a+b") as f:
-        f.seek(0)
-        content = f.read()
-        if content and not content.endswith(b"\n"):
-            f.truncate(content.rfind(b"\n") + 1)
+        f.seek(0, os.SEEK_END)
+        if f.tell():
+            f.seek(-1, os.SEEK_END)
+            if f.read(1) != b"\n":  # only after a kill: read the file to find where the cut line starts
+                f.seek(0)
+                content = f.read()
+                f.truncate(content.rfind(b"\n") + 1)
         f.write(line.encode())
         f.flush()
         os.fsync(f.fileno())
