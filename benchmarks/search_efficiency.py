@@ -110,15 +110,19 @@ def anytime(summary) -> dict:
 
 
 def previous_runs(args) -> dict:
-    """The per-seed results of an earlier run of this script, refused unless its settings match."""
-    old = json.loads(Path(args.previous).read_text())
-    settings = old["settings"]
+    """The per-seed results of earlier runs of this script, each refused unless its settings match."""
     mine = {"data": Path(args.data).name if args.data else "the packaged sample", "arch": args.arch}
     mine |= {"budget_epochs": args.budget_epochs, "max_epochs": args.max_epochs}
-    if any(settings[key] != value for key, value in mine.items()):
-        sys.exit(f"{args.previous}: other settings ({settings}); cannot combine with {mine}")
-    by_arm = {row["arm"]: row["per_seed"] for row in old["results"]}
-    return {arm: {int(s): r for s, r in by_arm.get(arm, {}).items()} for arm in args.arms}
+    runs = {arm: {} for arm in args.arms}
+    for path in args.previous:
+        old = json.loads(Path(path).read_text())
+        settings = old["settings"]
+        if any(settings[key] != value for key, value in mine.items()):
+            sys.exit(f"{path}: other settings ({settings}); cannot combine with {mine}")
+        for row in old["results"]:
+            if row["arm"] in runs:
+                runs[row["arm"]] |= {int(s): r for s, r in row["per_seed"].items()}
+    return runs
 
 
 def epochs_to_reach(curve, target: float) -> float:
@@ -138,20 +142,19 @@ def main(argv=None):
     p.add_argument("--max-concurrent", default=None, help="default: the space's (auto)")
     p.add_argument(
         "--previous",
-        default=None,
-        help="an earlier result of this script with the same settings: its seeds are kept, not rerun",
+        nargs="+",
+        default=[],
+        help="earlier results of this script with the same settings: their seeds are kept, not rerun",
     )
     args = p.parse_args(argv)
     base = (
         C.REPO / "spaces" / f"{args.arch}.yaml"
     ).read_text()  # read once: every run searches the same space
 
-    runs = previous_runs(args) if args.previous else {arm: {} for arm in args.arms}
+    runs = previous_runs(args)
     with tempfile.TemporaryDirectory(prefix="lvm-efficiency-") as tmp:
         for seed in args.seeds:  # seeds outermost: a run cut short still compares every arm
-            if all(seed in runs[arm] for arm in args.arms):
-                continue
-            for arm in args.arms:
+            for arm in (arm for arm in args.arms if seed not in runs[arm]):
                 runs[arm][seed] = run_arm(
                     write_arm_space(base, arm, Path(tmp)), args, seed, Path(tmp) / "runs"
                 )
@@ -167,7 +170,7 @@ def main(argv=None):
 
 
 def report(runs: dict, args, quiet: bool) -> None:
-    seeds = sorted(next(iter(runs.values())))
+    seeds = sorted(set.intersection(*(set(by_seed) for by_seed in runs.values())))
     reference = {s: runs["random"][s]["best"] for s in seeds} if "random" in runs else None
     results, rows = [], []
     for arm in args.arms:
