@@ -41,6 +41,7 @@ from pathlib import Path
 import numpy as np
 import psutil
 from _versions import checkout, environment, remove_checkouts
+from search_overhead import union_s
 
 REPO = Path(__file__).resolve().parent.parent
 DIM = 384
@@ -59,6 +60,7 @@ space:
   lr: {type: float, low: 1.0e-3, high: 3.0e-3, log: true}
 """
 RECIPE = "runs: [space]\ntop_k: 4\nmethod: greedy\nname: all\n"
+COMMANDS = ("baselines", "run", "ensemble", "report")
 
 
 # --- corpora ------------------------------------------------------------------------------------------
@@ -168,7 +170,7 @@ def run_size(passages: int, version: str, args, scratch: Path) -> dict:
         "report": [*cli, "report", "--storage", storage, "--out", str(work / "report.md")],
     }
     results = {}
-    for name, cmd in commands.items():
+    for name, cmd in ((name, cmd) for name, cmd in commands.items() if name in args.commands):
         if name != "baselines" and results.get("run", {}).get("exit", 0) != 0:
             results[name] = {"skipped": "the search did not finish"}
             continue
@@ -189,10 +191,17 @@ def run_size(passages: int, version: str, args, scratch: Path) -> dict:
 
 
 def search_times(run: Path) -> dict:
-    """The trials' own time (Tune's time_total_s), whichever version wrote the summary."""
+    """The trials' own time (Tune's time_total_s), whichever version wrote the summary, and the
+    time at least one trial was running (the union of their intervals, as search_overhead.py)."""
     summary = json.loads((run / "summary.json").read_text())
     times = [t.get("time_total_s") or 0.0 for t in summary["trials"]]
-    return {"sum_time_total_s": sum(times), "longest_s": max(times), "trials": len(times)}
+    intervals = [(t["finished_at"] - t["time_total_s"], t["finished_at"]) for t in summary["trials"]]
+    return {
+        "sum_time_total_s": sum(times),
+        "longest_s": max(times),
+        "trials": len(times),
+        "busy_s": union_s(intervals),
+    }
 
 
 def main(argv=None):
@@ -204,15 +213,27 @@ def main(argv=None):
     )
     p.add_argument("--timeout-s", type=float, default=3600)
     p.add_argument("--scratch", default=None, help="folder for corpora and runs (default: a temporary one)")
+    p.add_argument("--commands", nargs="+", default=list(COMMANDS), choices=COMMANDS)
     p.add_argument("--out", default=None)
+    p.add_argument(
+        "--merge",
+        action="store_true",
+        help="keep the results already in --out for the sizes and versions this invocation does not run",
+    )
     args = p.parse_args(argv)
+    if {"ensemble", "report"} & set(args.commands) and "run" not in args.commands:
+        p.error("ensemble and report read the runs: --commands needs run too")
 
     sys.path.insert(0, str(REPO))
     from lvm_search.provenance import collect
 
     scratch = Path(args.scratch or tempfile.mkdtemp(prefix="lvm-scale-"))
     scratch.mkdir(parents=True, exist_ok=True)
+    ran = {(size, version) for size in args.sizes for version in args.versions}
     results = []
+    if args.merge and args.out and Path(args.out).exists():
+        old = json.loads(Path(args.out).read_text())["results"]
+        results = [r for r in old if (r["passages"], r["version"]) not in ran]
     try:
         for passages in args.sizes:
             for version in args.versions:
@@ -226,6 +247,7 @@ def main(argv=None):
                         "commands": run_size(passages, version, args, scratch),
                     }
                 )
+                results.sort(key=lambda r: r["passages"])  # merged results in size order
                 if args.out:
                     write(args, results, collect().one_line())
     finally:
@@ -249,8 +271,8 @@ def write(args, results, machine: str) -> None:
             "space": SPACE,
             "recipe": RECIPE,
             "memory_cap_gb": args.memory_cap_gb,
-            "sizes": args.sizes,
-            "versions": args.versions,
+            "sizes": sorted({r["passages"] for r in results}),
+            "versions": sorted({r["version"] for r in results}),
         },
         "results": results,
         "table": table_data(results),

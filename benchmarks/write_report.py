@@ -212,18 +212,17 @@ def scale_section(r: dict, plots: Path) -> list[str]:
                             met(ratio <= limit),
                         ]
                     )
-        run = after[large]["commands"].get("run", {})
-        if "trials" in run:
-            trials = run["trials"]
-            busy = trials["sum_time_total_s"] / 2  # two trials at once (the space's max_concurrent)
-            overhead = (run["wall_s"] - busy) / busy
+        for res in (res for res in results if res["passages"] == large):
+            run = res["commands"].get("run", {})
+            if "trials" not in run:
+                continue
+            text, overheads = search_overheads(run)
             checks.append(
                 [
-                    f"{large:,} passages: the search's own overhead < 20% of its trials' time",
-                    f"{100 * overhead:.0f}% (wall {run['wall_s']:.0f} s, trials "
-                    f"{trials['sum_time_total_s']:.0f} "
-                    "s over 2 at once)",
-                    met(overhead < 0.2),
+                    f"{large:,} passages, {res['version']}: the search's own overhead < 20% of its "
+                    "trials' time",
+                    text,
+                    met(max(overheads) < 0.2) if res["version"] == "after" else "before",
                 ]
             )
     return [
@@ -234,6 +233,22 @@ def scale_section(r: dict, plots: Path) -> list[str]:
         scale_plot(results, plots),
         "",
     ]
+
+
+def search_overheads(run: dict) -> tuple[str, list[float]]:
+    """The search's overhead two ways: against both trial slots full for the trials' summed time
+    (idle slots count as overhead), and against the time at least one trial was running."""
+    trials = run["trials"]
+    slots = trials["sum_time_total_s"] / 2  # two trials at once (the space's max_concurrent)
+    overheads = [(run["wall_s"] - slots) / slots]
+    text = (
+        f"{100 * overheads[0]:.0f}% with both slots full (wall {run['wall_s']:.0f} s, trials "
+        f"{trials['sum_time_total_s']:.0f} s over 2 at once)"
+    )
+    if "busy_s" in trials:  # older result files lack it
+        overheads.append((run["wall_s"] - trials["busy_s"]) / trials["busy_s"])
+        text += f"; {100 * overheads[1]:.0f}% of the {trials['busy_s']:.0f} s a trial was running"
+    return text, overheads
 
 
 def scale_plot(results: list[dict], plots: Path) -> str:

@@ -284,7 +284,7 @@ def _check_vectors(path: Path, name: str, v: np.ndarray, ndim: int) -> None:
 def _digest(*arrays: np.ndarray) -> str:
     h = hashlib.sha256()
     for a in arrays:
-        h.update(np.ascontiguousarray(a).tobytes())
+        h.update(np.ascontiguousarray(a).data)  # hashed in place: no copy of a 1 GB array
     return h.hexdigest()
 
 
@@ -518,12 +518,14 @@ def _unit_rows(path: Path, vectors: np.ndarray, extra_rows: int = 0, name: str =
     """float32, L2-normalised, chunk by chunk (no float64 or second full copy), with ``extra_rows``
     zero rows appended. Stored float16 rows are unit only to ~1e-4, and the metrics assume 1."""
     n = len(vectors)
-    table = torch.zeros(n + extra_rows, vectors.shape[1], dtype=torch.float32)
+    table = torch.empty(n + extra_rows, vectors.shape[1], dtype=torch.float32)
+    table[n:] = 0
     for lo in range(0, n, NORMALISE_CHUNK_ROWS):
         chunk = torch.from_numpy(np.asarray(vectors[lo : lo + NORMALISE_CHUNK_ROWS], dtype=np.float32))
         norms = chunk.norm(dim=1)
-        huge = torch.isinf(norms) & torch.isfinite(chunk).all(dim=1)
+        huge = torch.isinf(norms)
         if huge.any():  # finite rows whose squared norm overflows float32: only their direction matters
+            huge &= torch.isfinite(chunk).all(dim=1)
             chunk = chunk.clone()  # it may be a view of the caller's array
             chunk[huge] /= chunk[huge].abs().amax(dim=1, keepdim=True)
             norms[huge] = chunk[huge].norm(dim=1)
@@ -534,5 +536,5 @@ def _unit_rows(path: Path, vectors: np.ndarray, extra_rows: int = 0, name: str =
             raise UserError(
                 f"{path}: '{name}' row {row} is {what}; every passage needs a finite, non-zero embedding"
             )
-        table[lo : lo + len(chunk)] = chunk / norms[:, None]
+        torch.div(chunk, norms[:, None], out=table[lo : lo + len(chunk)])
     return table

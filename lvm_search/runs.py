@@ -170,7 +170,7 @@ class RunSummary:
     complete: bool
     data: DataInfo
     splits: dict[str, SplitSize]
-    baseline_val: dict[str, dict[str, float]]  # {"mean": scores}
+    baseline_val: dict[str, dict[str, float]]  # {"mean": {"cosine": val cosine}}
     counts: Counts
     wall_s: float
     trials: list[Trial]

@@ -17,7 +17,7 @@ from conftest import one_error
 
 from lvm_search.checkpoint import load_model
 from lvm_search.data import load_data
-from lvm_search.metrics import predict
+from lvm_search.metrics import predict, reference_mean, score
 from lvm_search.runs import read_summary
 from lvm_search.search import SearchOptions, resolve_concurrency, resolve_device, run_search
 from lvm_search.spaces import load_space, parse_space
@@ -92,6 +92,14 @@ def test_the_best_checkpoint_reproduces_its_recorded_val_cosine(tiny_run):
     cosine = (predict(model, data, "val") * target).sum(-1).mean().item()
     assert cosine == pytest.approx(best.val_cosine, abs=1e-5)
     assert meta["provenance"]["device"] and meta["provenance"]["command"] == summary.provenance.command
+
+
+def test_the_summary_quotes_gains_over_the_mean_of_context_on_the_same_val_windows(tiny_run):
+    _, summary, _, _ = tiny_run
+    data = load_data(k=7, min_context=5)
+    mean = score(reference_mean(data, "val"), data, "val")["cosine"]
+    assert summary.baseline_val["mean"]["cosine"] == pytest.approx(mean, abs=1e-6)
+    assert summary.best.gain_over_mean_pct == pytest.approx(100 * (summary.best.val_cosine / mean - 1))
 
 
 def test_the_optuna_study_tells_pruned_from_finished_with_every_epoch(tiny_run):
