@@ -18,8 +18,12 @@ after another, on the same corpus:
 and samples, every 0.2 s, the proportional set size (PSS: shared pages split between the processes
 that map them, so Ray's shared object store is counted once) summed over the command's whole
 process tree: the driver, Ray's servers, its workers and the object store. A command that passes
-``--memory-cap-gb`` is killed and recorded as such. Results: JSON (``--out``) with every
-measurement, and a table; ``write_report.py`` adds a plot of time and memory against passages.
+``--memory-cap-gb`` is killed and recorded as such. For the search it also records the trials'
+own time (Tune's ``time_total_s``, summed) and the time at least one trial was running (the union
+of their intervals), from which ``write_report.py`` computes the search's overhead both ways.
+Results: JSON (``--out``) with every measurement, and a table; ``write_report.py`` adds a plot of
+time and memory against passages. ``--commands`` runs some of the commands (ensemble and report
+need the run); ``--merge`` keeps what ``--out`` already holds for other sizes and versions.
 
     python benchmarks/scale.py --sizes 100000 300000 1000000 --versions ef08a8d after \\
         --out benchmarks/results/cpu/scale.json

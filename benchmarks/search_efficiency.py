@@ -146,6 +146,7 @@ def main(argv=None):
         default=[],
         help="earlier results of this script with the same settings: their seeds are kept, not rerun",
     )
+    p.add_argument("--note", action="append", default=[], help="a line for the notes (e.g. how seeds ran)")
     args = p.parse_args(argv)
     base = (
         C.REPO / "spaces" / f"{args.arch}.yaml"
@@ -170,15 +171,19 @@ def main(argv=None):
 
 
 def report(runs: dict, args, quiet: bool) -> None:
-    seeds = sorted(set.intersection(*(set(by_seed) for by_seed in runs.values())))
-    reference = {s: runs["random"][s]["best"] for s in seeds} if "random" in runs else None
+    # Each arm over the seeds it has; comparisons with random search only on seeds both have.
+    reference = {s: r["best"] for s, r in runs["random"].items()} if "random" in runs else None
     results, rows = [], []
     for arm in args.arms:
+        seeds = sorted(s for s in runs[arm] if reference is None or s in reference)
+        if not seeds:
+            continue
         bests = [runs[arm][s]["best"] for s in seeds]
         row = {
             "arm": arm,
             "sampler": ARMS[arm][0],
             "scheduler": ARMS[arm][1],
+            "seeds": seeds,
             "best_mean": statistics.mean(bests),
             "best_sd": statistics.stdev(bests) if len(bests) > 1 else 0.0,
             "trials_mean": statistics.mean(runs[arm][s]["trials"] for s in seeds),
@@ -197,6 +202,7 @@ def report(runs: dict, args, quiet: bool) -> None:
         rows.append(
             [
                 arm,
+                str(len(seeds)),
                 f"{row['best_mean']:.4f} ± {row['best_sd']:.4f}",
                 f"{row['trials_mean']:.1f}",
                 f"{row['wall_s_mean']:.0f}",
@@ -205,12 +211,14 @@ def report(runs: dict, args, quiet: bool) -> None:
         )
     columns = [
         "arm",
+        "seeds",
         f"best val cosine at {args.budget_epochs} epochs (mean ± sd)",
         "trials (mean)",
         "wall s (mean)",
     ]
     if reference:
         columns += ["epochs to random's best (mean; reached on)", "seeds at least as good as random"]
+    seeds = sorted({s for row in results for s in row["seeds"]})
     data_name = Path(args.data).name if args.data else "the packaged sample"
     notes = [
         f"{data_name}; space `spaces/{args.arch}.yaml` with each trial's epochs capped at {args.max_epochs}; "
@@ -220,6 +228,7 @@ def report(runs: dict, args, quiet: bool) -> None:
         "Epochs to random's best: the epochs an arm had spent when its best val cosine so far first "
         "reached the "
         "final best of random search (no early stopping) on the same seed; 'inf' where it never did.",
+        *args.note,
     ]
     settings = {
         "data": data_name,

@@ -87,6 +87,7 @@ def efficiency_section(r: dict, plots: Path) -> list[str]:
     if "random" in rows:
         default = "auto_asha" if "auto_asha" in rows else "tpe_asha"
         d, rand = rows[default], rows["random"]
+        seeds = d.get("seeds", seeds)  # each arm's own seeds (older files: one list for all)
         random_epochs = statistics.mean(
             rand["per_seed"][str(s)]["epochs"]
             if str(s) in rand["per_seed"]
