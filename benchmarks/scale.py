@@ -224,6 +224,7 @@ def main(argv=None):
         action="store_true",
         help="keep the results already in --out for the sizes and versions this invocation does not run",
     )
+    p.add_argument("--note", action="append", default=[], help="a line for the notes (e.g. how it ran)")
     args = p.parse_args(argv)
     if {"ensemble", "report"} & set(args.commands) and "run" not in args.commands:
         p.error("ensemble and report read the runs: --commands needs run too")
@@ -236,8 +237,9 @@ def main(argv=None):
     ran = {(size, version) for size in args.sizes for version in args.versions}
     results = []
     if args.merge and args.out and Path(args.out).exists():
-        old = json.loads(Path(args.out).read_text())["results"]
-        results = [r for r in old if (r["passages"], r["version"]) not in ran]
+        old = json.loads(Path(args.out).read_text())
+        results = [r for r in old["results"] if (r["passages"], r["version"]) not in ran]
+        args.note = old.get("notes", []) + args.note
     try:
         for passages in args.sizes:
             for version in args.versions:
@@ -280,6 +282,7 @@ def write(args, results, machine: str) -> None:
         },
         "results": results,
         "table": table_data(results),
+        "notes": args.note,
     }
     path.write_text(json.dumps(record, indent=2) + "\n")
 
