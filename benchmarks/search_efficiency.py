@@ -10,7 +10,7 @@ configuration. Arms:
 * ``random_asha``: random search with ASHA;
 * ``tpe_asha``: multivariate TPE with ASHA (stopped trials reach Optuna as PRUNED);
 * ``gp_asha``: Optuna's GPSampler with ASHA (GP models only the trials that finished);
-* ``auto_asha``: the shipped default (``sampler: auto``: GP for all-numeric spaces, else TPE).
+* ``auto_asha``: ``sampler: auto`` with ASHA (multivariate TPE: GP only without early stopping).
 
 From each run's trial log (every epoch's val cosine with the time it was reported) it builds the
 anytime curve: best val cosine so far against epochs spent and against wall time. It reports the

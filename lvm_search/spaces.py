@@ -164,11 +164,15 @@ class SearchSpace:
         return {name: dim.to_optuna() for name, dim in self.space.items()}
 
     def resolved_sampler(self) -> str:
-        """``auto``: a Gaussian process where every searched setting is numeric, multivariate TPE
-        where there are choices (GPSampler models categorical settings poorly)."""
+        """``auto``: a Gaussian process where every searched setting is numeric and every trial runs
+        to the end, else multivariate TPE. GPSampler models categorical settings poorly, and it learns
+        only from finished trials: under ASHA, which stops most of them, it stays in its random
+        start-up (reports/benchmarks.md: GP + ASHA found what random + ASHA found), while TPE also
+        learns from the stopped ones."""
         if self.sampler != "auto":
             return self.sampler
-        return "gp" if all(d.type != "choice" for d in self.space.values()) else "tpe"
+        numeric = all(d.type != "choice" for d in self.space.values())
+        return "gp" if numeric and self.scheduler.type == "none" else "tpe"
 
     def expected_trials(self) -> int:
         """Trials the search will run: ``samples``, or about as many as an epoch budget holds

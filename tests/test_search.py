@@ -195,10 +195,31 @@ def test_every_sampler_runs_a_real_tiny_search(tmp_path, sampler):
         },
     }
     space = parse_space(raw, f"{sampler}.yaml")
-    assert space.resolved_sampler() == {"auto": "gp"}.get(sampler, sampler)  # all-numeric: GP
+    # all-numeric and no early stopping: auto is GP
+    assert space.resolved_sampler() == {"auto": "gp"}.get(sampler, sampler)
     summary = run_search(space, SearchOptions(storage=str(tmp_path / "runs")))
     assert summary.counts.trials == 3 and summary.counts.ok == 3
     assert len({json.dumps(t.config, sort_keys=True) for t in summary.trials}) == 3
+
+
+@pytest.mark.parametrize(
+    "scheduler, space, expected",
+    [
+        ("none", {"lr": {"type": "float", "low": 1e-4, "high": 3e-3}}, "gp"),
+        ("asha", {"lr": {"type": "float", "low": 1e-4, "high": 3e-3}}, "tpe"),  # GP would stay random
+        ("none", {"width": {"type": "choice", "values": [32, 512]}}, "tpe"),
+    ],
+)
+def test_auto_picks_a_gaussian_process_only_for_numeric_spaces_whose_trials_all_finish(
+    scheduler, space, expected
+):
+    raw = {"arch": "amn", "samples": 12, "sampler": "auto", "scheduler": {"type": scheduler}, "space": space}
+    if "width" not in space:
+        raw["fixed"] = {"width": 512}
+    parsed = parse_space(raw, "auto.yaml")
+    assert parsed.resolved_sampler() == expected
+    kind = {"gp": optuna.samplers.GPSampler, "tpe": optuna.samplers.TPESampler}[expected]
+    assert isinstance(parsed.make_sampler(seed=0), kind)
 
 
 def test_the_progress_is_one_short_line_per_trial_event_on_stderr(tmp_path):
