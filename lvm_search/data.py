@@ -291,7 +291,7 @@ def _digest(*arrays: np.ndarray) -> str:
 def _fingerprint(*parts) -> str:
     h = hashlib.sha256()
     for p in parts:
-        h.update(np.ascontiguousarray(p).tobytes() if isinstance(p, np.ndarray) else json.dumps(p).encode())
+        h.update(np.ascontiguousarray(p).data if isinstance(p, np.ndarray) else json.dumps(p).encode())
     return h.hexdigest()[:16]
 
 
