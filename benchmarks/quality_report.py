@@ -200,21 +200,21 @@ def searches_section(results: dict) -> list[str]:
     ]
 
 
-def crossfit_val(record: dict) -> str:
+def crossfit_val(record: dict) -> float | None:
     """The val cosine of the method ``auto`` chose, cross-fitted over validation documents."""
-    fits = record.get("val_crossfit") or {}
-    return f"{fits[record['method']]:.4f}" if record.get("method") in fits else "–"
+    return (record.get("val_crossfit") or {}).get(record.get("method"))
 
 
 def ensemble_row(corpus: str, recipe: str, e: dict) -> list:
     g = e["intervals"]["gain_over_best_single_pct"]
     corr = e["intervals"].get("val_error_correlation") or {}
+    val = crossfit_val(e)
     return [
         corpus,
         recipe,
         e["method"],
         len(e["members"]),
-        crossfit_val(e),
+        "–" if val is None else f"{val:.4f}",
         ci(e["intervals"]["test_cosine"]),
         ci(g, "+.2f", "%"),
         verdict(g),
@@ -261,7 +261,7 @@ def ensembles_section(results: dict, studies: list[dict]) -> tuple[list[str], li
         "",
     ]
     for study in studies:
-        best = max(study["recipes"], key=lambda r: float(crossfit_val(r["record"]).replace("–", "-1")))
+        best = max(study["recipes"], key=lambda r: crossfit_val(r["record"]) or -1.0)
         lines += [
             f"Recipes compared on {study['corpus']} (one storage folder, `{study['command']}`): "
             + "; ".join(f"**{r['name']}**: {r['description']}" for r in study["recipes"])

@@ -45,7 +45,7 @@ from pathlib import Path
 import numpy as np
 import psutil
 from _versions import checkout, environment, remove_checkouts
-from search_overhead import union_s
+from search_overhead import busy_s
 
 REPO = Path(__file__).resolve().parent.parent
 DIM = 384
@@ -199,12 +199,11 @@ def search_times(run: Path) -> dict:
     time at least one trial was running (the union of their intervals, as search_overhead.py)."""
     summary = json.loads((run / "summary.json").read_text())
     times = [t.get("time_total_s") or 0.0 for t in summary["trials"]]
-    intervals = [(t["finished_at"] - t["time_total_s"], t["finished_at"]) for t in summary["trials"]]
     return {
         "sum_time_total_s": sum(times),
         "longest_s": max(times),
         "trials": len(times),
-        "busy_s": union_s(intervals),
+        "busy_s": busy_s(summary["trials"]),
     }
 
 

@@ -42,6 +42,18 @@ def union_s(intervals: list[tuple[float, float]]) -> float:
     return total
 
 
+def timed(trials: list[dict]) -> list[dict]:
+    """The trials of a summary that recorded when they ended and how long they ran (a trial that
+    errored before its first report did not), whichever version wrote it."""
+    return [t for t in trials if t.get("finished_at") and t.get("time_total_s")]
+
+
+def busy_s(trials: list[dict]) -> float:
+    """The time at least one trial was running: each ended at its last report and ran for Tune's
+    time_total_s."""
+    return union_s([(t["finished_at"] - t["time_total_s"], t["finished_at"]) for t in timed(trials)])
+
+
 def measure(version: str, scratch: Path, args) -> dict:
     tree = checkout(version, scratch)
     storage = scratch / f"runs-{version}"
@@ -62,9 +74,8 @@ def measure(version: str, scratch: Path, args) -> dict:
     if done.returncode != 0:
         sys.exit(f"{version}: {done.stderr[-2000:]}")
     summary = json.loads((storage / "lstm" / "summary.json").read_text())
-    trials = [t for t in summary["trials"] if t.get("finished_at") and t.get("time_total_s")]
-    intervals = [(t["finished_at"] - t["time_total_s"], t["finished_at"]) for t in trials]
-    busy = union_s(intervals)
+    trials = timed(summary["trials"])
+    busy = busy_s(summary["trials"])
     concurrency = (summary.get("resources") or {}).get("concurrency") or 2  # ef08a8d's spaces: 2 at a time
     shutil.rmtree(storage, ignore_errors=True)
     return {
