@@ -16,7 +16,7 @@
 #                     named like the file: lvm-search-offline/)
 #   --with-report     also ship matplotlib and what only it needs (Pillow, fontTools, kiwisolver,
 #                     contourpy, ...) for `lvm-search report`: about 13 MB more. Left out by
-#                     default to stay under a 60 MB job limit; every other command works without.
+#                     default (the bundle is 73 MB with scipy); every other command works without.
 #   --constraint FILE passed to pip download, e.g. the target's `pip freeze`, so that the chosen
 #                     versions agree with the target's numpy and typing_extensions
 #   --no-strip        keep the symbol tables of the compiled modules (they only name functions
