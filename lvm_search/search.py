@@ -140,6 +140,7 @@ def run_search(space: SearchSpace, opts: SearchOptions) -> RunSummary:
     name = opts.name if opts.name is not None else Path(space.source).stem
     storage = Path(opts.storage).expanduser().resolve()
     folder = run_dir(storage, name)
+    _check_sampler_installed(space)
     if not opts.address:  # the private cluster has this machine's GPUs: a missing device fails before Ray
         resolve_device(
             space.resources.device,
@@ -265,6 +266,21 @@ def quiet_tune_logs(verbose: int):
 
 
 # --- resources ----------------------------------------------------------------------------------
+
+
+def _check_sampler_installed(space: SearchSpace) -> None:
+    # Optuna's GPSampler imports scipy at its first fit, trials into the search, without declaring
+    # it; an environment without it (the offline bundle leaves it out unless --with-gp) fails here.
+    if space.resolved_sampler() != "gp":
+        return
+    try:
+        import scipy  # noqa: F401
+    except ImportError:
+        why = "" if space.sampler == "gp" else " (picked for a numeric space without early stopping)"
+        raise UserError(
+            f"{space.source}: sampler {space.sampler}{why} is Optuna's GPSampler, which needs scipy, and "
+            "scipy is not installed: pip install scipy, or set sampler: tpe"
+        ) from None
 
 
 def resolve_device(

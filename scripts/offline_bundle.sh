@@ -4,7 +4,7 @@
 # and pyarrow slimmed, in one tar.xz, plus the install.sh that installs it without a network.
 #
 #   scripts/offline_bundle.sh [--python 3.12] [--platform manylinux_2_28_x86_64]
-#                             [--out dist/lvm-search-offline.tar.xz] [--with-report]
+#                             [--out dist/lvm-search-offline.tar.xz] [--with-report] [--with-gp]
 #                             [--constraint FILE] [--no-strip] [--keep-work]
 #
 #   --python X.Y      target Python (default: the interpreter running this script)
@@ -16,7 +16,10 @@
 #                     named like the file: lvm-search-offline/)
 #   --with-report     also ship matplotlib and what only it needs (Pillow, fontTools, kiwisolver,
 #                     contourpy, ...) for `lvm-search report`: about 13 MB more. Left out by
-#                     default (the bundle is 73 MB with scipy); every other command works without.
+#                     default; every other command works without.
+#   --with-gp         also ship scipy, which Optuna's GPSampler needs (`sampler: gp`, and `auto`
+#                     for an all-numeric space without early stopping): about 24 MB more. Left
+#                     out by default; without it such a search stops at its start with one line.
 #   --constraint FILE passed to pip download, e.g. the target's `pip freeze`, so that the chosen
 #                     versions agree with the target's numpy and typing_extensions
 #   --no-strip        keep the symbol tables of the compiled modules (they only name functions
@@ -35,6 +38,7 @@ TARGET_PY=""
 PLATFORMS=()
 OUT="$ROOT/dist/lvm-search-offline.tar.xz"
 WITH_REPORT=0
+WITH_GP=0
 CONSTRAINT=""
 STRIP=1
 KEEP_WORK=0
@@ -48,6 +52,7 @@ while [[ $# -gt 0 ]]; do
         --platform) PLATFORMS+=("${2:?--platform needs a tag}"); shift 2 ;;
         --out) OUT="${2:?--out needs a path}"; shift 2 ;;
         --with-report) WITH_REPORT=1; shift ;;
+        --with-gp) WITH_GP=1; shift ;;
         --constraint) CONSTRAINT="$(cd "$(dirname "${2:?--constraint needs a file}")" && pwd)/$(basename "$2")"; shift 2 ;;
         --no-strip) STRIP=0; shift ;;
         --keep-work) KEEP_WORK=1; shift ;;
@@ -354,11 +359,12 @@ LVM_WHEEL="$(ls "$WORK"/lvm/lvm_search-*.whl)"
 # The top-level list is lvm-search's own requirements, less what the target provides (so pip
 # never even looks at torch: its CUDA wheels are GBs). numpy still comes along as a dependency
 # of pandas and matplotlib; it is deleted below.
-NOT_SHIPPED="$PROVIDED"
-[[ "$WITH_REPORT" == 1 ]] || NOT_SHIPPED="$NOT_SHIPPED,matplotlib"
-tool requires "$LVM_WHEEL" "$NOT_SHIPPED" > "$WORK/top.txt"
+LEFT_OUT=""                                  # requirements left out on purpose (see --help)
+[[ "$WITH_REPORT" == 1 ]] || LEFT_OUT="$LEFT_OUT,matplotlib"
+[[ "$WITH_GP" == 1 ]] || LEFT_OUT="$LEFT_OUT,scipy"
+tool requires "$LVM_WHEEL" "$PROVIDED$LEFT_OUT" > "$WORK/top.txt"
 # All that lvm-search needs on the target (what the check in step 3 starts from).
-tool requires "$LVM_WHEEL" "$([[ $WITH_REPORT == 1 ]] || echo matplotlib)" > "$WORK/needs.txt"
+tool requires "$LVM_WHEEL" "${LEFT_OUT#,}" > "$WORK/needs.txt"
 
 PIP_TARGET=(--only-binary=:all:)
 if [[ "$TARGET_PY" != "$HOST_PY" || "${#PLATFORMS[@]}" -gt 0 ]]; then
@@ -408,12 +414,17 @@ LVM_FILE="$(basename "$LVM_WHEEL")"
 # --- 4. install.sh and the archive --------------------------------------------------------------
 # install.sh installs the pinned requirements from the bundle alone (--no-index), then
 # lvm-search with --no-deps: its own requirement on torch/numpy is the target's business (checked
-# by `pip check` at the end), and without matplotlib (no --with-report) pip would refuse it.
+# by `pip check` at the end), and without matplotlib or scipy (left out) pip would refuse it.
+WITHOUT=""                                   # what the left-out requirements cost, for install.sh
+[[ "$WITH_REPORT" == 1 ]] || WITHOUT="$WITHOUT, without matplotlib: \`lvm-search report\` is not available"
+[[ "$WITH_GP" == 1 ]] || WITHOUT="$WITHOUT, without scipy: \`sampler: gp\` is not available"
+UNMET_OK=""                                  # pip check's complaints about them
+for pkg in ${LEFT_OUT//,/ }; do UNMET_OK="$UNMET_OK -e 'requires $pkg'"; done
 cat > "$BUNDLE/install.sh" <<EOF
 #!/usr/bin/env bash
 # Installs lvm-search and its dependencies from this folder alone, into the Python that runs
 # \`\${PYTHON:-python3} -m pip\` (activate your venv or conda env first). Needs torch and numpy there.
-# Built for Python $TARGET_PY, $PLATFORM_TEXT$([[ $WITH_REPORT == 1 ]] || echo ", without matplotlib: \`lvm-search report\` is not available").
+# Built for Python $TARGET_PY, $PLATFORM_TEXT$WITHOUT.
 set -euo pipefail
 here="\$(cd "\$(dirname "\${BASH_SOURCE[0]}")" && pwd)"
 py="\${PYTHON:-python3}"
@@ -421,7 +432,7 @@ py="\${PYTHON:-python3}"
 "\$py" -m pip install --no-index --find-links "\$here/wheels" -r "\$here/requirements.txt" "\$@"
 "\$py" -m pip install --no-index --no-deps "\$here/wheels/$LVM_FILE" "\$@"
 # Any requirement that the target's own packages (torch, numpy, ...) leave unmet.
-problems="\$("\$py" -m pip check 2>&1 | grep -v -e '^No broken requirements'$([[ $WITH_REPORT == 1 ]] || echo " -e 'requires matplotlib'") || true)"
+problems="\$("\$py" -m pip check 2>&1 | grep -v -e '^No broken requirements'$UNMET_OK || true)"
 if [[ -n "\$problems" ]]; then echo "installed, but pip check reports:" >&2; echo "\$problems" >&2; exit 1; fi
 "\$py" -c 'import lvm_search.search; print("lvm-search", __import__("lvm_search").__version__, "ready")'
 EOF

@@ -330,6 +330,17 @@ def test_asking_for_a_device_this_machine_lacks_is_one_line_and_exit_2(tmp_path,
         assert code == 2 and f"{device} was asked for" in one_error(err)
 
 
+def test_the_gp_sampler_without_scipy_is_one_line_and_exit_2_before_anything_is_written(
+    tmp_path, cli, monkeypatch
+):
+    # What the offline bundle without --with-gp installs: every package but scipy.
+    monkeypatch.setitem(sys.modules, "scipy", None)
+    storage = tmp_path / "runs"
+    code, _, err = cli("run", str(write_space(tmp_path, 1, sampler="gp")), "--storage", str(storage))
+    assert code == 2 and "tiny.yaml: sampler gp is Optuna's GPSampler, which needs scipy" in one_error(err)
+    assert not storage.exists()
+
+
 @pytest.mark.parametrize(
     "text, message",
     [
