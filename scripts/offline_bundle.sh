@@ -360,8 +360,15 @@ LVM_WHEEL="$(ls "$WORK"/lvm/lvm_search-*.whl)"
 # never even looks at torch: its CUDA wheels are GBs). numpy still comes along as a dependency
 # of pandas and matplotlib; it is deleted below.
 LEFT_OUT=""                                  # requirements left out on purpose (see --help)
-[[ "$WITH_REPORT" == 1 ]] || LEFT_OUT="$LEFT_OUT,matplotlib"
-[[ "$WITH_GP" == 1 ]] || LEFT_OUT="$LEFT_OUT,scipy"
+WITHOUT=""                                   # and what each costs, for install.sh's header
+if [[ "$WITH_REPORT" != 1 ]]; then
+    LEFT_OUT="$LEFT_OUT,matplotlib"
+    WITHOUT="$WITHOUT, without matplotlib: \`lvm-search report\` is not available"
+fi
+if [[ "$WITH_GP" != 1 ]]; then
+    LEFT_OUT="$LEFT_OUT,scipy"
+    WITHOUT="$WITHOUT, without scipy: \`sampler: gp\` is not available"
+fi
 tool requires "$LVM_WHEEL" "$PROVIDED$LEFT_OUT" > "$WORK/top.txt"
 # All that lvm-search needs on the target (what the check in step 3 starts from).
 tool requires "$LVM_WHEEL" "${LEFT_OUT#,}" > "$WORK/needs.txt"
@@ -415,9 +422,6 @@ LVM_FILE="$(basename "$LVM_WHEEL")"
 # install.sh installs the pinned requirements from the bundle alone (--no-index), then
 # lvm-search with --no-deps: its own requirement on torch/numpy is the target's business (checked
 # by `pip check` at the end), and without matplotlib or scipy (left out) pip would refuse it.
-WITHOUT=""                                   # what the left-out requirements cost, for install.sh
-[[ "$WITH_REPORT" == 1 ]] || WITHOUT="$WITHOUT, without matplotlib: \`lvm-search report\` is not available"
-[[ "$WITH_GP" == 1 ]] || WITHOUT="$WITHOUT, without scipy: \`sampler: gp\` is not available"
 UNMET_OK=""                                  # pip check's complaints about them
 for pkg in ${LEFT_OUT//,/ }; do UNMET_OK="$UNMET_OK -e 'requires $pkg'"; done
 cat > "$BUNDLE/install.sh" <<EOF
