@@ -114,6 +114,7 @@ def parse_sets(pairs: list[str]) -> dict:
 
 def cmd_train(args) -> int:
     from .checkpoint import save_checkpoint
+    from .distill import load_teacher
     from .metrics import reference_mean, score
     from .spaces import trial_settings
     from .train import train
@@ -136,7 +137,10 @@ def cmd_train(args) -> int:
             flush=True,
         )
 
-    result = train(cfg, data, report)
+    if "distill" in settings and not args.teacher:
+        raise UserError("--set distill: weighs a teacher's predictions; give the teacher with --teacher")
+    teacher = load_teacher(args.teacher, data) if args.teacher else None
+    result = train(cfg, data, report, teacher=teacher)
     save_checkpoint(out, result.model, result.meta)
     baseline = score(reference_mean(data, "val"), data, "val")["cosine"]
     best = result.best
@@ -166,6 +170,7 @@ def cmd_run(args) -> int:
         k=args.k,
         min_context=args.min_context,
         device=args.device,
+        teacher=args.teacher,
     )
     from .runs import run_dir, to_json
     from .search import SearchOptions, run_search
@@ -338,6 +343,12 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"lvm-search: error: {message} (see `{self.prog} --help`)\n")
 
 
+TEACHER_HELP = (
+    "an ensemble folder built on this data's split, to distil: the training targets move towards "
+    "its predictions by distill (default 0.8)"
+)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="lvm-search", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"lvm-search {__version__}")
@@ -355,6 +366,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--epochs", type=int)
     p.add_argument("--device", help="auto (default), cpu, cuda or mps")
+    p.add_argument("--teacher", type=_path, help=TEACHER_HELP)
     p.add_argument(
         "--out", type=_path, help="checkpoint folder (default runs/train/ARCH); replaces only a checkpoint"
     )
@@ -379,6 +391,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cpus-per-trial", type=float)
     p.add_argument("--gpus-per-trial", type=float, help="fractions share a GPU, e.g. 0.25")
     p.add_argument("--device", help="auto, cuda, mps or cpu (overrides the space's resources.device)")
+    p.add_argument("--teacher", type=_path, help=TEACHER_HELP + " (overrides the space's data.teacher)")
     p.add_argument("--address", help="an existing Ray cluster: auto or HOST:PORT")
     p.add_argument("--json", action="store_true", help="print the summary as JSON (progress stays on stderr)")
     p.add_argument(

@@ -40,6 +40,7 @@ from ray.tune.search.optuna import OptunaSearch
 from . import provenance
 from .cluster import environment, join_cluster, private_cluster
 from .data import LVMData, load_data
+from .distill import Teacher, load_teacher
 from .errors import UserError
 from .metrics import cosines, reference_mean
 from .progress import Progress, error_summary
@@ -102,6 +103,7 @@ def run_trial(
     device: str,
     staging: str,
     command: str,
+    teacher: Teacher | None,
 ) -> None:
     """One trial: the core trainer, reporting every epoch and checkpointing when val improves."""
     cfg, k = trial_settings(arch, fixed, config)
@@ -125,7 +127,7 @@ def run_trial(
             shutil.rmtree(folder, ignore_errors=True)
 
     try:
-        train(cfg, data, report, command=command)
+        train(cfg, data, report, command=command, teacher=teacher)
     except TrainingDiverged as e:
         # A diverged trial is a result, not a crash: the sampler learns to avoid the region, and
         # retrying the same seed would diverge again.
@@ -155,6 +157,10 @@ def run_search(space: SearchSpace, opts: SearchOptions) -> RunSummary:
         extra_train=opts.extra_train,
         seed=opts.split_seed,
     )
+    teacher = None
+    if space.data.teacher:
+        print(f"teacher: predicting the training windows with {space.data.teacher}", file=sys.stderr)
+        teacher = load_teacher(space.data.teacher, data)
     command = opts.command or provenance.collect().command
 
     with _run_lock(storage, name):
@@ -167,7 +173,7 @@ def run_search(space: SearchSpace, opts: SearchOptions) -> RunSummary:
                 print(
                     f"resuming {folder}: {len(done)} of {space.samples} trials already done", file=sys.stderr
                 )
-            _fit(space, opts, data, folder, done, command)
+            _fit(space, opts, data, teacher, folder, done, command)
         previous = read_summary(folder).wall_s if (folder / SUMMARY).exists() else 0.0
         summary = summarise(read_trial_log(folder), space, data, name, previous + time.time() - t0, command)
         if (folder / RESOURCES).exists():
@@ -180,6 +186,7 @@ def _fit(
     space: SearchSpace,
     opts: SearchOptions,
     data: LVMData,
+    teacher: Teacher | None,
     folder: Path,
     done: list[TrialLogEntry],
     command: str,
@@ -210,6 +217,7 @@ def _fit(
                 device=device,
                 staging=str(staging),
                 command=command,
+                teacher=teacher,
             ),
             {"cpu": space.resources.cpus_per_trial, "gpu": gpus},
         )

@@ -11,7 +11,8 @@ A space file (see ``spaces/*.yaml``)::
     scheduler: {type: asha, grace_period: 3, reduction_factor: 3}   # or {type: none}
     sampler: auto              # auto, tpe, gp or random
     resources: {cpus_per_trial: 1, gpus_per_trial: auto, device: auto}
-    data: {k: 12, min_context: 5}   # context length; targets need min_context earlier passages
+    data: {k: 12, min_context: 5}   # context length; targets need min_context earlier passages;
+                               # teacher: ENSEMBLE_FOLDER distils that ensemble (fixed: {distill: 0.8})
     fixed: {schedule: cosine}  # settings held constant
     reference: {width: 256}    # trial 0's searched settings, where not the architecture's defaults
     space:                     # searched settings, each one of:
@@ -119,10 +120,12 @@ class Resources:
 
 @dataclass(frozen=True)
 class DataSpec:
-    """How the data is windowed; ``--k`` and ``--min-context`` override it. None: load_data's default."""
+    """How the data is windowed, and the ensemble every trial learns from (if any); ``--k``,
+    ``--min-context`` and ``--teacher`` override it. None: load_data's default, no teacher."""
 
     k: int | None = None
     min_context: int | None = None
+    teacher: str | None = None  # an ensemble folder built on this data's split (lvm_search/distill.py)
 
 
 @dataclass(frozen=True)
@@ -230,6 +233,7 @@ class SearchSpace:
         k=None,
         min_context=None,
         device=None,
+        teacher=None,
     ) -> "SearchSpace":
         """The space with command-line overrides applied, validated like the file's own values."""
         where = "command line"
@@ -255,6 +259,8 @@ class SearchSpace:
             data["k"] = k
         if min_context is not None:
             data["min_context"] = min_context
+        if teacher is not None:
+            data["teacher"] = teacher
         result = dataclasses.replace(
             self,
             samples=self.samples if samples is None else _int(samples, f"{where}: --samples", minimum=1),
@@ -446,6 +452,8 @@ def _check_data_against_space(space: SearchSpace, where: str) -> None:
             f"{where}: space.k: searching the context length needs data.min_context (<= the smallest k), "
             "so every k scores the same windows"
         )
+    if space.data.teacher is None and ("distill" in space.space or "distill" in space.fixed):
+        raise UserError(f"{where}: distill: weighs a teacher's predictions, but data.teacher is not set")
 
 
 def _number(value, where: str) -> float:
@@ -520,7 +528,10 @@ def _data_spec(raw, where: str) -> DataSpec:
     min_context = None if min_context is None else _int(min_context, f"{where}.min_context", minimum=1)
     if k is not None and min_context is not None and min_context > k:
         raise UserError(f"{where}.min_context: must be <= k ({k}), got {min_context}")
-    return DataSpec(k, min_context)
+    teacher = raw.get("teacher")
+    if teacher is not None and (not isinstance(teacher, str) or not teacher.strip()):
+        raise UserError(f"{where}.teacher: expected the path of an ensemble folder, got {teacher!r}")
+    return DataSpec(k, min_context, teacher)
 
 
 def _dimension(spec, where: str, name: str) -> Dimension:

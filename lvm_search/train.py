@@ -21,6 +21,7 @@ from torch.nn import functional as F
 from . import provenance
 from .checkpoint import save_checkpoint
 from .data import LVMData
+from .distill import Teacher
 from .errors import UserError
 from .metrics import cosines, predict
 from .models import build_model, config_fields
@@ -49,6 +50,9 @@ class TrainConfig:
     infonce_temperature: float = 0.05
     # The averaged copy is what gets evaluated, kept and saved; every winning trial used 0.99 or more.
     ema: float = 0.99  # decay of an exponential moving average of the weights (0 = off)
+    # With a teacher (an ensemble, lvm_search/distill.py) the training target is
+    # (1 - distill) * target + distill * the teacher's prediction; 0.5-1 scored alike on linux-docs val.
+    distill: float = 0.8
     # system
     seed: int = 0
     device: str = "auto"  # auto picks cuda, then mps, then cpu
@@ -77,6 +81,7 @@ class TrainConfig:
                 f"infonce_temperature must be > 0, got {self.infonce_temperature}",
             ),
             (0 <= self.ema < 1, f"ema must be in [0, 1) (0 = off), got {self.ema}"),
+            (0 <= self.distill <= 1, f"distill must be in [0, 1], got {self.distill}"),
             (
                 self.data_dtype in DATA_DTYPES,
                 f"data_dtype must be one of {DATA_DTYPES}, got {self.data_dtype!r}",
@@ -186,17 +191,32 @@ def on_device(data: LVMData, device: torch.device, dtype: torch.dtype) -> LVMDat
 
 
 def train(
-    cfg: TrainConfig, data: LVMData, report: ReportFn | None = None, command: str | None = None
+    cfg: TrainConfig,
+    data: LVMData,
+    report: ReportFn | None = None,
+    command: str | None = None,
+    teacher: Teacher | None = None,
 ) -> TrainResult:
-    """``command``: the command line recorded in checkpoints (default: this process's)."""
+    """``command``: the command line recorded in checkpoints (default: this process's).
+    ``teacher``: the predictions ``cfg.distill`` mixes into the training targets."""
     cfg.validate()
+    if teacher is not None and len(teacher.targets) != len(data.splits["train"]):
+        raise UserError(
+            f"{teacher.source}: the teacher predicts {len(teacher.targets)} training windows, "
+            f"the data has {len(data.splits['train'])}"
+        )
     device = resolve_device(cfg.device)
     with torch_settings(device, cfg.threads):
-        return _train(cfg, data, report, device, command)
+        return _train(cfg, data, report, device, command, teacher)
 
 
 def _train(
-    cfg: TrainConfig, data: LVMData, report: ReportFn | None, device: torch.device, command
+    cfg: TrainConfig,
+    data: LVMData,
+    report: ReportFn | None,
+    device: torch.device,
+    command,
+    teacher: Teacher | None,
 ) -> TrainResult:
     # system
     torch.manual_seed(cfg.seed)
@@ -205,6 +225,7 @@ def _train(
     )
     half = cfg.data_dtype == "float16" or (cfg.data_dtype == "auto" and device.type == "cuda")
     data = on_device(data, device, torch.float16 if half else torch.float32)
+    soft = teacher.targets.to(device, data.vectors.dtype) if teacher else None
     n_train = len(data.splits["train"])
     if n_train == 0:
         raise UserError(f"{data.source}: the train split has no windows")
@@ -222,6 +243,7 @@ def _train(
         "data": data.summary(),
         "params": sum(p.numel() for p in model.parameters()),
         "provenance": dataclasses.asdict(provenance.collect(device, command)),
+        "teacher": teacher.describe() if teacher else None,
     }
     forward = torch.compile(model) if cfg.compile else model
 
@@ -256,7 +278,10 @@ def _train(
         loss_sum = torch.zeros((), device=device)
         order = torch.randperm(n_train, device=device, generator=generator)
         for lo in range(0, n_train, cfg.batch_size):
-            x, y = data.batch("train", order[lo : lo + cfg.batch_size])
+            idx = order[lo : lo + cfg.batch_size]
+            x, y = data.batch("train", idx)
+            if soft is not None:
+                y = torch.lerp(y, soft[idx].float(), cfg.distill)
             if cfg.input_noise:
                 x = F.normalize(x + cfg.input_noise * torch.randn_like(x), dim=-1)
             if cfg.context_dropout:

@@ -1,0 +1,55 @@
+"""A teacher for distillation: an ensemble's predictions on the training windows.
+
+An ensemble beats its best member because its members' errors partly cancel; serving it costs
+every member. Training one model towards the ensemble's predictions (mixed with the true targets,
+``TrainConfig.distill``) buys part of that gain back at one model's cost (reports/quality.md).
+
+The teacher must have been built on exactly this split: its members trained on this run's
+training documents only, and its weights were fitted on this run's validation documents. A teacher
+from another split would carry the held-out documents into training, so it is refused.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from .data import LVMData
+from .ensemble import load_ensemble
+from .errors import UserError
+from .metrics import predict
+from .runs import read_ensemble
+
+
+@dataclass
+class Teacher:
+    source: str  # the ensemble folder
+    fingerprint: str  # of the data it was built on (this data at the teacher's k)
+    targets: torch.Tensor = field(repr=False)  # [train windows, D] unit rows, in the train split's order
+
+    def describe(self) -> dict:
+        """What a checkpoint records of its teacher."""
+        return {"source": self.source, "fingerprint": self.fingerprint}
+
+
+def load_teacher(path: str | Path, data: LVMData) -> Teacher:
+    """The predictions on ``data``'s training windows of the ensemble folder at ``path``."""
+    path = Path(path)
+    record = read_ensemble(path)
+    k = record.data.k
+    if k > data.k:
+        raise UserError(
+            f"{path}: the teacher reads {k} context passages but the data is loaded at k={data.k}; "
+            f"load it at k={k} or more (data.k, or --k)"
+        )
+    data_k = data.with_k(k)
+    if record.fingerprint != data_k.fingerprint:
+        raise UserError(
+            f"{path}: the teacher was built on other data or another split (fingerprint "
+            f"{record.fingerprint}, this data at k={k}: {data_k.fingerprint}); its members may have "
+            "trained on this run's validation or test documents"
+        )
+    model, _ = load_ensemble(path, data.device)
+    return Teacher(str(path), record.fingerprint, predict(model, data_k, "train"))
