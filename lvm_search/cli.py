@@ -140,6 +140,8 @@ def cmd_train(args) -> int:
     if "distill" in settings and not args.teacher:
         raise UserError("--set distill: weighs a teacher's predictions; give the teacher with --teacher")
     teacher = load_teacher(args.teacher, data) if args.teacher else None
+    if teacher and out.resolve().is_relative_to(teacher.source):
+        raise UserError(f"--out {out}: lies inside the teacher {teacher.source}; choose another folder")
     result = train(cfg, data, report, teacher=teacher)
     save_checkpoint(out, result.model, result.meta)
     baseline = score(reference_mean(data, "val"), data, "val")["cosine"]

@@ -11,6 +11,7 @@ from another split would carry the held-out documents into training, so it is re
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,29 +21,33 @@ from .data import LVMData
 from .ensemble import load_ensemble
 from .errors import UserError
 from .metrics import predict
-from .runs import read_ensemble
+from .runs import ENSEMBLE_RECORD, read_ensemble
 
 
 @dataclass
 class Teacher:
-    source: str  # the ensemble folder
+    source: str  # the ensemble folder, absolute
     fingerprint: str  # of the data it was built on (this data at the teacher's k)
+    digest: str  # of its ensemble.json: an ensemble rebuilt in the same folder is another teacher
     targets: torch.Tensor = field(repr=False)  # [train windows, D] unit rows, in the train split's order
 
     def describe(self) -> dict:
-        """What a checkpoint records of its teacher."""
-        return {"source": self.source, "fingerprint": self.fingerprint}
+        """What a checkpoint and a run record of their teacher."""
+        return {"source": self.source, "fingerprint": self.fingerprint, "digest": self.digest}
 
 
 def load_teacher(path: str | Path, data: LVMData) -> Teacher:
     """The predictions on ``data``'s training windows of the ensemble folder at ``path``."""
-    path = Path(path)
+    path = Path(path).expanduser().resolve()
+    if not path.exists():
+        raise UserError(f"{path}: no such ensemble folder")
     record = read_ensemble(path)
-    k = record.data.k
-    if k > data.k:
+    k, min_context = record.data.k, record.data.min_context
+    if min_context != data.min_context or k > data.k:
         raise UserError(
-            f"{path}: the teacher reads {k} context passages but the data is loaded at k={data.k}; "
-            f"load it at k={k} or more (data.k, or --k)"
+            f"{path}: the teacher was built on data loaded at k={k} with min_context={min_context}; "
+            f"this data is loaded at k={data.k} with min_context={data.min_context}: load it at "
+            f"k >= {k} with min_context {min_context} (--k, --min-context, or the space's data section)"
         )
     data_k = data.with_k(k)
     if record.fingerprint != data_k.fingerprint:
@@ -51,5 +56,6 @@ def load_teacher(path: str | Path, data: LVMData) -> Teacher:
             f"{record.fingerprint}, this data at k={k}: {data_k.fingerprint}); its members may have "
             "trained on this run's validation or test documents"
         )
+    digest = hashlib.sha256((path / ENSEMBLE_RECORD).read_bytes()).hexdigest()[:16]
     model, _ = load_ensemble(path, data.device)
-    return Teacher(str(path), record.fingerprint, predict(model, data_k, "train"))
+    return Teacher(str(path), record.fingerprint, digest, predict(model, data_k, "train"))

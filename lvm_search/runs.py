@@ -91,6 +91,7 @@ class RunInfo:
     space: dict  # the SearchSpace as JSON (spaces.space_to_json)
     data: DataInfo
     provenance: Provenance | None = None
+    teacher: dict | None = None  # distill.Teacher.describe(): the ensemble every trial learns from
 
 
 @dataclass

@@ -157,14 +157,11 @@ def run_search(space: SearchSpace, opts: SearchOptions) -> RunSummary:
         extra_train=opts.extra_train,
         seed=opts.split_seed,
     )
-    teacher = None
-    if space.data.teacher:
-        print(f"teacher: predicting the training windows with {space.data.teacher}", file=sys.stderr)
-        teacher = load_teacher(space.data.teacher, data)
+    teacher = load_teacher(space.data.teacher, data) if space.data.teacher else None
     command = opts.command or provenance.collect().command
 
     with _run_lock(storage, name):
-        _prepare_run_dir(folder, space, data, opts.fresh, command)
+        _prepare_run_dir(folder, space, data, teacher, opts.fresh, command)
         done = read_trial_log(folder)
         t0 = time.time()
         spent = sum(len(e.history) for e in done)
@@ -557,7 +554,9 @@ class TrialLog(tune.Callback):
 # --- the run folder -------------------------------------------------------------------------------
 
 
-def _prepare_run_dir(folder: Path, space: SearchSpace, data: LVMData, fresh: bool, command: str) -> None:
+def _prepare_run_dir(
+    folder: Path, space: SearchSpace, data: LVMData, teacher: Teacher | None, fresh: bool, command: str
+) -> None:
     """Create the run folder, or check that a resumed run means the same trials."""
     if folder.exists() and not folder.is_dir():
         raise UserError(f"{folder}: exists and is not a run folder; choose another --name or --storage")
@@ -582,12 +581,22 @@ def _prepare_run_dir(folder: Path, space: SearchSpace, data: LVMData, fresh: boo
                 f"(or --max-epochs cap); its trials would mean something else. "
                 "Use --fresh or another --name"
             )
+        if previous.teacher != (teacher.describe() if teacher else None):
+            raise UserError(
+                f"{folder}: this run was started with another teacher (or its ensemble was rebuilt since: "
+                f"{previous.teacher}); its trials would mean something else. Use --fresh or another --name"
+            )
         return
     try:
         folder.mkdir(parents=True, exist_ok=True)
         write_json(
             folder / RUN_INFO,
-            RunInfo(space.identity(), DataInfo(**data.summary()), provenance.collect(command=command)),
+            RunInfo(
+                space.identity(),
+                DataInfo(**data.summary()),
+                provenance.collect(command=command),
+                teacher.describe() if teacher else None,
+            ),
         )
     except OSError as e:
         raise UserError(f"{folder}: cannot write the run folder ({e.strerror})") from None

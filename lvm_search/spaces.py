@@ -125,7 +125,8 @@ class DataSpec:
 
     k: int | None = None
     min_context: int | None = None
-    teacher: str | None = None  # an ensemble folder built on this data's split (lvm_search/distill.py)
+    # an ensemble folder built on this data's split (lvm_search/distill.py), from the current folder
+    teacher: str | None = None
 
 
 @dataclass(frozen=True)
@@ -529,8 +530,10 @@ def _data_spec(raw, where: str) -> DataSpec:
     if k is not None and min_context is not None and min_context > k:
         raise UserError(f"{where}.min_context: must be <= k ({k}), got {min_context}")
     teacher = raw.get("teacher")
-    if teacher is not None and (not isinstance(teacher, str) or not teacher.strip()):
-        raise UserError(f"{where}.teacher: expected the path of an ensemble folder, got {teacher!r}")
+    if teacher is not None:
+        if not isinstance(teacher, str) or not teacher.strip():
+            raise UserError(f"{where}.teacher: expected the path of an ensemble folder, got {teacher!r}")
+        teacher = str(Path(teacher).expanduser().resolve())  # one spelling per folder, for resumes
     return DataSpec(k, min_context, teacher)
 
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import shutil
+from pathlib import Path
 
 import pytest
 import torch
@@ -19,11 +21,14 @@ from lvm_search.search import SearchOptions, run_search
 from lvm_search.spaces import parse_space
 from lvm_search.train import TrainConfig, train
 
+SPACES = Path(__file__).resolve().parent.parent / "spaces"
+
 
 def test_distill_moves_the_training_targets_towards_the_teacher():
     data = load_data(None)
     u = normalize(torch.randn(data.dim, generator=torch.Generator().manual_seed(1)), dim=0)
-    teacher = Teacher("one direction", data.fingerprint, u.expand(len(data.splits["train"]), -1).clone())
+    targets = u.expand(len(data.splits["train"]), -1).clone()
+    teacher = Teacher("one direction", data.fingerprint, "0" * 16, targets)
 
     def fit(teacher, distill):
         cfg = TrainConfig(arch="amn", model={"width": 32}, epochs=3, ema=0, distill=distill)
@@ -34,7 +39,11 @@ def test_distill_moves_the_training_targets_towards_the_teacher():
     taught, taught_pred = fit(teacher, 1.0)
     toward = lambda pred: cosines(pred, u.expand_as(pred)).mean().item()  # noqa: E731
     assert toward(taught_pred) > 0.7 > 0.2 > toward(plain_pred)
-    assert taught.meta["teacher"] == {"source": "one direction", "fingerprint": data.fingerprint}
+    assert taught.meta["teacher"] == {
+        "source": "one direction",
+        "fingerprint": data.fingerprint,
+        "digest": "0" * 16,
+    }
     # distill 0 with a teacher is plain training: the targets are the true ones
     untaught, untaught_pred = fit(teacher, 0.0)
     assert torch.equal(untaught_pred, plain_pred)
@@ -50,8 +59,14 @@ def test_the_teacher_predicts_the_training_windows_of_its_own_split_only(tiny_st
 
     with pytest.raises(UserError, match="another split"):  # its members trained on these val/test docs
         load_teacher(folder, load_data(None, seed=1))
-    with pytest.raises(UserError, match="reads 5 context passages but the data is loaded at k=4"):
+    with pytest.raises(
+        UserError, match="k=5 with min_context=5; this data is loaded at k=4 with min_context=4"
+    ):
         load_teacher(folder, load_data(None, k=4))
+    with pytest.raises(
+        UserError, match="k=5 with min_context=5; this data is loaded at k=6 with min_context=6"
+    ):
+        load_teacher(folder, load_data(None, k=6))  # a longer k is fine, but not other windows
 
 
 def test_train_distils_a_teacher_and_records_it(cli, tiny_storage, tmp_path):
@@ -70,11 +85,16 @@ def test_train_distils_a_teacher_and_records_it(cli, tiny_storage, tmp_path):
     [
         (["--set", "distill=0.5"], "--teacher"),
         (["--teacher", "{ensemble}", "--split-seed", "1"], "another split"),
-        (["--teacher", "{missing}"], "not an ensemble folder"),
+        (["--teacher", "{empty}"], "not an ensemble folder"),
+        (["--teacher", "{missing}"], "no such ensemble folder"),
     ],
 )
 def test_a_teacher_that_cannot_teach_is_one_error_line(cli, tiny_storage, tmp_path, argv, named):
-    paths = {"{ensemble}": str(tiny_storage / "ensembles" / "default"), "{missing}": str(tmp_path)}
+    paths = {
+        "{ensemble}": str(tiny_storage / "ensembles" / "default"),
+        "{empty}": str(tmp_path),
+        "{missing}": str(tmp_path / "nowhere"),
+    }
     argv = [paths.get(a, a) for a in argv]
     out = tmp_path / "student"
     code, stdout, err = cli("train", "--arch", "amn", "--epochs", "1", *argv, "--out", out)
@@ -82,8 +102,20 @@ def test_a_teacher_that_cannot_teach_is_one_error_line(cli, tiny_storage, tmp_pa
     assert not out.exists()
 
 
-def test_a_search_distils_the_teacher_in_every_trial(tiny_storage, tmp_path):
-    folder = tiny_storage / "ensembles" / "default"
+def test_training_into_the_teachers_own_folder_is_refused(cli, tiny_storage, tmp_path):
+    teacher = tmp_path / "teacher"
+    shutil.copytree(tiny_storage / "ensembles" / "default", teacher)
+    before = {p: p.read_bytes() for p in teacher.rglob("*") if p.is_file()}
+    code, _, err = cli(
+        "train", "--arch", "amn", "--epochs", "1", "--teacher", teacher, "--out", teacher / "members" / "00"
+    )
+    assert code == 2 and "inside the teacher" in one_error(err)
+    assert {p: p.read_bytes() for p in teacher.rglob("*") if p.is_file()} == before
+
+
+def test_a_search_distils_the_teacher_in_every_trial(tiny_storage, tmp_path, cli):
+    folder = tmp_path / "teacher"
+    shutil.copytree(tiny_storage / "ensembles" / "default", folder)
     raw = {
         "arch": "amn",
         "samples": 2,
@@ -101,3 +133,20 @@ def test_a_search_distils_the_teacher_in_every_trial(tiny_storage, tmp_path):
 
     with pytest.raises(UserError, match="data.teacher is not set"):
         parse_space({**raw, "data": {}}, "student.yaml")
+
+    # a resume names the same teacher however it is spelled, and refuses one rebuilt in its folder
+    respelled = {**raw, "samples": 3, "data": {"teacher": f"{folder}/../teacher/"}}
+    summary = run_search(parse_space(respelled, "student.yaml"), SearchOptions(storage=str(tmp_path)))
+    assert len(summary.trials) == 3
+    record = folder / "ensemble.json"
+    record.write_text(json.dumps(json.loads(record.read_text())))  # the same ensemble, other bytes
+    with pytest.raises(UserError, match="another teacher"):
+        run_search(parse_space({**raw, "samples": 4}, "student.yaml"), SearchOptions(storage=str(tmp_path)))
+
+
+def test_run_with_a_teacher_that_is_not_there_is_exactly_one_line(cli, tmp_path):
+    code, out, err = cli(
+        "run", SPACES / "amn.yaml", "--storage", tmp_path / "s", "--teacher", tmp_path / "nowhere"
+    )
+    assert code == 2 and out == "" and err.count("\n") == 1 and "no such ensemble folder" in one_error(err)
+    assert not (tmp_path / "s").exists()
