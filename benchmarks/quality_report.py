@@ -4,7 +4,7 @@ Inputs (``--results``, default ``benchmarks/results/cpu``): ``quality_<corpus>.j
 ``quality_pipeline.py`` (the four shipped spaces, ``lvm-search ensemble``, ``lvm-search report`` on
 one corpus, timed), ``quality_python_before.json`` (the same pipeline with the spaces of commit
 ef08a8d, the defaults before this work) and ``ensembles_linux.json`` from ``ensemble_study.py``
-(ensemble recipes compared on one storage folder) and ``distill_linux.json`` from
+(ensemble recipes compared on one storage folder) and ``distill_<corpus>.json`` from
 ``distill_study.py`` (the shipped spaces searched again with an ensemble as teacher). Every number
 and every verdict below is computed here from those files; nothing is typed in.
 
@@ -272,9 +272,29 @@ def ensembles_section(results: dict, studies: list[dict]) -> tuple[list[str], li
     return lines, checks
 
 
-def distill_section(study: dict | None) -> list[str]:
-    if study is None:
+def distill_section(studies: dict[str, dict]) -> list[str]:
+    if not studies:
         return []
+    lines = [
+        "## Distilling the ensemble into one model",
+        "",
+        "The teacher is the `ensembles/wide.yaml` ensemble of the corpus's pipeline run above (every "
+        "finished trial and the classical baselines as candidates, weights fitted on validation). "
+        "Each shipped space was searched again with `--teacher` (every training target "
+        "moved towards the teacher's prediction by `distill` 0.8; the teacher's members trained on the "
+        "training documents only), and each search's best trial, chosen on validation, is scored on test "
+        "by `lvm-search eval` (`benchmarks/distill_study.py`). Intervals: 95%, bootstrap over test "
+        "documents, each model against its own baselines on the same windows. The line under each "
+        "table is the share of the teacher's test gain over each search without a teacher that its "
+        "student recovers.",
+        "",
+    ]
+    for corpus, study in studies.items():
+        lines += distill_table(corpus, study)
+    return lines
+
+
+def distill_table(corpus: str, study: dict) -> list[str]:
     models = study["models"]
     rows = []
     for name, m in models.items():
@@ -297,22 +317,14 @@ def distill_section(study: dict | None) -> list[str]:
             plain = models[f"{arch} without teacher"]
             share = (test(models[name]) - test(plain)) / (test(models["teacher"]) - test(plain))
             recovered.append(f"{arch} {100 * share:.0f}%")
-    runs = sum(1 for s in study["steps"] if s.startswith("run "))
+    searches = sum(s["wall_s"] for name, s in study["steps"].items() if name.startswith("run "))
     return [
-        "## Distilling the ensemble into one model",
-        "",
-        "The teacher is the `ensembles/wide.yaml` ensemble of the linux-docs pipeline run above (every "
-        "finished trial and the classical baselines as candidates, weights fitted on validation). "
-        "Each shipped space was searched again with `--teacher` (every training target "
-        "moved towards the teacher's prediction by `distill` 0.8; the teacher's members trained on the "
-        "training documents only), and each search's best trial, chosen on validation, is scored on test "
-        f"by `lvm-search eval` ({runs} searches, `benchmarks/distill_study.py`"
-        f"{'; ' + study['note'] if study.get('note') else ''}). Intervals: 95%, bootstrap over test "
-        "documents (`lvm-search eval`), each model against its own baselines on the same windows.",
+        f"**{corpus}** (the searches with a teacher took {searches / 60:.1f} min"
+        f"{'; ' + study['note'] if study.get('note') else ''}):",
         "",
         markdown_table(
             [
-                "model (linux-docs)",
+                f"model ({corpus})",
                 "val (best trial)",
                 "test cosine [95% CI]",
                 "gain over mean of context [95% CI]",
@@ -321,9 +333,7 @@ def distill_section(study: dict | None) -> list[str]:
             rows,
         ),
         "",
-        "Share of the teacher's test gain over each search without a teacher that its student recovers: "
-        + ", ".join(recovered)
-        + ".",
+        "Recovered: " + ", ".join(recovered) + ".",
         "",
     ]
 
@@ -371,13 +381,15 @@ def main(argv=None):
     before_path = folder / "quality_python_before.json"
     before = json.loads(before_path.read_text()) if before_path.exists() else None
     studies = [json.loads(p.read_text()) for p in sorted(folder.glob("ensembles_*.json"))]
-    distill_path = folder / "distill_linux.json"
-    distill = json.loads(distill_path.read_text()) if distill_path.exists() else None
+    distill = {  # corpus: study
+        CORPORA["quality_" + p.stem.removeprefix("distill_")][0]: json.loads(p.read_text())
+        for p in sorted(folder.glob("distill_*.json"))
+    }
 
     transfer, checks = transfer_section(results)
     timing, time_checks = time_section(results, before)
     ensembles, ensemble_checks = ensembles_section(results, studies)
-    checks = checks + time_checks + ensemble_checks + single_model_check(results, distill)
+    checks = checks + time_checks + ensemble_checks + single_model_check(results, distill.get("linux-docs"))
     corpora = [f"`{Path(r['data']).name}` ({CORPORA[s][0]}: {CORPORA[s][1]})" for s, r in results.items()]
     lines = [
         "# Model quality: the default pipeline, on corpora the defaults never saw",

@@ -12,7 +12,7 @@ A space file (see ``spaces/*.yaml``)::
     sampler: auto              # auto, tpe, gp or random
     resources: {cpus_per_trial: 1, gpus_per_trial: auto, device: auto}
     data: {k: 12, min_context: 5}   # context length; targets need min_context earlier passages;
-                               # teacher: ENSEMBLE_FOLDER distils that ensemble (fixed: {distill: 0.8})
+                               # teacher: ENSEMBLE_FOLDER distils that ensemble (distill: 0.8 default)
     fixed: {schedule: cosine}  # settings held constant
     reference: {width: 256}    # trial 0's searched settings, where not the architecture's defaults
     space:                     # searched settings, each one of:
