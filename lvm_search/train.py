@@ -200,11 +200,6 @@ def train(
     """``command``: the command line recorded in checkpoints (default: this process's).
     ``teacher``: the predictions ``cfg.distill`` mixes into the training targets."""
     cfg.validate()
-    if teacher is not None and len(teacher.targets) != len(data.splits["train"]):
-        raise UserError(
-            f"{teacher.source}: the teacher predicts {len(teacher.targets)} training windows, "
-            f"the data has {len(data.splits['train'])}"
-        )
     device = resolve_device(cfg.device)
     with torch_settings(device, cfg.threads):
         return _train(cfg, data, report, device, command, teacher)
