@@ -12,6 +12,11 @@ run with that version's code and spaces). From the run's summary it takes each t
   trial ending and the next starting, the summary, shut-down), in seconds and as % of wall;
 * packing: the trials' summed time / (trials at once x trial time): how full the trial slots were.
 
+It also measures the floor under any search driven by Ray Tune here: a process that starts the
+product's private cluster, runs two no-op trials at once through ``Tuner.fit`` (actors reused) and
+stops it (median of three). Against the main job's trial time this gives the least overhead a Ray
+Tune search of that size can have on this machine.
+
     python benchmarks/search_overhead.py --versions ef08a8d after \\
         --out benchmarks/results/cpu/search_overhead.json
 """
@@ -52,6 +57,38 @@ def busy_s(trials: list[dict]) -> float:
     """The time at least one trial was running: each ended at its last report and ran for Tune's
     time_total_s."""
     return union_s([(t["finished_at"] - t["time_total_s"], t["finished_at"]) for t in timed(trials)])
+
+
+FLOOR = """
+import time
+t0 = time.perf_counter()
+from ray import tune
+from lvm_search.cluster import private_cluster
+
+def noop(config):
+    tune.report({"x": 1.0})
+
+with private_cluster():
+    tune.Tuner(
+        noop,
+        tune_config=tune.TuneConfig(num_samples=2, max_concurrent_trials=2, reuse_actors=True),
+        run_config=tune.RunConfig(storage_path=STORAGE, verbose=0),
+    ).fit()
+"""
+
+
+def floor_s(scratch: Path, repeats: int = 3) -> list[float]:
+    """Wall seconds of a process that does nothing but start Ray, run two no-op trials and stop."""
+    times = []
+    for i in range(repeats):
+        storage = scratch / f"floor-{i}"
+        code = FLOOR.replace("STORAGE", repr(str(storage)))
+        env = {**os.environ, "PYTHONPATH": str(REPO)}
+        t0 = time.perf_counter()
+        subprocess.run([sys.executable, "-c", code], env=env, check=True, capture_output=True)
+        times.append(time.perf_counter() - t0)
+        shutil.rmtree(storage, ignore_errors=True)
+    return times
 
 
 def measure(version: str, scratch: Path, args) -> dict:
@@ -104,6 +141,7 @@ def main(argv=None):
     scratch = Path(tempfile.mkdtemp(prefix="lvm-overhead-"))
     try:
         results = [measure(v, scratch, args) for v in args.versions]
+        floors = floor_s(scratch)
     finally:
         remove_checkouts(scratch)
         shutil.rmtree(scratch, ignore_errors=True)
@@ -140,6 +178,8 @@ def main(argv=None):
         "load_avg": os.getloadavg(),
         "data": Path(args.data).name if args.data else None,
         "results": results,
+        "ray_tune_floor_s": sorted(floors)[len(floors) // 2],
+        "ray_tune_floor_runs_s": floors,
         "table": {"columns": columns, "rows": rows},
         "notes": [
             f"The README's main job: `lvm-search run spaces/lstm.yaml` on "
@@ -148,6 +188,7 @@ def main(argv=None):
         ],
     }
     print("\n".join(" | ".join(r) for r in rows))
+    print(f"Ray Tune alone (start, two no-op trials, stop): {floors} s")
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.out).write_text(json.dumps(record, indent=2) + "\n")
