@@ -325,8 +325,8 @@ def overhead_section(r: dict) -> list[str]:
             f"{', '.join(f'{x:.1f}' for x in r['ray_tune_floor_runs_s'])} s). With the main job's "
             f"{trials:.0f} s of trial time, under 10% needs at most {trials / 9:.1f} s of overhead; "
             f"Ray Tune alone makes it at least {100 * floor / (trials + floor):.0f}%. The remaining "
-            f"{after['overhead_s'] - floor:.1f} s are the product's own (torch imported by the driver "
-            "and the first actor, the Optuna study, the summary).",
+            f"{after['overhead_s'] - floor:.1f} s are the product's own (the data, torch in the "
+            "first trial's actor, the Optuna study, the summary).",
         ]
     return [*lines, ""]
 
