@@ -21,7 +21,7 @@ from .data import LVMData
 from .ensemble import load_ensemble
 from .errors import UserError
 from .metrics import predict
-from .runs import ENSEMBLE_RECORD, read_ensemble
+from .runs import ENSEMBLE_RECORD, EnsembleRecord, read_ensemble
 
 
 @dataclass
@@ -36,12 +36,22 @@ class Teacher:
         return {"source": self.source, "fingerprint": self.fingerprint, "digest": self.digest}
 
 
-def load_teacher(path: str | Path, data: LVMData) -> Teacher:
-    """The predictions on ``data``'s training windows of the ensemble folder at ``path``."""
+def _record(path: str | Path) -> tuple[Path, EnsembleRecord]:
     path = Path(path).expanduser().resolve()
     if not path.exists():
         raise UserError(f"{path}: no such ensemble folder")
-    record = read_ensemble(path)
+    return path, read_ensemble(path)
+
+
+def teacher_context(path: str | Path) -> tuple[int, int]:
+    """The k and min_context of the data the ensemble at ``path`` was built on."""
+    data = _record(path)[1].data
+    return data.k, data.min_context
+
+
+def load_teacher(path: str | Path, data: LVMData) -> Teacher:
+    """The predictions on ``data``'s training windows of the ensemble folder at ``path``."""
+    path, record = _record(path)
     k, min_context = record.data.k, record.data.min_context
     if min_context != data.min_context or k > data.k:
         raise UserError(

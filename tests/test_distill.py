@@ -80,6 +80,32 @@ def test_train_distils_a_teacher_and_records_it(cli, tiny_storage, tmp_path):
     assert meta["teacher"]["source"] == str(folder) and meta["train_config"]["distill"] == 0.8
 
 
+def test_train_reads_fewer_passages_than_its_teacher_as_a_trial_does(cli, tmp_path):
+    from lvm_search.ensemble import build_ensemble, load_recipe
+
+    storage = tmp_path / "storage"
+    raw = {
+        "arch": "amn",
+        "samples": 1,
+        "fixed": {"epochs": 1},
+        "reference": {"width": 8},
+        "space": {"width": {"type": "choice", "values": [8, 16]}},
+        "data": {"k": 6, "min_context": 4},  # a teacher reading 6 passages, targets from the 5th on
+    }
+    run_search(parse_space(raw, "amn.yaml"), SearchOptions(storage=str(storage)))
+    teacher = build_ensemble(load_recipe(None), storage)["path"]
+    out = tmp_path / "student"
+    student = ["train", "--arch", "amn", "--epochs", "1", "--set", "width=8", "--teacher", teacher]
+    code, _, err = cli(*student, "--k", "4", "--min-context", "4", "--out", out)
+    assert code == 0, err
+    meta = json.loads((out / CONFIG).read_text())
+    assert meta["k"] == 4 and meta["data"]["min_context"] == 4
+    assert meta["teacher"]["fingerprint"] == load_data(None, k=6, min_context=4).fingerprint
+    # other windows (min_context 5) are still refused, naming what to load
+    code, _, err = cli(*student, "--k", "5", "--out", tmp_path / "other")
+    assert code == 2 and "load it at k >= 6 with min_context 4" in one_error(err)
+
+
 @pytest.mark.parametrize(
     "argv, named",
     [
