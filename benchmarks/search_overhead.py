@@ -14,8 +14,8 @@ run with that version's code and spaces). From the run's summary it takes each t
 
 It also measures the floor under any search driven by Ray Tune here: a process that starts the
 product's private cluster, runs two no-op trials at once through ``Tuner.fit`` (actors reused) and
-stops it (median of three). Against the main job's trial time this gives the least overhead a Ray
-Tune search of that size can have on this machine.
+stops it (median of three), and a process that only imports torch, Optuna and Ray Tune. Against the
+main job's trial time this gives the least overhead a Ray Tune search of that size can have here.
 
     python benchmarks/search_overhead.py --versions ef08a8d after \\
         --out benchmarks/results/cpu/search_overhead.json
@@ -60,8 +60,6 @@ def busy_s(trials: list[dict]) -> float:
 
 
 FLOOR = """
-import time
-t0 = time.perf_counter()
 from ray import tune
 from lvm_search.cluster import private_cluster
 
@@ -77,18 +75,18 @@ with private_cluster():
 """
 
 
-def floor_s(scratch: Path, repeats: int = 3) -> list[float]:
-    """Wall seconds of a process that does nothing but start Ray, run two no-op trials and stop."""
-    times = []
-    for i in range(repeats):
-        storage = scratch / f"floor-{i}"
-        code = FLOOR.replace("STORAGE", repr(str(storage)))
-        env = {**os.environ, "PYTHONPATH": str(REPO)}
+def process_s(code: str, repeats: int = 3) -> list[float]:
+    """Wall seconds of ``python -c code``, ``repeats`` times."""
+    times, env = [], {**os.environ, "PYTHONPATH": str(REPO)}
+    for _ in range(repeats):
         t0 = time.perf_counter()
         subprocess.run([sys.executable, "-c", code], env=env, check=True, capture_output=True)
         times.append(time.perf_counter() - t0)
-        shutil.rmtree(storage, ignore_errors=True)
     return times
+
+
+def median(xs: list[float]) -> float:
+    return sorted(xs)[len(xs) // 2]
 
 
 def measure(version: str, scratch: Path, args) -> dict:
@@ -141,7 +139,10 @@ def main(argv=None):
     scratch = Path(tempfile.mkdtemp(prefix="lvm-overhead-"))
     try:
         results = [measure(v, scratch, args) for v in args.versions]
-        floors = floor_s(scratch)
+        # the least a search here can spend without a trial running: Ray Tune's start and stop,
+        # and before it, importing what the trials train with
+        floors = process_s(FLOOR.replace("STORAGE", repr(str(scratch / "floor"))))
+        imports = process_s("import torch, optuna, ray.tune")
     finally:
         remove_checkouts(scratch)
         shutil.rmtree(scratch, ignore_errors=True)
@@ -178,8 +179,10 @@ def main(argv=None):
         "load_avg": os.getloadavg(),
         "data": Path(args.data).name if args.data else None,
         "results": results,
-        "ray_tune_floor_s": sorted(floors)[len(floors) // 2],
+        "ray_tune_floor_s": median(floors),
         "ray_tune_floor_runs_s": floors,
+        "imports_s": median(imports),
+        "imports_runs_s": imports,
         "table": {"columns": columns, "rows": rows},
         "notes": [
             f"The README's main job: `lvm-search run spaces/lstm.yaml` on "
@@ -188,7 +191,7 @@ def main(argv=None):
         ],
     }
     print("\n".join(" | ".join(r) for r in rows))
-    print(f"Ray Tune alone (start, two no-op trials, stop): {floors} s")
+    print(f"Ray Tune alone (start, two no-op trials, stop): {floors} s; imports alone: {imports} s")
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.out).write_text(json.dumps(record, indent=2) + "\n")

@@ -324,7 +324,13 @@ def overhead_section(r: dict) -> list[str]:
             f"through Tune and stops takes {floor:.1f} s here (median of "
             f"{', '.join(f'{x:.1f}' for x in r['ray_tune_floor_runs_s'])} s). With the main job's "
             f"{trials:.0f} s of trial time, under 10% needs at most {trials / 9:.1f} s of overhead; "
-            f"Ray Tune alone makes it at least {100 * floor / (trials + floor):.0f}%. The remaining "
+            f"Ray Tune alone makes it at least {100 * floor / (trials + floor):.0f}%"
+            + (
+                f", and importing torch, Optuna and Ray Tune alone takes {r['imports_s']:.1f} s"
+                if "imports_s" in r
+                else ""
+            )
+            + f". The remaining "
             f"{after['overhead_s'] - floor:.1f} s are the product's own (the data, torch in the "
             "first trial's actor, the Optuna study, the summary).",
         ]
