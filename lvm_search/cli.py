@@ -42,15 +42,11 @@ def _data_args(p: argparse.ArgumentParser, k: bool = True) -> None:
     p.add_argument("--split-seed", type=int, default=0, help="seed of the document split")
 
 
-def _load(args, k=None, min_context=None):
+def _load(args):
     from .data import load_data
 
     return load_data(
-        args.data,
-        k=k or args.k,
-        seed=args.split_seed,
-        min_context=min_context or args.min_context,
-        extra_train=args.extra_train,
+        args.data, k=args.k, seed=args.split_seed, min_context=args.min_context, extra_train=args.extra_train
     )
 
 
@@ -118,7 +114,7 @@ def parse_sets(pairs: list[str]) -> dict:
 
 def cmd_train(args) -> int:
     from .checkpoint import save_checkpoint
-    from .distill import load_teacher, teacher_context
+    from .distill import load_teacher
     from .metrics import reference_mean, score
     from .spaces import trial_settings
     from .train import train
@@ -143,13 +139,7 @@ def cmd_train(args) -> int:
 
     if "distill" in settings and not args.teacher:
         raise UserError("--set distill: weighs a teacher's predictions; give the teacher with --teacher")
-    teacher = None
-    if args.teacher:
-        # The model may read fewer passages than its teacher, as a search's trials do: the teacher
-        # predicts from the data loaded at its own k, which holds the same windows.
-        k, min_context = teacher_context(args.teacher)
-        wider = k > data.k and min_context == data.min_context and data.format == "native"
-        teacher = load_teacher(args.teacher, _load(args, k=k, min_context=min_context) if wider else data)
+    teacher = load_teacher(args.teacher, data) if args.teacher else None
     if teacher and out.resolve().is_relative_to(teacher.source):
         raise UserError(f"--out {out}: lies inside the teacher {teacher.source}; choose another folder")
     result = train(cfg, data, report, teacher=teacher)

@@ -140,17 +140,19 @@ class LVMData:
         )
 
     def with_k(self, k: int) -> "LVMData":
-        """The same windows read with the last ``k`` context positions (``min_context <= k <= self.k``):
-        what ``load_data`` gives at that k, without loading again. A search over context lengths
-        loads the data once at its longest k."""
+        """The same windows read with the last ``k`` context positions (``k >= min_context``): what
+        ``load_data`` gives at that k, without loading again. A search over context lengths loads the
+        data once at its longest k; a teacher may read further back than its student."""
         if k == self.k:
             return self
-        if self.format != "native" or not self.min_context <= k <= self.k:
-            raise UserError(
-                f"{self.source}: context length k={k} must lie between min_context={self.min_context} "
-                f"and the loaded k={self.k}"
-            )
+        if self.format != "native":
+            raise UserError(f"{self.source}: a windows-format file has fixed windows of k={self.k}, not {k}")
+        if k < self.min_context:
+            raise UserError(f"{self.source}: context length k={k} is below min_context={self.min_context}")
         view = dataclasses.replace(self, k=k)
+        if k > self.k and not self.padded:  # positions before a document's start read a zero row
+            padded = torch.cat([self.vectors, self.vectors.new_zeros(1, self.dim)])
+            view = dataclasses.replace(view, vectors=padded, pad_row=len(self.vectors))
         view.fingerprint = view.compute_fingerprint()
         return view
 

@@ -21,7 +21,7 @@ from .data import LVMData
 from .ensemble import load_ensemble
 from .errors import UserError
 from .metrics import predict
-from .runs import ENSEMBLE_RECORD, EnsembleRecord, read_ensemble
+from .runs import ENSEMBLE_RECORD, read_ensemble
 
 
 @dataclass
@@ -36,28 +36,19 @@ class Teacher:
         return {"source": self.source, "fingerprint": self.fingerprint, "digest": self.digest}
 
 
-def _record(path: str | Path) -> tuple[Path, EnsembleRecord]:
+def load_teacher(path: str | Path, data: LVMData) -> Teacher:
+    """The predictions on ``data``'s training windows of the ensemble folder at ``path``. The
+    student may read fewer or more passages than its teacher: the windows are what must match."""
     path = Path(path).expanduser().resolve()
     if not path.exists():
         raise UserError(f"{path}: no such ensemble folder")
-    return path, read_ensemble(path)
-
-
-def teacher_context(path: str | Path) -> tuple[int, int]:
-    """The k and min_context of the data the ensemble at ``path`` was built on."""
-    data = _record(path)[1].data
-    return data.k, data.min_context
-
-
-def load_teacher(path: str | Path, data: LVMData) -> Teacher:
-    """The predictions on ``data``'s training windows of the ensemble folder at ``path``."""
-    path, record = _record(path)
+    record = read_ensemble(path)
     k, min_context = record.data.k, record.data.min_context
-    if min_context != data.min_context or k > data.k:
+    if min_context != data.min_context:
         raise UserError(
-            f"{path}: the teacher was built on data loaded at k={k} with min_context={min_context}; "
-            f"this data is loaded at k={data.k} with min_context={data.min_context}: load it at "
-            f"k >= {k} with min_context {min_context} (--k, --min-context, or the space's data section)"
+            f"{path}: the teacher was built on data loaded at k={k} with min_context={min_context}, "
+            f"this data has min_context={data.min_context}: other windows; load it with min_context "
+            f"{min_context} (--min-context, or the space's data section)"
         )
     data_k = data.with_k(k)
     if record.fingerprint != data_k.fingerprint:

@@ -375,6 +375,13 @@ def test_with_k_is_the_data_loaded_at_that_k(write_native):
             torch.testing.assert_close(view.batch(name, slice(None)), direct.batch(name, slice(None)))
     with pytest.raises(UserError, match="k=2"):
         loaded_long.with_k(2)
+    # and further back than it was loaded (a teacher reading more passages than its student),
+    # from data with a zero pad row and from data without one
+    for loaded in (load_data(path, k=5, min_context=3), load_data(path, k=3, min_context=3)):
+        view, direct = loaded.with_k(8), load_data(path, k=8, min_context=3)
+        assert view.fingerprint == direct.fingerprint and view.k == 8
+        for name in SPLITS:
+            torch.testing.assert_close(view.batch(name, slice(None)), direct.batch(name, slice(None)))
 
 
 def test_data_pickles_to_numpy_and_back_without_change(write_native):
