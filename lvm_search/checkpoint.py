@@ -16,7 +16,7 @@ from safetensors.torch import load_file, save_file
 
 from .errors import UserError
 from .models import build_model
-from .runs import read_json, write_folder
+from .runs import check_replaceable, read_json, write_folder
 
 WEIGHTS = "model.safetensors"
 CONFIG = "config.json"
@@ -42,6 +42,11 @@ def save_checkpoint(path: str | Path, model: torch.nn.Module, meta: dict) -> Pat
         (folder / CONFIG).write_text(json.dumps(meta, indent=2, sort_keys=True, default=str))
 
     return write_folder(Path(path), fill, is_checkpoint, "a checkpoint folder")
+
+
+def check_checkpoint_path(path: str | Path) -> None:
+    """Refuse now a path ``save_checkpoint`` would refuse after training."""
+    check_replaceable(Path(path), is_checkpoint, "a checkpoint folder")
 
 
 def read_meta(path: str | Path) -> dict:

@@ -113,8 +113,8 @@ def parse_sets(pairs: list[str]) -> dict:
 
 
 def cmd_train(args) -> int:
-    from .checkpoint import save_checkpoint
-    from .distill import load_teacher
+    from .checkpoint import check_checkpoint_path, save_checkpoint
+    from .distill import load_teacher, teacher_folder
     from .metrics import reference_mean, score
     from .spaces import trial_settings
     from .train import train
@@ -128,6 +128,11 @@ def cmd_train(args) -> int:
     if k is not None:
         raise UserError("--set k: use --k for the context length")
     out = Path(args.out or f"runs/train/{args.arch}")
+    check_checkpoint_path(out)
+    if "distill" in settings and not args.teacher:
+        raise UserError("--set distill: weighs a teacher's predictions; give the teacher with --teacher")
+    if args.teacher and out.resolve().is_relative_to(teacher_folder(args.teacher)):
+        raise UserError(f"--out {out}: lies inside the teacher {args.teacher}; choose another folder")
     data = _load(args)
 
     def report(epoch, m, save):
@@ -137,11 +142,7 @@ def cmd_train(args) -> int:
             flush=True,
         )
 
-    if "distill" in settings and not args.teacher:
-        raise UserError("--set distill: weighs a teacher's predictions; give the teacher with --teacher")
     teacher = load_teacher(args.teacher, data) if args.teacher else None
-    if teacher and out.resolve().is_relative_to(teacher.source):
-        raise UserError(f"--out {out}: lies inside the teacher {teacher.source}; choose another folder")
     result = train(cfg, data, report, teacher=teacher)
     save_checkpoint(out, result.model, result.meta)
     baseline = score(reference_mean(data, "val"), data, "val")["cosine"]

@@ -36,12 +36,19 @@ class Teacher:
         return {"source": self.source, "fingerprint": self.fingerprint, "digest": self.digest}
 
 
-def load_teacher(path: str | Path, data: LVMData) -> Teacher:
-    """The predictions on ``data``'s training windows of the ensemble folder at ``path``. The
-    student may read fewer or more passages than its teacher: the windows are what must match."""
+def teacher_folder(path: str | Path) -> Path:
+    """``path`` resolved, once it is known to hold an ensemble (cheap: reads its record only)."""
     path = Path(path).expanduser().resolve()
     if not path.exists():
         raise UserError(f"{path}: no such ensemble folder")
+    read_ensemble(path)
+    return path
+
+
+def load_teacher(path: str | Path, data: LVMData) -> Teacher:
+    """The predictions on ``data``'s training windows of the ensemble folder at ``path``. The
+    student may read fewer or more passages than its teacher: the windows are what must match."""
+    path = teacher_folder(path)
     record = read_ensemble(path)
     k, min_context = record.data.k, record.data.min_context
     if min_context != data.min_context:

@@ -413,6 +413,17 @@ def write_json(path: Path, record) -> None:
     write_file(path, json.dumps(to_json(record), indent=2) + "\n")
 
 
+def check_replaceable(path: Path, ours: Callable[[Path], bool], what: str) -> None:
+    """What ``write_folder`` refuses, for a caller to refuse it before a long computation."""
+    if path.is_symlink():
+        # Replacing a link would swap the link itself for a folder, leaving its target behind.
+        raise UserError(f"{path}: is a symbolic link; give the folder it points to instead")
+    if path.exists() and not (path.is_dir() and ours(path)):
+        raise UserError(
+            f"{path}: already exists and is not {what} that lvm-search wrote; choose another path"
+        )
+
+
 def write_folder(path: Path, fill: Callable[[Path], None], ours: Callable[[Path], bool], what: str) -> Path:
     """Write a folder by ``fill(tmp)`` beside ``path``, then swap it in.
 
@@ -422,13 +433,7 @@ def write_folder(path: Path, fill: Callable[[Path], None], ours: Callable[[Path]
     one complete version exists.
     """
     path = Path(path)
-    if path.is_symlink():
-        # Replacing a link would swap the link itself for a folder, leaving its target behind.
-        raise UserError(f"{path}: is a symbolic link; give the folder it points to instead")
-    if path.exists() and not (path.is_dir() and ours(path)):
-        raise UserError(
-            f"{path}: already exists and is not {what} that lvm-search wrote; choose another path"
-        )
+    check_replaceable(path, ours, what)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))

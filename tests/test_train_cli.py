@@ -194,6 +194,17 @@ def test_bad_train_settings_are_one_error_line(cli, tiny, tmp_path, argv, named)
     assert_user_error(*cli("train", *argv, "--data", tiny, "--out", tmp_path / "o"), named)
 
 
+@pytest.mark.parametrize("kind", ["file", "folder"])
+def test_an_out_path_train_may_not_replace_is_refused_before_training(cli, tiny, tmp_path, kind):
+    out = tmp_path / "mine"
+    mine = out / "notes.txt" if kind == "folder" else out
+    mine.parent.mkdir(exist_ok=True)
+    mine.write_text("keep me")
+    code, stdout, err = cli("train", "--arch", "amn", "--data", tiny, "--out", out)
+    assert_user_error(code, stdout, err, out, "choose another path")  # stdout empty: no epoch ran
+    assert mine.read_text() == "keep me"
+
+
 def test_set_accepts_a_learning_rate_in_exponent_notation(cli, tiny, tmp_path):
     code, out, err = cli(
         "train",
