@@ -10,6 +10,7 @@ import argparse
 import contextlib
 import json
 import sys
+import warnings
 from pathlib import Path
 
 from . import __version__
@@ -460,10 +461,21 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _format_warning(message, category, filename, lineno, line=None) -> str:
+    """Our own warnings (about a user's data) read as one line, like errors; others as Python's."""
+    if Path(filename).resolve().is_relative_to(Path(__file__).parent):
+        return f"lvm-search: warning: {message}\n"
+    return _python_format_warning(message, category, filename, lineno, line)
+
+
+_python_format_warning = warnings.formatwarning
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from .train import TrainingDiverged
 
+    warnings.formatwarning = _format_warning
     try:
         return args.fn(args)
     except UserError as e:
@@ -475,6 +487,8 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("lvm-search: interrupted", file=sys.stderr)
         return 130
+    finally:
+        warnings.formatwarning = _python_format_warning
 
 
 if __name__ == "__main__":

@@ -6,6 +6,8 @@ A user's mistake must come back as exit code 2 and exactly one stderr line
 
 import json
 import re
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -203,6 +205,15 @@ def test_an_out_path_train_may_not_replace_is_refused_before_training(cli, tiny,
     code, stdout, err = cli("train", "--arch", "amn", "--data", tiny, "--out", out)
     assert_user_error(code, stdout, err, out, "choose another path")  # stdout empty: no epoch ran
     assert mine.read_text() == "keep me"
+
+
+def test_a_warning_about_the_users_data_is_one_line(write_windows):
+    path, _, _ = write_windows(m=100, k=3, dim=8)
+    argv = [sys.executable, "-m", "lvm_search.cli", "baselines", "--data", str(path)]
+    done = subprocess.run(argv, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    [line] = done.stderr.splitlines()
+    assert line.startswith(f"lvm-search: warning: {path}: windows format has no document ids")
 
 
 def test_set_accepts_a_learning_rate_in_exponent_notation(cli, tiny, tmp_path):
