@@ -27,16 +27,15 @@ def _path(text: str) -> str:
     return text
 
 
-def _data_args(p: argparse.ArgumentParser, k: bool = True) -> None:
+def _data_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", type=_path, help="an .npz data set (default: the packaged sample)")
-    if k:
-        p.add_argument(
-            "--k",
-            type=int,
-            default=None,
-            help="context length (default 5; windows-format files set their own)",
-        )
-        p.add_argument("--min-context", type=int, help=MIN_CONTEXT_HELP)
+    p.add_argument(
+        "--k",
+        type=int,
+        default=None,
+        help="context length (default 5; run: the space's data.k; windows-format files set their own)",
+    )
+    p.add_argument("--min-context", type=int, help=MIN_CONTEXT_HELP)
     p.add_argument(
         "--extra-train", type=_path, action="append", default=[], metavar="NPZ", help=EXTRA_TRAIN_HELP
     )
@@ -176,12 +175,9 @@ def cmd_run(args) -> int:
         device=args.device,
         teacher=args.teacher,
     )
-    from .runs import run_dir, to_json
+    from .runs import to_json
     from .search import SearchOptions, run_search
 
-    run_dir(
-        Path(args.storage), args.name if args.name is not None else Path(args.space).stem
-    )  # before Ray starts
     opts = SearchOptions(
         data=args.data,
         extra_train=tuple(args.extra_train),

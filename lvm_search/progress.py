@@ -22,20 +22,25 @@ from .spaces import METRIC, SearchSpace
 EPOCH_LINE_EVERY_S = 10.0
 
 
+def proposal_number(trial) -> int:
+    """1, 2, ...: the order in which this start's searcher proposed the trial (Tune's experiment tag)."""
+    return int(trial.experiment_tag.split("_")[0])
+
+
 class Progress(tune.Callback):
     def __init__(self, space: SearchSpace, total: int, done: int, concurrency: int):
         self.space, self.total, self.done, self.concurrency = space, total, done, concurrency
         self.start = time.time()
         self.finished_here = 0
         self.best: tuple[float, str] | None = None
-        self.numbers: dict[str, int] = {}
         self.last_line: dict[str, float] = {}
 
     def _say(self, text: str) -> None:
         print(text, file=sys.stderr, flush=True)
 
     def _number(self, trial) -> int:
-        return self.numbers.setdefault(trial.trial_id, self.done + len(self.numbers))
+        """The trial's number in the run's summary (trials start in any order; trial 0 is the reference)."""
+        return self.done + proposal_number(trial) - 1
 
     def on_trial_start(self, iteration, trials, trial, **info):
         settings = " ".join(f"{k}={_short(v)}" for k, v in trial.config.items())

@@ -43,7 +43,7 @@ from .data import LVMData, load_data
 from .distill import Teacher, load_teacher
 from .errors import UserError
 from .metrics import cosines, reference_mean
-from .progress import Progress, error_summary
+from .progress import Progress, error_summary, proposal_number
 from .runs import (
     RESOURCES,
     RUN_INFO,
@@ -482,11 +482,6 @@ def _tune_config(
         reuse_actors=True,
         trial_dirname_creator=trial_dirname,
     )
-
-
-def proposal_number(trial) -> int:
-    """1, 2, ...: the order in which this start's searcher proposed the trial (Tune's experiment tag)."""
-    return int(trial.experiment_tag.split("_")[0])
 
 
 def trial_dirname(trial) -> str:

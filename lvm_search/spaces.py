@@ -11,7 +11,8 @@ A space file (see ``spaces/*.yaml``)::
     scheduler: {type: asha, grace_period: 3, reduction_factor: 3}   # or {type: none}
     sampler: auto              # auto, tpe, gp or random
     resources: {cpus_per_trial: 1, gpus_per_trial: auto, device: auto}
-    data: {k: 12, min_context: 5}   # context length; targets need min_context earlier passages;
+    data: {k: 12, min_context: 5}   # context length (trial 0's where k is searched: the data is
+                               # then loaded at the longest k); targets need min_context earlier passages;
                                # teacher: ENSEMBLE_FOLDER distils that ensemble (distill: 0.8 default)
     fixed: {schedule: cosine}  # settings held constant
     reference: {width: 256}    # trial 0's searched settings, where not the architecture's defaults

@@ -18,6 +18,7 @@ from conftest import one_error
 from lvm_search.checkpoint import load_model
 from lvm_search.data import load_data
 from lvm_search.metrics import predict, reference_mean, score
+from lvm_search.progress import _short
 from lvm_search.runs import read_summary
 from lvm_search.search import SearchOptions, resolve_concurrency, resolve_device, run_search
 from lvm_search.spaces import load_space, parse_space
@@ -228,7 +229,7 @@ def test_the_progress_is_one_short_line_per_trial_event_on_stderr(tmp_path):
         "-m",
         "lvm_search.cli",
         "run",
-        str(write_space(tmp_path, 2)),
+        str(write_space(tmp_path, 2, concurrent="2")),
         "--storage",
         str(tmp_path / "runs"),
         "--max-epochs",
@@ -237,7 +238,12 @@ def test_the_progress_is_one_short_line_per_trial_event_on_stderr(tmp_path):
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=240)
     assert done.returncode == 0, done.stderr[-2000:]
     lines = done.stderr.splitlines()
-    assert sum(" started: " in line for line in lines) == 2
+    # each line names a trial by its number in the summary, whichever of two started first
+    started = {int(line.split()[1]): line.split(" started: ")[1] for line in lines if " started: " in line}
+    summary = json.loads((tmp_path / "runs" / "tiny" / "summary.json").read_text())
+    assert started == {
+        t["number"]: " ".join(f"{k}={_short(v)}" for k, v in t["config"].items()) for t in summary["trials"]
+    }
     assert (
         sum(
             line.startswith("trial ") and (" finished: " in line or " stopped early " in line)
