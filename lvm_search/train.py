@@ -48,7 +48,7 @@ class TrainConfig:
     input_noise: float = 0.0  # std of Gaussian noise added to context vectors (then re-normalised)
     infonce_weight: float = 0.0  # share of in-batch InfoNCE in the loss, mixed with the MSE
     infonce_temperature: float = 0.05
-    # The averaged copy is what gets evaluated, kept and saved; every winning trial used 0.99 or more.
+    # every winning trial used 0.99 or more
     ema: float = 0.99  # decay of an exponential moving average of the weights (0 = off)
     # With a teacher (an ensemble, lvm_search/distill.py) the training target is
     # (1 - distill) * target + distill * the teacher's prediction; 0.5-1 scored alike on linux-docs val.
