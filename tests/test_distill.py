@@ -129,6 +129,17 @@ def test_a_teacher_that_cannot_teach_is_one_error_line(cli, tiny_storage, tmp_pa
     assert not out.exists()
 
 
+def test_a_teacher_record_that_contradicts_itself_is_named(cli, tiny_storage, tmp_path):
+    teacher = tmp_path / "teacher"
+    shutil.copytree(tiny_storage / "ensembles" / "default", teacher)
+    record = json.loads((teacher / "ensemble.json").read_text())
+    record["data"]["k"] = record["data"]["min_context"] - 1
+    (teacher / "ensemble.json").write_text(json.dumps(record))
+    out = tmp_path / "student"
+    code, _, err = cli("train", "--arch", "amn", "--epochs", "1", "--teacher", teacher, "--out", out)
+    assert code == 2 and f"{teacher / 'ensemble.json'}: data: k=4 is below" in one_error(err)
+
+
 def test_training_into_the_teachers_own_folder_is_refused(cli, tiny_storage, tmp_path):
     teacher = tmp_path / "teacher"
     shutil.copytree(tiny_storage / "ensembles" / "default", teacher)
