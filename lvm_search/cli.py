@@ -162,7 +162,7 @@ def cmd_train(args) -> int:
 def cmd_run(args) -> int:
     from .spaces import load_space
 
-    space = load_space(args.space).with_overrides(
+    space = load_space(args.space, check_data=False).with_overrides(
         samples=args.samples,
         budget_epochs=args.budget_epochs,
         seed=args.seed,

@@ -336,7 +336,7 @@ def _from_documents(path, arrays, k, min_context, fractions, seed, split=True) -
         splits,
         k,
         "",
-        str(path),
+        str(path.resolve()),  # absolute: an ensemble built from another folder finds the file
         "native",
         min_context,
         pad_row=len(vectors) if pad else None,
@@ -416,7 +416,7 @@ def _add_training_documents(data: LVMData, main_vectors: np.ndarray, main_path: 
         data,
         vectors=torch.cat([data.vectors, _unit_rows(path, vectors)]),
         splits=splits,
-        extra_train=(*data.extra_train, str(path)),
+        extra_train=(*data.extra_train, str(path.resolve())),
         digests=(*data.digests, _digest(vectors, doc_ids)),
     )
     more.fingerprint = more.compute_fingerprint()
@@ -493,7 +493,7 @@ def _from_windows(path, arrays, k, fractions, split=True) -> LVMData:
             {"all": Split(first + k, first, 1)},
             k,
             _fingerprint(ctx, tgt, {"k": k}),
-            str(path),
+            str(path.resolve()),
             "windows",
         )
     # Contiguous blocks with a gap of k windows between them: overlapping sliding windows of one
@@ -513,7 +513,7 @@ def _from_windows(path, arrays, k, fractions, split=True) -> LVMData:
         first = torch.arange(lo, hi) * (k + 1)
         splits[name] = Split(first + k, first, 1)
     fingerprint = _fingerprint(ctx, tgt, {"k": k, "bounds": bounds})
-    return LVMData(table, splits, k, fingerprint, str(path), "windows")
+    return LVMData(table, splits, k, fingerprint, str(path.resolve()), "windows")
 
 
 def _unit_rows(path: Path, vectors: np.ndarray, extra_rows: int = 0, name: str = "vectors") -> torch.Tensor:

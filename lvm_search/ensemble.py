@@ -399,6 +399,8 @@ def runs_data(summaries: list[RunSummary], data_path: str | None) -> LVMData:
         )
     min_context, extra, split_seed = shared.pop()
     k = max(s.data.k for s in summaries)
+    if all(s.data.format == "windows" for s in summaries):  # fixed windows: no min_context to ask for
+        min_context = None
     return load_data(data_path, k=k, min_context=min_context, extra_train=extra, seed=split_seed)
 
 

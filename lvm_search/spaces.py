@@ -282,7 +282,10 @@ class SearchSpace:
             space=space,
             fixed=fixed,
         )
-        _check_data_against_space(result, where)
+        overridden = (k, min_context, teacher) != (None, None, None)
+        _check_data_against_space(
+            result, f"{self.source} with the command line" if overridden else self.source
+        )
         return result
 
 
@@ -333,11 +336,13 @@ def to_json(value):
 # --- loading ------------------------------------------------------------------------------------
 
 
-def load_space(path: str | Path) -> SearchSpace:
-    return parse_space(read_yaml(Path(path), "space file"), str(path))
+def load_space(path: str | Path, check_data: bool = True) -> SearchSpace:
+    """``check_data=False`` when the command line may still complete the data section (with_overrides
+    checks it then)."""
+    return parse_space(read_yaml(Path(path), "space file"), str(path), check_data)
 
 
-def parse_space(raw, source: str) -> SearchSpace:
+def parse_space(raw, source: str, check_data: bool = True) -> SearchSpace:
     if not isinstance(raw, dict):
         raise UserError(f"{source}: expected a mapping at the top level")
     allowed = {f.name for f in dataclasses.fields(SearchSpace)} - {"source"}
@@ -418,7 +423,8 @@ def parse_space(raw, source: str) -> SearchSpace:
                 f"{source}: space.{name}: {where} {start[name]!r} must lie inside the space "
                 "(it is always trial 0)"
             )
-    _check_data_against_space(result, source)
+    if check_data:
+        _check_data_against_space(result, source)
     check_every_trial(result)
     return result
 

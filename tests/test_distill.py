@@ -188,3 +188,25 @@ def test_run_with_a_teacher_that_is_not_there_is_exactly_one_line(cli, tmp_path)
     )
     assert code == 2 and out == "" and err.count("\n") == 1 and "no such ensemble folder" in one_error(err)
     assert not (tmp_path / "s").exists()
+
+
+@pytest.mark.parametrize(
+    "extra, argv",
+    [
+        ({"fixed": {"epochs": 1, "distill": 0.5}}, []),  # distill fixed, its teacher from --teacher
+        ({"space": {"k": {"type": "choice", "values": [5, 8]}}}, ["--min-context", "5"]),  # k searched
+    ],
+)
+def test_the_command_line_completes_the_data_section_before_it_is_checked(cli, tmp_path, extra, argv):
+    raw = {
+        "arch": "amn",
+        "samples": 1,
+        "fixed": {"epochs": 1},
+        "space": {"dropout": {"type": "float", "low": 0, "high": 0.2}},
+    }
+    for key, value in extra.items():
+        raw[key] = {**raw[key], **value}
+    space = tmp_path / "space.yaml"
+    space.write_text(json.dumps(raw))  # JSON is YAML
+    code, _, err = cli("run", space, "--storage", tmp_path / "s", "--teacher", tmp_path / "nowhere", *argv)
+    assert code == 2 and "no such ensemble folder" in one_error(err)  # past the space's own checks

@@ -226,3 +226,27 @@ def test_a_member_with_nan_weights_is_left_out_and_all_broken_is_one_error(two_r
         code, _, err = cli("ensemble", recipe, "--storage", storage)
         assert code == 2 and "no trained candidate gives finite predictions" in one_error(err)
         assert not (storage / "ensembles" / "only-nan").exists()
+
+
+def test_runs_on_a_windows_format_file_given_relatively_ensemble_from_another_folder(
+    write_windows, tmp_path, monkeypatch
+):
+    from lvm_search.ensemble import build_ensemble, load_recipe
+    from lvm_search.search import SearchOptions, run_search
+    from lvm_search.spaces import parse_space
+
+    write_windows(m=300, k=5, dim=8)
+    raw = {
+        "arch": "amn",
+        "samples": 1,
+        "fixed": {"epochs": 1},
+        "reference": {"width": 8},
+        "space": {"width": {"type": "choice", "values": [8, 16]}},
+    }
+    monkeypatch.chdir(tmp_path)  # the data is named as the user typed it, relative to here
+    with pytest.warns(UserWarning, match="no document ids"):
+        run_search(parse_space(raw, "amn.yaml"), SearchOptions(data="windows.npz", storage="runs"))
+    monkeypatch.chdir(tmp_path.parent)
+    with pytest.warns(UserWarning, match="no document ids"):
+        record = build_ensemble(load_recipe(None), tmp_path / "runs")
+    assert record["data"]["source"] == str(tmp_path / "windows.npz") and record["members"]
