@@ -210,6 +210,8 @@ def cmd_run(args) -> int:
         f"{baseline:.4f} on the same windows ({best.gain_over_mean_pct:+.2f}%)"
     )
     print(f"config: {json.dumps(best.config)}")
+    if summary.teacher:
+        print(f"teacher: {summary.teacher['source']}")
     print(f"checkpoint: {folder / best.checkpoint}")
     print(f"summary: {folder / 'summary.json'}")
     if interrupted:

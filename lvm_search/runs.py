@@ -180,6 +180,7 @@ class RunSummary:
     resources: dict = field(
         default_factory=dict
     )  # of the last start: device, concurrency, the cluster's CPUs/GPUs
+    teacher: dict | None = None  # as in run.json: the ensemble every trial learned from
 
     def trial(self, trial_id: str) -> Trial:
         return next(t for t in self.trials if t.trial_id == trial_id)

@@ -160,6 +160,8 @@ def run_search(space: SearchSpace, opts: SearchOptions) -> RunSummary:
     teacher = load_teacher(space.data.teacher, data) if space.data.teacher else None
     command = opts.command or provenance.collect().command
 
+    if teacher and storage.is_relative_to(teacher.source):
+        raise UserError(f"{storage}: the storage lies inside the teacher {teacher.source}; choose another")
     with _run_lock(storage, name):
         _prepare_run_dir(folder, space, data, teacher, opts.fresh, command)
         done = read_trial_log(folder)
@@ -173,6 +175,7 @@ def run_search(space: SearchSpace, opts: SearchOptions) -> RunSummary:
             _fit(space, opts, data, teacher, folder, done, command)
         previous = read_summary(folder).wall_s if (folder / SUMMARY).exists() else 0.0
         summary = summarise(read_trial_log(folder), space, data, name, previous + time.time() - t0, command)
+        summary.teacher = teacher.describe() if teacher else None
         if (folder / RESOURCES).exists():
             summary.resources = read_record(dict, folder / RESOURCES)
         write_json(folder / SUMMARY, summary)

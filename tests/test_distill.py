@@ -17,6 +17,7 @@ from lvm_search.distill import Teacher, load_teacher
 from lvm_search.ensemble import load_ensemble
 from lvm_search.errors import UserError
 from lvm_search.metrics import cosines, predict
+from lvm_search.runs import read_summary
 from lvm_search.search import SearchOptions, run_search
 from lvm_search.spaces import parse_space
 from lvm_search.train import TrainConfig, train
@@ -164,6 +165,7 @@ def test_a_search_distils_the_teacher_in_every_trial(tiny_storage, tmp_path, cli
     }
     summary = run_search(parse_space(raw, "student.yaml"), SearchOptions(storage=str(tmp_path)))
     assert [t.status for t in summary.trials] == ["ok", "ok"]
+    assert read_summary(tmp_path / "student").teacher["source"] == str(folder)
     for trial in summary.trials:
         meta = json.loads((tmp_path / "student" / trial.checkpoint / CONFIG).read_text())
         assert meta["teacher"]["source"] == str(folder)
@@ -210,3 +212,11 @@ def test_the_command_line_completes_the_data_section_before_it_is_checked(cli, t
     space.write_text(json.dumps(raw))  # JSON is YAML
     code, _, err = cli("run", space, "--storage", tmp_path / "s", "--teacher", tmp_path / "nowhere", *argv)
     assert code == 2 and "no such ensemble folder" in one_error(err)  # past the space's own checks
+
+
+def test_a_search_may_not_store_its_runs_inside_its_teacher(cli, tiny_storage, tmp_path):
+    teacher = tmp_path / "teacher"
+    shutil.copytree(tiny_storage / "ensembles" / "default", teacher)
+    code, _, err = cli("run", SPACES / "amn.yaml", "--teacher", teacher, "--storage", teacher / "runs")
+    assert code == 2 and "lies inside the teacher" in one_error(err)
+    assert not (teacher / "runs").exists()
