@@ -572,17 +572,18 @@ def _prepare_run_dir(
                 f"{folder}: this run was started on data with fingerprint {previous.data.fingerprint}, "
                 f"not {data.fingerprint}; use --fresh or another --name"
             )
+        # the teacher first: it is also part of the data section, and the more telling difference
+        if previous.teacher != (teacher.describe() if teacher else None):
+            raise UserError(
+                f"{folder}: this run was started with another teacher (or its ensemble was rebuilt since: "
+                f"{previous.teacher}); its trials would mean something else. Use --fresh or another --name"
+            )
         changed = sorted(key for key, value in space.identity().items() if previous.space.get(key) != value)
         if changed:
             raise UserError(
                 f"{folder}: this run was started with another {', '.join(changed)} section "
                 f"(or --max-epochs cap); its trials would mean something else. "
                 "Use --fresh or another --name"
-            )
-        if previous.teacher != (teacher.describe() if teacher else None):
-            raise UserError(
-                f"{folder}: this run was started with another teacher (or its ensemble was rebuilt since: "
-                f"{previous.teacher}); its trials would mean something else. Use --fresh or another --name"
             )
         return
     try:

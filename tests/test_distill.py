@@ -182,6 +182,9 @@ def test_a_search_distils_the_teacher_in_every_trial(tiny_storage, tmp_path, cli
     record.write_text(json.dumps(json.loads(record.read_text())))  # the same ensemble, other bytes
     with pytest.raises(UserError, match="another teacher"):
         run_search(parse_space({**raw, "samples": 4}, "student.yaml"), SearchOptions(storage=str(tmp_path)))
+    untaught = {**raw, "data": {}, "space": {"width": {"type": "choice", "values": [32, 512]}}}
+    with pytest.raises(UserError, match="another teacher"):  # not "another data section"
+        run_search(parse_space(untaught, "student.yaml"), SearchOptions(storage=str(tmp_path)))
 
 
 def test_run_with_a_teacher_that_is_not_there_is_exactly_one_line(cli, tmp_path):
