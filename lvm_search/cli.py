@@ -114,7 +114,7 @@ def parse_sets(pairs: list[str]) -> dict:
 
 def cmd_train(args) -> int:
     from .checkpoint import check_checkpoint_path, save_checkpoint
-    from .distill import load_teacher, teacher_folder
+    from .distill import check_outside_teacher, load_teacher
     from .metrics import reference_mean, score
     from .spaces import trial_settings
     from .train import train
@@ -131,8 +131,8 @@ def cmd_train(args) -> int:
     check_checkpoint_path(out)
     if "distill" in settings and not args.teacher:
         raise UserError("--set distill: weighs a teacher's predictions; give the teacher with --teacher")
-    if args.teacher and out.resolve().is_relative_to(teacher_folder(args.teacher)):
-        raise UserError(f"--out {out}: lies inside the teacher {args.teacher}; choose another folder")
+    if args.teacher:
+        check_outside_teacher(out, args.teacher, "--out")
     data = _load(args)
 
     def report(epoch, m, save):
@@ -459,14 +459,14 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+_python_format_warning = warnings.formatwarning
+
+
 def _format_warning(message, category, filename, lineno, line=None) -> str:
     """Our own warnings (about a user's data) read as one line, like errors; others as Python's."""
     if Path(filename).resolve().is_relative_to(Path(__file__).parent):
         return f"lvm-search: warning: {message}\n"
     return _python_format_warning(message, category, filename, lineno, line)
-
-
-_python_format_warning = warnings.formatwarning
 
 
 def main(argv: list[str] | None = None) -> int:

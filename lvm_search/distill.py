@@ -21,7 +21,7 @@ from .data import LVMData
 from .ensemble import load_ensemble
 from .errors import UserError
 from .metrics import predict
-from .runs import ENSEMBLE_RECORD, read_ensemble
+from .runs import ENSEMBLE_RECORD, EnsembleRecord, read_ensemble
 
 
 @dataclass
@@ -36,20 +36,24 @@ class Teacher:
         return {"source": self.source, "fingerprint": self.fingerprint, "digest": self.digest}
 
 
-def teacher_folder(path: str | Path) -> Path:
-    """``path`` resolved, once it is known to hold an ensemble (cheap: reads its record only)."""
+def _ensemble_at(path: str | Path) -> tuple[Path, EnsembleRecord]:
     path = Path(path).expanduser().resolve()
     if not path.exists():
         raise UserError(f"{path}: no such ensemble folder")
-    read_ensemble(path)
-    return path
+    return path, read_ensemble(path)
+
+
+def check_outside_teacher(path: str | Path, teacher: str | Path, what: str) -> None:
+    """Refuse, before any work, to write ``path`` (``what``: --out, the storage) into the teacher."""
+    folder, _ = _ensemble_at(teacher)
+    if Path(path).expanduser().resolve().is_relative_to(folder):
+        raise UserError(f"{what} {path}: lies inside the teacher {folder}; choose another folder")
 
 
 def load_teacher(path: str | Path, data: LVMData) -> Teacher:
     """The predictions on ``data``'s training windows of the ensemble folder at ``path``. The
     student may read fewer or more passages than its teacher: the windows are what must match."""
-    path = teacher_folder(path)
-    record = read_ensemble(path)
+    path, record = _ensemble_at(path)
     k, min_context = record.data.k, record.data.min_context
     if min_context != data.min_context:
         raise UserError(

@@ -40,7 +40,7 @@ from ray.tune.search.optuna import OptunaSearch
 from . import provenance
 from .cluster import environment, join_cluster, private_cluster
 from .data import LVMData, load_data
-from .distill import Teacher, load_teacher
+from .distill import Teacher, check_outside_teacher, load_teacher
 from .errors import UserError
 from .metrics import cosines, reference_mean
 from .progress import Progress, error_summary, proposal_number
@@ -143,6 +143,8 @@ def run_search(space: SearchSpace, opts: SearchOptions) -> RunSummary:
     storage = Path(opts.storage).expanduser().resolve()
     folder = run_dir(storage, name)
     _check_sampler_installed(space)
+    if space.data.teacher:
+        check_outside_teacher(storage, space.data.teacher, "the storage")
     if not opts.address:  # the private cluster has this machine's GPUs: a missing device fails before Ray
         resolve_device(
             space.resources.device,
@@ -160,8 +162,6 @@ def run_search(space: SearchSpace, opts: SearchOptions) -> RunSummary:
     teacher = load_teacher(space.data.teacher, data) if space.data.teacher else None
     command = opts.command or provenance.collect().command
 
-    if teacher and storage.is_relative_to(teacher.source):
-        raise UserError(f"{storage}: the storage lies inside the teacher {teacher.source}; choose another")
     with _run_lock(storage, name):
         _prepare_run_dir(folder, space, data, teacher, opts.fresh, command)
         done = read_trial_log(folder)
