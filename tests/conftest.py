@@ -102,6 +102,18 @@ def one_error(err: str) -> str:
     return errors[0]
 
 
+def one_trial_space(**sections) -> dict:
+    """The smallest real search: one AMN trial of width 8 for one epoch (``sections`` added)."""
+    return {
+        "arch": "amn",
+        "samples": 1,
+        "fixed": {"epochs": 1},
+        "reference": {"width": 8},
+        "space": {"width": {"type": "choice", "values": [8, 16]}},
+        **sections,
+    }
+
+
 @pytest.fixture
 def cli(capsys):
     """Run ``lvm_search.cli.main(argv)``; returns ``(exit_code, stdout, stderr)``."""

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import one_error
+from conftest import one_error, one_trial_space
 from torch.nn.functional import normalize
 
 from lvm_search.checkpoint import CONFIG
@@ -82,14 +82,8 @@ def test_a_student_reads_fewer_passages_than_its_teacher(cli, tmp_path):
     from lvm_search.ensemble import build_ensemble, load_recipe
 
     storage = tmp_path / "storage"
-    raw = {
-        "arch": "amn",
-        "samples": 1,
-        "fixed": {"epochs": 1},
-        "reference": {"width": 8},
-        "space": {"width": {"type": "choice", "values": [8, 16]}},
-        "data": {"k": 6, "min_context": 4},  # a teacher reading 6 passages, targets from the 5th on
-    }
+    # a teacher reading 6 passages, targets from the 5th on
+    raw = one_trial_space(data={"k": 6, "min_context": 4})
     run_search(parse_space(raw, "amn.yaml"), SearchOptions(storage=str(storage)))
     teacher = build_ensemble(load_recipe(None), storage)["path"]
     out = tmp_path / "student"

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import one_error
+from conftest import one_error, one_trial_space
 from torch.nn.functional import normalize
 
 from lvm_search.checkpoint import save_checkpoint
@@ -236,13 +236,7 @@ def test_runs_on_a_windows_format_file_given_relatively_ensemble_from_another_fo
     from lvm_search.spaces import parse_space
 
     write_windows(m=300, k=5, dim=8)
-    raw = {
-        "arch": "amn",
-        "samples": 1,
-        "fixed": {"epochs": 1},
-        "reference": {"width": 8},
-        "space": {"width": {"type": "choice", "values": [8, 16]}},
-    }
+    raw = one_trial_space()
     monkeypatch.chdir(tmp_path)  # the data is named as the user typed it, relative to here
     with pytest.warns(UserWarning, match="no document ids"):
         run_search(parse_space(raw, "amn.yaml"), SearchOptions(data="windows.npz", storage="runs"))
