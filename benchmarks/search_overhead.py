@@ -27,6 +27,7 @@ import argparse
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -83,10 +84,6 @@ def process_s(code: str, repeats: int = 3) -> list[float]:
         subprocess.run([sys.executable, "-c", code], env=env, check=True, capture_output=True)
         times.append(time.perf_counter() - t0)
     return times
-
-
-def median(xs: list[float]) -> float:
-    return sorted(xs)[len(xs) // 2]
 
 
 def measure(version: str, scratch: Path, args) -> dict:
@@ -179,9 +176,9 @@ def main(argv=None):
         "load_avg": os.getloadavg(),
         "data": Path(args.data).name if args.data else None,
         "results": results,
-        "ray_tune_floor_s": median(floors),
+        "ray_tune_floor_s": statistics.median(floors),
         "ray_tune_floor_runs_s": floors,
-        "imports_s": median(imports),
+        "imports_s": statistics.median(imports),
         "imports_runs_s": imports,
         "table": {"columns": columns, "rows": rows},
         "notes": [
