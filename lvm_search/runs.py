@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import math
 import os
 import re
@@ -38,6 +39,8 @@ from typing import Any, Callable, NewType
 
 from .errors import UserError
 from .provenance import Provenance
+
+logger = logging.getLogger(__name__)
 
 # Field types with a rule of their own when read (``_value``): a path that stays inside the folder
 # holding the record, and an ensemble weight (finite, >= 0).
@@ -299,22 +302,73 @@ def read_ensemble(folder: Path) -> EnsembleRecord:
     return record
 
 
+# What each state file of a run folder holds, for messages.
+RUN_FILES = {
+    RUN_INFO: "run record",
+    TRIALS_LOG: "trial log",
+    SUMMARY: "summary",
+    STUDY: "Optuna study",
+    RESOURCES: "resources record",
+}
+ATTEMPT = re.compile(r"attempt-(\d{1,9})")
+
+
+def check_run_files(run: Path) -> None:
+    """Each state file of a run folder is a file where it exists, and ``.staging`` a folder: anything
+    else in their place (a folder, a socket) is one line before any work, never a traceback after."""
+    for name, what in RUN_FILES.items():
+        path = run / name
+        if (path.exists() or path.is_symlink()) and not path.is_file():
+            raise UserError(
+                f"{path}: lvm-search keeps the run's {what} here, but this is not a file; "
+                "move it out of the run folder, or use another --name"
+            )
+    staging = run / STAGING
+    if (staging.exists() or staging.is_symlink()) and (staging.is_symlink() or not staging.is_dir()):
+        raise UserError(f"{staging}: lvm-search stages checkpoints in a folder here, but this is not one")
+
+
+def next_attempt(run: Path) -> int:
+    """The number of the next start of a run (its Tune experiment is ``attempt-N``)."""
+    numbers = [int(m[1]) for p in run.iterdir() if (m := ATTEMPT.fullmatch(p.name))]
+    return 1 + max(numbers, default=0)
+
+
+def attempt_name(number: int) -> str:
+    return f"attempt-{number}"
+
+
+def read_optional(cls, path: Path, default, what: str):
+    """A derived record that the run rebuilds (the summary, the resources): unreadable, it is
+    replaced, with one warning, instead of stopping a search whose trials are all in the log."""
+    if not path.exists():
+        return default
+    try:
+        return read_record(cls, path)
+    except UserError as e:
+        logger.warning("%s; the %s is written again from the trial log", e, what)
+        return default
+
+
 def read_trial_log(run: Path) -> list[TrialLogEntry]:
-    """The logged trials, in proposal order. A last line cut short by a kill is skipped: that trial
-    runs again; any other line that is not a trial record is an error naming it."""
+    """The logged trials, in proposal order. A last line without its newline counts when it is whole
+    and is skipped when it was cut short by a kill (that trial runs again), as ``append_line`` treats
+    it; any other line that is not a trial record is an error naming it. A trial logged twice counts
+    once (its last record)."""
     path = run / TRIALS_LOG
     if not path.exists():
         return []
-    lines = path.read_text(errors="replace").splitlines()
+    content = path.read_text(errors="replace")
+    lines = content.split("\n")
     entries: dict[str, TrialLogEntry] = {}
     for number, line in enumerate(lines, 1):
         if not line.strip():
             continue
+        if number == len(lines) and not is_whole_line(line):  # unterminated and cut short
+            continue
         try:
             raw = json.loads(line)
         except json.JSONDecodeError:
-            if number == len(lines):
-                continue
             raise UserError(f"{path}: line {number} is not valid JSON") from None
         entry = from_json(TrialLogEntry, raw, f"{path}: line {number}")
         if entry.status not in TRIAL_STATUSES:
@@ -461,20 +515,36 @@ def write_folder(path: Path, fill: Callable[[Path], None], ours: Callable[[Path]
 
 
 def append_line(path: Path, record) -> None:
-    """Append one JSON line. A last line cut short by an earlier kill is dropped first: its record
-    was never whole (``read_trial_log`` skips it, and that trial runs again)."""
+    """Append one JSON line. A last line without its newline is finished first when it is a whole
+    JSON value (written, then killed before the newline, or saved by an editor): ``read_trial_log``
+    counts it, so it must stay. Only a line cut short is dropped: its record was never whole (that
+    trial runs again)."""
     line = json.dumps(to_json(record)) + "\n"
     with open(path, "a+b") as f:
         f.seek(0, os.SEEK_END)
         if f.tell():
             f.seek(-1, os.SEEK_END)
-            if f.read(1) != b"\n":  # only after a kill: read the file to find where the cut line starts
+            if f.read(1) != b"\n":  # only after a kill or an edit: look at the unterminated line
                 f.seek(0)
                 content = f.read()
-                f.truncate(content.rfind(b"\n") + 1)
+                start = content.rfind(b"\n") + 1
+                if is_whole_line(content[start:]):
+                    f.write(b"\n")
+                else:
+                    f.truncate(start)
         f.write(line.encode())
         f.flush()
         os.fsync(f.fileno())
+
+
+def is_whole_line(raw: bytes | str) -> bool:
+    """Whether a line of a JSON-lines file is one whole JSON value (a line cut short never is: every
+    record is an object, and no prefix of an object is valid JSON)."""
+    try:
+        json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return False
+    return True
 
 
 # --- validation of parsed JSON against the records' annotations ------------------------------------

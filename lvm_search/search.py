@@ -61,10 +61,12 @@ from .runs import (
     Trial,
     TrialLogEntry,
     append_line,
+    attempt_name,
+    check_run_files,
     is_run_dir,
-    read_record,
+    next_attempt,
+    read_optional,
     read_run_info,
-    read_summary,
     read_trial_log,
     run_dir,
     write_json,
@@ -165,6 +167,8 @@ def run_search(space: SearchSpace, opts: SearchOptions) -> RunSummary:
     with _run_lock(storage, name):
         _prepare_run_dir(folder, space, data, teacher, opts.fresh, command)
         done = read_trial_log(folder)
+        previous = read_optional(RunSummary, folder / SUMMARY, None, "summary")
+        previous_s = previous.wall_s if previous else 0.0
         t0 = time.time()
         spent = sum(len(e.history) for e in done)
         if len(done) < space.samples and (space.budget_epochs is None or spent < space.budget_epochs):
@@ -173,11 +177,9 @@ def run_search(space: SearchSpace, opts: SearchOptions) -> RunSummary:
                     f"resuming {folder}: {len(done)} of {space.samples} trials already done", file=sys.stderr
                 )
             _fit(space, opts, data, teacher, folder, done, command)
-        previous = read_summary(folder).wall_s if (folder / SUMMARY).exists() else 0.0
-        summary = summarise(read_trial_log(folder), space, data, name, previous + time.time() - t0, command)
+        summary = summarise(read_trial_log(folder), space, data, name, previous_s + time.time() - t0, command)
         summary.teacher = teacher.describe() if teacher else None
-        if (folder / RESOURCES).exists():
-            summary.resources = read_record(dict, folder / RESOURCES)
+        summary.resources = read_optional(dict, folder / RESOURCES, {}, "resources record")
         write_json(folder / SUMMARY, summary)
     return summary
 
@@ -191,7 +193,7 @@ def _fit(
     done: list[TrialLogEntry],
     command: str,
 ) -> None:
-    attempt = 1 + max((int(p.name.split("-")[1]) for p in folder.glob("attempt-*")), default=0)
+    attempt = next_attempt(folder)
     staging = folder / STAGING
     shutil.rmtree(staging, ignore_errors=True)  # checkpoints of a start that was killed mid-hand-over
     staging.mkdir()
@@ -240,7 +242,7 @@ def _fit(
         progress = Progress(space, total=space.samples, done=len(done), concurrency=concurrency)
         budget = EpochBudget(space.budget_epochs, sum(len(e.history) for e in done))
         run_config = tune.RunConfig(
-            name=f"attempt-{attempt}",
+            name=attempt_name(attempt),
             storage_path=str(folder),
             checkpoint_config=tune.CheckpointConfig(
                 num_to_keep=1, checkpoint_score_attribute=METRIC, checkpoint_score_order="max"
@@ -558,13 +560,15 @@ def _prepare_run_dir(
     """Create the run folder, or check that a resumed run means the same trials."""
     if folder.exists() and not folder.is_dir():
         raise UserError(f"{folder}: exists and is not a run folder; choose another --name or --storage")
-    if folder.exists() and not is_run_dir(folder) and any(folder.iterdir()):
-        raise UserError(f"{folder}: exists and is not a run folder; choose another --name or --storage")
     if fresh and is_run_dir(folder):
         # Keep the old run rather than delete a user's results; only a folder we created is moved.
         aside = folder.with_name(f"{folder.name}.old-{time.strftime('%Y%m%d-%H%M%S')}")
         os.replace(folder, aside)
         print(f"--fresh: moved the previous run to {aside}", file=sys.stderr)
+    if folder.is_dir():
+        check_run_files(folder)
+    if folder.exists() and not is_run_dir(folder) and any(folder.iterdir()):
+        raise UserError(f"{folder}: exists and is not a run folder; choose another --name or --storage")
     if is_run_dir(folder):
         previous = read_run_info(folder)
         if previous.data.fingerprint != data.fingerprint:

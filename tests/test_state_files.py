@@ -298,3 +298,117 @@ def test_a_trial_log_cut_by_a_kill_is_whole_again_after_the_next_append(tmp_path
     append_line(log, {"c": 3})
     append_line(log, {"d": 4})
     assert [json.loads(line) for line in log.read_text().splitlines()] == [whole, {"c": 3}, {"d": 4}]
+
+
+# --- every shape a state file can be left in: resume keeping every finished trial, or one line ------
+
+TINY_SPACE = (
+    "arch: amn\nsamples: {samples}\nmax_concurrent: 2\nfixed: {{epochs: 1}}\n"
+    "space: {{width: {{type: choice, values: [32, 512]}}}}\n"
+)
+
+
+def _entry(number: int, attempt: int = 1) -> dict:
+    """A trial log record as the search writes it (trial ids as Tune makes them)."""
+    return {
+        "attempt": attempt,
+        "tag": number + 1,
+        "trial_id": f"abc{attempt}_{number:05d}",
+        "dir": f"attempt-{attempt}/trial_{number + 1:03d}",
+        "status": "ok",
+        "config": {"width": 32},
+        "history": [{"epoch": 1, "val_cosine": 0.5 + number / 100, "at": 1.0}],
+        "checkpoint": f"attempt-{attempt}/trial_{number + 1:03d}/checkpoint_000000",
+    }
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    count=st.integers(0, 6),
+    order=st.randoms(use_true_random=False),
+    duplicates=st.lists(st.integers(0, 5), max_size=3),
+    blank_lines=st.lists(st.integers(0, 8), max_size=3),
+    crlf=st.booleans(),
+    end=st.sampled_from(["newline", "no newline", "cut"]),
+    cut_at=st.floats(0.01, 0.99),
+)
+def test_a_trial_log_in_any_shape_keeps_every_whole_record_through_the_next_append(
+    tmp_path_factory, count, order, duplicates, blank_lines, crlf, end, cut_at
+):
+    """Out of order, duplicated, with blank or CRLF lines, unterminated or cut by a kill: reading
+    counts every whole record once, and appending the next trial drops none of them."""
+    from lvm_search.runs import append_line
+
+    folder = tmp_path_factory.mktemp("run")
+    records = [_entry(n, attempt=1 + n % 2) for n in range(count)]
+    lines = [json.dumps(r) for r in records] + [json.dumps(records[i]) for i in duplicates if i < count]
+    order.shuffle(lines)
+    for position in blank_lines:
+        lines.insert(min(position, len(lines)), "")
+    whole = {r["trial_id"] for r in records}
+    if end == "cut" and lines and lines[-1]:
+        last = lines[-1]
+        lines[-1] = last[: max(1, int(cut_at * len(last)))]
+        if lines.count(last) == 0:  # its only copy was cut: that trial was never logged whole
+            whole.discard(json.loads(last)["trial_id"])
+    text = ("\r\n" if crlf else "\n").join(lines) + ("\n" if end == "newline" else "")
+    (folder / TRIALS_LOG).write_text(text)
+
+    read = read_trial_log(folder)
+    assert {e.trial_id for e in read} == whole and len(read) == len(whole)
+    assert [(e.attempt, e.tag) for e in read] == sorted((e.attempt, e.tag) for e in read)
+    append_line(folder / TRIALS_LOG, _entry(99, attempt=3))
+    after = read_trial_log(folder)
+    assert {e.trial_id for e in after} == whole | {"abc3_00099"}
+    assert (folder / TRIALS_LOG).read_bytes().endswith(b"\n")
+
+
+def test_a_resume_keeps_a_last_trial_logged_without_its_newline(tiny_storage, tmp_path, cli):
+    """The data loss of issue 28: a whole last record without its newline was counted as done, then
+    erased by the next trial's append, and the search said 'interrupted'."""
+    storage = _copy(tiny_storage, tmp_path)
+    log = storage / "amn" / TRIALS_LOG
+    before = [json.loads(line) for line in log.read_text().splitlines()]
+    log.write_text(log.read_text().rstrip("\n"))
+    space = tmp_path / "amn.yaml"
+    space.write_text(TINY_SPACE.format(samples=3))
+    code, out, err = cli("run", space, "--storage", storage, "--json")
+    assert code == 0, err[-2000:]
+    summary = json.loads(out)
+    assert summary["complete"] and summary["counts"]["trials"] == 3
+    after = [json.loads(line) for line in log.read_text().splitlines()]
+    assert after[:2] == before and len(after) == 3
+
+
+STATE_SHAPES = {
+    "cut short": lambda path: path.write_bytes(path.read_bytes()[: max(1, path.stat().st_size // 2)]),
+    "empty": lambda path: path.write_bytes(b""),
+    "garbage": lambda path: path.write_bytes(b"\x00\xff not a record \x89PNG"),
+    "a folder": lambda path: (path.unlink(), path.mkdir(), (path / "x").write_text("user data")),
+}
+# What a resume does with each state file in each shape: the records the run rebuilds from its trial
+# log are written again (with a warning); run.json, what the trials mean, is never guessed.
+REBUILT = {SUMMARY, "resources.json", "study.db"}
+
+
+@pytest.mark.parametrize("shape", list(STATE_SHAPES))
+@pytest.mark.parametrize("name", [RUN_INFO, SUMMARY, "study.db", "resources.json"])
+def test_a_damaged_state_file_resumes_keeping_every_trial_or_stops_in_one_line(
+    tiny_storage, tmp_path, cli, name, shape
+):
+    storage = _copy(tiny_storage, tmp_path)
+    run = storage / "amn"
+    log = (run / TRIALS_LOG).read_bytes()
+    STATE_SHAPES[shape](run / name)
+    space = tmp_path / "amn.yaml"
+    space.write_text(TINY_SPACE.format(samples=2))  # every trial is done: no Ray is started
+    code, out, err = cli("run", space, "--storage", storage, "--json")
+    assert (run / TRIALS_LOG).read_bytes() == log
+    if name in REBUILT and shape != "a folder":
+        assert code == 0, err[-2000:]
+        assert json.loads(out)["counts"]["trials"] == 2
+        assert read_summary(run).counts.trials == 2
+    else:
+        assert code == 2 and str(run / name) in one_error(err)
+        if shape == "a folder":
+            assert (run / name / "x").read_text() == "user data"
