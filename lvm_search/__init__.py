@@ -2,15 +2,36 @@
 
 Public API: ``load_data``, ``load_model`` (a checkpoint folder), ``load_ensemble`` (an ensemble
 folder), ``load_predictor`` (any of: a checkpoint, a run folder, an ensemble) and ``predict``.
-Ray is imported only by the search (``lvm_search.search``).
+They are imported on first use, so ``lvm-search --version`` and ``--help`` load neither torch nor
+Ray. Ray is imported only by the search (``lvm_search.search``). The package logs to the
+``lvm_search`` logger and prints nothing unless the caller configures logging.
 """
+
+import importlib
+import logging
 
 __version__ = "0.2.0"
 
-from .checkpoint import load_model  # noqa: E402
-from .data import load_data  # noqa: E402
-from .ensemble import load_ensemble  # noqa: E402
-from .evaluate import load_predictor  # noqa: E402
-from .metrics import predict  # noqa: E402
+# name -> the module that defines it
+_API = {
+    "load_data": "data",
+    "load_ensemble": "ensemble",
+    "load_model": "checkpoint",
+    "load_predictor": "evaluate",
+    "predict": "metrics",
+}
+__all__ = ["__version__", *sorted(_API)]
 
-__all__ = ["__version__", "load_data", "load_ensemble", "load_model", "load_predictor", "predict"]
+logging.getLogger(__name__).addHandler(logging.NullHandler())
+
+
+def __getattr__(name: str):
+    if name in _API:
+        value = getattr(importlib.import_module(f".{_API[name]}", __name__), name)
+        globals()[name] = value  # later lookups skip this function
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_API})

@@ -10,11 +10,11 @@ import argparse
 import contextlib
 import json
 import sys
-import warnings
 from pathlib import Path
 
 from . import __version__
-from .errors import UserError
+from .errors import TrainingDiverged, UserError
+from .logs import console
 
 MIN_CONTEXT_HELP = "earlier passages a target needs (default k); older positions are zero-padded"
 EXTRA_TRAIN_HELP = "another native .npz whose every window joins the train split (repeatable)"
@@ -345,6 +345,7 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"lvm-search: error: {message} (see `{self.prog} --help`)\n")
 
 
+QUIET_HELP = "only warnings and errors on stderr, no progress lines"
 TEACHER_HELP = (
     "an ensemble folder built on this data's split, to distil: the training targets move towards "
     "its predictions by distill (default 0.8)"
@@ -354,14 +355,22 @@ TEACHER_HELP = (
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="lvm-search", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"lvm-search {__version__}")
+    parser.add_argument("-q", "--quiet", action="store_true", help=QUIET_HELP)
+    # -q after the command too; SUPPRESS keeps a -q given before it
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS, help=QUIET_HELP)
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("baselines", help="split sizes and the classical baselines on val and test")
+    p = sub.add_parser(
+        "baselines", parents=[common], help="split sizes and the classical baselines on val and test"
+    )
     _data_args(p)
     p.add_argument("--json", action="store_true")
     p.set_defaults(fn=cmd_baselines)
 
-    p = sub.add_parser("train", help="train one configuration and write its best checkpoint")
+    p = sub.add_parser(
+        "train", parents=[common], help="train one configuration and write its best checkpoint"
+    )
     p.add_argument("--arch", required=True)
     p.add_argument(
         "--set", action="append", metavar="KEY=VALUE", help="a model or training setting (repeatable)"
@@ -375,7 +384,9 @@ def build_parser() -> argparse.ArgumentParser:
     _data_args(p)
     p.set_defaults(fn=cmd_train)
 
-    p = sub.add_parser("run", help="search a space file with Ray Tune + Optuna (TPE or GP, ASHA)")
+    p = sub.add_parser(
+        "run", parents=[common], help="search a space file with Ray Tune + Optuna (TPE or GP, ASHA)"
+    )
     p.add_argument("space", type=_path, help="a space file, e.g. spaces/lstm.yaml")
     _data_args(p)
     p.add_argument(
@@ -401,7 +412,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(fn=cmd_run)
 
-    p = sub.add_parser("ensemble", help="weighted average of the best checkpoints, weights fitted on val")
+    p = sub.add_parser(
+        "ensemble", parents=[common], help="weighted average of the best checkpoints, weights fitted on val"
+    )
     p.add_argument("recipe", type=_path, nargs="?", help="an ensemble recipe, e.g. ensembles/default.yaml")
     p.add_argument(
         "--storage", type=_path, default="runs", help="the folder holding the runs (default ./runs)"
@@ -410,7 +423,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.set_defaults(fn=cmd_ensemble)
 
-    p = sub.add_parser("report", help="markdown leaderboard with plots, from a storage folder")
+    p = sub.add_parser(
+        "report", parents=[common], help="markdown leaderboard with plots, from a storage folder"
+    )
     p.add_argument(
         "--storage", type=_path, default="runs", help="the folder holding the runs (default ./runs)"
     )
@@ -420,7 +435,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(fn=cmd_report)
 
     p = sub.add_parser(
-        "eval", help="score a checkpoint, run or ensemble on any corpus, against its baselines"
+        "eval",
+        parents=[common],
+        help="score a checkpoint, run or ensemble on any corpus, against its baselines",
     )
     p.add_argument(
         "path", type=_path, help="a checkpoint folder, a run folder (its best trial) or an ensemble folder"
@@ -432,7 +449,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.set_defaults(fn=cmd_eval)
 
-    p = sub.add_parser("predict", help="write the predicted next vector of every window of a corpus")
+    p = sub.add_parser(
+        "predict", parents=[common], help="write the predicted next vector of every window of a corpus"
+    )
     p.add_argument(
         "path", type=_path, help="a checkpoint folder, a run folder (its best trial) or an ensemble folder"
     )
@@ -444,7 +463,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.set_defaults(fn=cmd_predict)
 
-    p = sub.add_parser("embed", help="turn a folder of documents (or a JSONL file) into a training set")
+    p = sub.add_parser(
+        "embed", parents=[common], help="turn a folder of documents (or a JSONL file) into a training set"
+    )
     p.add_argument(
         "source", type=_path, help="a folder of .txt/.md/.rst files, or a .jsonl file of {id, text}"
     )
@@ -459,34 +480,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-_python_format_warning = warnings.formatwarning
-
-
-def _format_warning(message, category, filename, lineno, line=None) -> str:
-    """Our own warnings (about a user's data) read as one line, like errors; others as Python's."""
-    if Path(filename).resolve().is_relative_to(Path(__file__).parent):
-        return f"lvm-search: warning: {message}\n"
-    return _python_format_warning(message, category, filename, lineno, line)
-
-
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from .train import TrainingDiverged
-
-    warnings.formatwarning = _format_warning
-    try:
-        return args.fn(args)
-    except UserError as e:
-        print(f"lvm-search: error: {e}", file=sys.stderr)
-        return 2
-    except TrainingDiverged as e:
-        print(f"lvm-search: error: {e}; try a lower lr", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("lvm-search: interrupted", file=sys.stderr)
-        return 130
-    finally:
-        warnings.formatwarning = _python_format_warning
+    with console(quiet=args.quiet):
+        try:
+            return args.fn(args)
+        except UserError as e:
+            print(f"lvm-search: error: {e}", file=sys.stderr)
+            return 2
+        except TrainingDiverged as e:
+            print(f"lvm-search: error: {e}; try a lower lr", file=sys.stderr)
+            return 2
+        except KeyboardInterrupt:
+            print("lvm-search: interrupted", file=sys.stderr)
+            return 130
 
 
 if __name__ == "__main__":

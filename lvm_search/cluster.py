@@ -12,6 +12,7 @@ after ``CONNECT_TIMEOUT_S``, not a hang.
 
 from __future__ import annotations
 
+import logging
 import os
 import secrets
 import shutil
@@ -28,6 +29,8 @@ import torch
 
 from . import reaper
 from .errors import UserError
+
+logger = logging.getLogger(__name__)
 
 TOKEN_SOURCES = ("RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH")
 DEFAULT_TOKEN_FILE = Path.home() / ".ray" / "auth_token"
@@ -87,7 +90,7 @@ def private_cluster():
     parent = os.environ.get("RAY_TMPDIR") or tempfile.gettempdir()  # a user's RAY_TMPDIR is honoured
     stale = reaper.sweep_stale(parent)
     if stale:
-        print(f"removed {len(stale)} Ray session folder(s) left by killed searches", file=sys.stderr)
+        logger.info("removed %d Ray session folder(s) left by killed searches", len(stale))
     # Unix socket paths hold at most 107 bytes and Ray's session folder adds about 70: a short
     # folder of our own under the temp dir, not one inside a deep run folder.
     try:

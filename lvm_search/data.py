@@ -26,6 +26,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import logging
 import os
 import warnings
 import zipfile
@@ -45,6 +46,8 @@ DEFAULT_FRACTIONS = (0.8, 0.1, 0.1)
 SAMPLE_NAME = "python-docs-sample.npz"
 NORMALISE_CHUNK_ROWS = 65_536  # float32 working memory of a chunk: 100 MB at D=384
 MIN_NORM = 1e-6
+
+logger = logging.getLogger(__name__)
 
 
 def sample_path() -> Path:
@@ -502,10 +505,9 @@ def _from_windows(path, arrays, k, fractions, split=True) -> LVMData:
     n_train = m - n_val - n_test - 2 * k
     if min(n_train, n_val, n_test) < 1:
         raise UserError(f"{path}: {m} windows are too few to split into train/val/test blocks")
-    warnings.warn(
+    logger.warning(
         f"{path}: windows format has no document ids; split into contiguous blocks, "
-        "but leakage between documents that straddle a block border cannot be ruled out",
-        stacklevel=3,
+        "but leakage between documents that straddle a block border cannot be ruled out"
     )
     bounds = {"train": (0, n_train), "val": (n_train + k, n_train + k + n_val), "test": (m - n_test, m)}
     splits = {}

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import re
 import sys
 import time
@@ -40,6 +41,8 @@ import numpy as np
 
 from .errors import UserError
 from .runs import check_output_file, npz_meta, write_file
+
+logger = logging.getLogger(__name__)
 
 DOCUMENT_SUFFIXES = (".txt", ".md", ".rst")
 FINAL_FRAGMENT_MIN_CHARS = 60
@@ -253,6 +256,7 @@ def embed_passages(encoder: Encoder, texts: list[str], batch_size: int) -> np.nd
         desc="embedding",
         file=sys.stderr,
         mininterval=0.5 if sys.stderr.isatty() else 30,
+        disable=not logger.isEnabledFor(logging.INFO),  # -q, or a Python caller who set no logging
     ) as bar:
         for lo in range(0, len(texts), batch_size):
             rows = order[lo : lo + batch_size]
@@ -384,9 +388,7 @@ def embed_command(args, encoder: Encoder | None = None) -> int:
         f"-> {out}"
     )
     if len(kept) < 3:
-        print(
-            f"lvm-search: warning: {out} has {len(kept)} document(s); training needs at least 3 "
-            "to split by document",
-            file=sys.stderr,
+        logger.warning(
+            "%s has %d document(s); training needs at least 3 to split by document", out, len(kept)
         )
     return 0

@@ -17,9 +17,9 @@ result. The ensemble folder holds copies of its members, so it can be moved or c
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -68,6 +68,8 @@ METHODS = ("auto", "greedy", "bagged", "simplex")
 BASELINE_MEMBERS = ("mean", "last", "recency", "ridge")
 BAGS = 20
 BAG_FRACTION = 0.5
+
+logger = logging.getLogger(__name__)
 
 
 # --- the recipe ---------------------------------------------------------------------------------
@@ -404,10 +406,6 @@ def runs_data(summaries: list[RunSummary], data_path: str | None) -> LVMData:
     return load_data(data_path, k=k, min_context=min_context, extra_train=extra, seed=split_seed)
 
 
-def _log(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
-
-
 def build_ensemble(recipe: Recipe, storage: str | Path = "runs", data_path: str | None = None) -> dict:
     storage = Path(storage)
     out_dir = ensemble_dir(storage, recipe.name)
@@ -422,7 +420,7 @@ def build_ensemble(recipe: Recipe, storage: str | Path = "runs", data_path: str 
             reverse=True,
         )
         chosen = trials if recipe.top_k == "all" else trials[: recipe.top_k]
-        _log(f"ensemble: {summary.name}: {len(chosen)} of {len(trials)} finished trials")
+        logger.info(f"ensemble: {summary.name}: {len(chosen)} of {len(trials)} finished trials")
         for trial in chosen:
             member_data = data.with_k(summary.trial_k(trial))
             checkpoint = folder / trial.checkpoint
@@ -443,13 +441,13 @@ def build_ensemble(recipe: Recipe, storage: str | Path = "runs", data_path: str 
             f"{storage}: the runs {[s.name for _, s in runs]} have no finished trial with a checkpoint"
         )
     if recipe.baselines:
-        _log(f"ensemble: fitting the classical baselines at k={data.k}")
+        logger.info(f"ensemble: fitting the classical baselines at k={data.k}")
         for member in fitted_baseline_members(data):
             candidates.append(
                 Candidate(f"baseline:{member.name}", "baseline", data.k, data.fingerprint, member)
             )
 
-    _log(f"ensemble: predicting val and test windows with {len(candidates)} candidates")
+    logger.info(f"ensemble: predicting val and test windows with {len(candidates)} candidates")
     for c in candidates:
         view = data.with_k(c.k)
         c.val_pred = normalize(predict(c.model, view, "val"), dim=-1)
@@ -457,12 +455,14 @@ def build_ensemble(recipe: Recipe, storage: str | Path = "runs", data_path: str 
     finite = [bool(torch.isfinite(c.val_pred).all()) for c in candidates]
     for c, ok in zip(candidates, finite):
         if not ok:
-            _log(f"ensemble: {c.name}: left out, its val predictions are not finite (NaN or Inf weights?)")
+            logger.warning(
+                f"ensemble: {c.name}: left out, its val predictions are not finite (NaN or Inf weights?)"
+            )
     candidates = [c for c, ok in zip(candidates, finite) if ok]
     if not any(c.source is not None for c in candidates):  # baselines alone are not an ensemble of models
         raise UserError(f"{storage}: no trained candidate gives finite predictions on val; retrain the runs")
     val_targets = data.targets("val")
-    _log(f"ensemble: fitting weights on val ({recipe.method}, {recipe.ensemble_size} selections)")
+    logger.info(f"ensemble: fitting weights on val ({recipe.method}, {recipe.ensemble_size} selections)")
     method, weights, crossfit = fit_weights(
         torch.stack([c.val_pred for c in candidates]),
         val_targets,
@@ -550,7 +550,7 @@ def build_ensemble(recipe: Recipe, storage: str | Path = "runs", data_path: str 
         val_crossfit=crossfit,
         provenance=provenance.collect(data.device),
     )
-    _log(f"ensemble: writing {out_dir}")
+    logger.info(f"ensemble: writing {out_dir}")
     write_folder(out_dir, lambda tmp: _fill(tmp, record, members), _is_ensemble, "an ensemble folder")
     return {**to_json(record), "path": str(out_dir)}
 

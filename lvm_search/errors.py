@@ -7,3 +7,7 @@ its traceback.
 
 class UserError(ValueError):
     """A problem with the user's input. The message names the file and the field."""
+
+
+class TrainingDiverged(RuntimeError):
+    """The training loss became NaN or Inf (a setting, usually lr, too large for the data)."""

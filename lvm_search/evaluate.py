@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import io
 import json
-import sys
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,6 +30,8 @@ from .runs import ENSEMBLE_RECORD, SUMMARY, check_output_file, npz_meta, read_su
 
 EVAL_SPLITS = ("test", "all")
 PREDICTIONS_MARK = "lvm_search_predictions"
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -115,13 +117,11 @@ def evaluate(path: str | Path, data_path: str | None, split: str = "test") -> di
     predictor = load_predictor(path)
     data = _load_for(predictor, data_path, split=True)
     scored = _with_all_windows(data) if split == "all" else data
-    print(
-        f"eval: {predictor.describe()} on {data.source} ({len(scored.splits[split]):,} {split} windows)",
-        file=sys.stderr,
-        flush=True,
+    logger.info(
+        f"eval: {predictor.describe()} on {data.source} ({len(scored.splits[split]):,} {split} windows)"
     )
     windows = {"model": per_window(predict(predictor.model, scored, split), scored, split)}
-    print("eval: fitting the classical baselines on its train split", file=sys.stderr, flush=True)
+    logger.info("eval: fitting the classical baselines on its train split")
     baselines, fitted = fit_baselines(data)
     val_cosine = {}
     for name, fn in baselines.items():
@@ -183,11 +183,7 @@ def write_predictions(path: str | Path, data_path: str | None, out: str | Path, 
     if last and data.format != "native":
         raise UserError(f"{data.source}: --last needs documents; a windows-format file has none")
     windows = data.splits["all"]
-    print(
-        f"predict: {predictor.describe()} on {len(windows):,} windows of {data.source}",
-        file=sys.stderr,
-        flush=True,
-    )
+    logger.info(f"predict: {predictor.describe()} on {len(windows):,} windows of {data.source}")
     splits = {"all": windows}
     if last:
         splits["ends"] = _document_ends(data)

@@ -10,8 +10,8 @@ trials left times the wall time so far per finished trial (trials run at once sh
 
 from __future__ import annotations
 
+import logging
 import re
-import sys
 import time
 from pathlib import Path
 
@@ -20,6 +20,8 @@ from ray import tune
 from .spaces import METRIC, SearchSpace
 
 EPOCH_LINE_EVERY_S = 10.0
+
+logger = logging.getLogger(__name__)
 
 
 def proposal_number(trial) -> int:
@@ -36,7 +38,7 @@ class Progress(tune.Callback):
         self.last_line: dict[str, float] = {}
 
     def _say(self, text: str) -> None:
-        print(text, file=sys.stderr, flush=True)
+        logger.info(text)
 
     def _number(self, trial) -> int:
         """The trial's number in the run's summary (trials start in any order; trial 0 is the reference)."""

@@ -22,9 +22,8 @@ import logging
 import math
 import os
 import shutil
-import sys
 import time
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,7 +40,8 @@ from . import provenance
 from .cluster import environment, join_cluster, private_cluster
 from .data import LVMData, load_data
 from .distill import Teacher, check_outside_teacher, load_teacher
-from .errors import UserError
+from .errors import TrainingDiverged, UserError
+from .logs import quieted
 from .metrics import cosines, reference_mean
 from .progress import Progress, error_summary, proposal_number
 from .runs import (
@@ -72,9 +72,11 @@ from .runs import (
     write_json,
 )
 from .spaces import METRIC, SearchSpace, trial_settings
-from .train import TrainingDiverged, train
+from .train import train
 
 AUTO_GPUS_PER_TRIAL = 0.25  # measured: see Resources in spaces.py
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -164,7 +166,8 @@ def run_search(space: SearchSpace, opts: SearchOptions) -> RunSummary:
     teacher = load_teacher(space.data.teacher, data) if space.data.teacher else None
     command = opts.command or provenance.collect().command
 
-    with _run_lock(storage, name):
+    # Optuna's INFO lines (a study created or loaded, each trial told) repeat the progress lines.
+    with _run_lock(storage, name), quieted("optuna"):
         _prepare_run_dir(folder, space, data, teacher, opts.fresh, command)
         done = read_trial_log(folder)
         previous = read_optional(RunSummary, folder / SUMMARY, None, "summary")
@@ -173,9 +176,7 @@ def run_search(space: SearchSpace, opts: SearchOptions) -> RunSummary:
         spent = sum(len(e.history) for e in done)
         if len(done) < space.samples and (space.budget_epochs is None or spent < space.budget_epochs):
             if done:
-                print(
-                    f"resuming {folder}: {len(done)} of {space.samples} trials already done", file=sys.stderr
-                )
+                logger.info(f"resuming {folder}: {len(done)} of {space.samples} trials already done")
             _fit(space, opts, data, teacher, folder, done, command)
         summary = summarise(read_trial_log(folder), space, data, name, previous_s + time.time() - t0, command)
         summary.teacher = teacher.describe() if teacher else None
@@ -223,12 +224,10 @@ def _fit(
             ),
             {"cpu": space.resources.cpus_per_trial, "gpu": gpus},
         )
-        print(
+        logger.info(
             f"{folder.name}: {space.samples - len(done)} trials of {space.arch}, {concurrency} at a time on "
             f"{device} ({space.resolved_sampler()} sampler, {space.scheduler.type} scheduler); "
             f"live study: optuna-dashboard sqlite:///{folder / STUDY}",
-            file=sys.stderr,
-            flush=True,
         )
         resources = {
             "device": device,
@@ -256,23 +255,12 @@ def _fit(
         tune_config = _tune_config(space, study, folder.name, done, concurrency, budget)
         # Tune's newer console output prints its configuration table even when told to be silent;
         # the older one is silent at verbose 0.
-        with environment({"RAY_AIR_NEW_OUTPUT": "1" if opts.verbose else "0"}), quiet_tune_logs(opts.verbose):
+        # Without -v, Tune's own log lines (a trial's whole traceback, "Trials did not complete") stay
+        # out of the terminal: the progress lines say what happened and the trial log keeps the error.
+        tune_logs = quieted("ray.tune", level=logging.CRITICAL) if not opts.verbose else nullcontext()
+        with environment({"RAY_AIR_NEW_OUTPUT": "1" if opts.verbose else "0"}), tune_logs:
             tune.Tuner(trainable, tune_config=tune_config, run_config=run_config).fit()
     shutil.rmtree(staging, ignore_errors=True)
-
-
-@contextmanager
-def quiet_tune_logs(verbose: int):
-    """Without -v, Tune's own log lines (a trial's whole traceback, "Trials did not complete") stay
-    out of the terminal: the progress lines say what happened and the trial log keeps the error."""
-    logger = logging.getLogger("ray.tune")
-    saved = logger.level
-    if not verbose:
-        logger.setLevel(logging.CRITICAL)
-    try:
-        yield
-    finally:
-        logger.setLevel(saved)
 
 
 # --- resources ----------------------------------------------------------------------------------
@@ -407,7 +395,6 @@ class LVMOptunaSearch(OptunaSearch):
 def rebuild_study(folder: Path, space: SearchSpace, done: list[TrialLogEntry]) -> optuna.storages.BaseStorage:
     """``study.db`` rebuilt from the trial log (the source of truth): every logged trial with its
     per-epoch values and state; Tune then adds the new trials to it live."""
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
     path = folder / STUDY
     tmp = folder / f".{STUDY}.tmp"
     tmp.unlink(missing_ok=True)
@@ -564,7 +551,7 @@ def _prepare_run_dir(
         # Keep the old run rather than delete a user's results; only a folder we created is moved.
         aside = folder.with_name(f"{folder.name}.old-{time.strftime('%Y%m%d-%H%M%S')}")
         os.replace(folder, aside)
-        print(f"--fresh: moved the previous run to {aside}", file=sys.stderr)
+        logger.info(f"--fresh: moved the previous run to {aside}")
     if folder.is_dir():
         check_run_files(folder)
     if folder.exists() and not is_run_dir(folder) and any(folder.iterdir()):

@@ -22,7 +22,7 @@ from . import provenance
 from .checkpoint import save_checkpoint
 from .data import LVMData
 from .distill import Teacher
-from .errors import UserError
+from .errors import TrainingDiverged, UserError
 from .metrics import cosines, predict
 from .models import build_model, config_fields
 
@@ -115,10 +115,6 @@ def _check_type(f: dataclasses.Field, value) -> None:
 
 
 TRAIN_FIELDS = {f.name for f in dataclasses.fields(TrainConfig)} - {"arch", "model"}
-
-
-class TrainingDiverged(RuntimeError):
-    """The training loss became NaN or Inf."""
 
 
 @dataclass

@@ -1,6 +1,6 @@
 """Loading data: windows inside documents, the document split, the fingerprint, the windows format."""
 
-import warnings
+import logging
 
 import numpy as np
 import pytest
@@ -202,10 +202,12 @@ def test_sample_fingerprint_is_stable(sample):
 # --- the windows format ----------------------------------------------------------------------
 
 
-def test_windows_format_loads_with_a_warning_about_leakage(write_windows):
+def test_windows_format_loads_with_a_warning_about_leakage(write_windows, caplog):
     path, ctx, tgt = write_windows(m=100, k=3, dim=8)
-    with pytest.warns(UserWarning, match="no document ids"):
+    with caplog.at_level(logging.WARNING, logger="lvm_search"):
         data = load_data(path)
+    assert [r.levelno for r in caplog.records] == [logging.WARNING]
+    assert "no document ids" in caplog.records[0].getMessage()
     assert data.format == "windows"
     assert data.k == 3 and data.dim == 8
     assert sum(len(data.splits[n]) for n in SPLITS) == 100 - 2 * 3  # two gaps of k windows
@@ -214,8 +216,7 @@ def test_windows_format_loads_with_a_warning_about_leakage(write_windows):
 
 def test_windows_format_splits_are_contiguous_blocks_in_file_order(write_windows):
     path, ctx, tgt = write_windows(m=100, k=3, dim=8)
-    with pytest.warns(UserWarning):
-        data = load_data(path)
+    data = load_data(path)
     blocks = {"train": (0, 74), "val": (77, 87), "test": (90, 100)}
     for name, (lo, hi) in blocks.items():
         x, y = data.batch(name, slice(None))
@@ -226,8 +227,7 @@ def test_windows_format_splits_are_contiguous_blocks_in_file_order(write_windows
 def test_windows_format_splits_share_no_vector(write_windows):
     # Sliding windows share vectors with their neighbours; the gaps keep the splits apart.
     path, _, _ = write_windows(m=120, k=4, dim=8)
-    with pytest.warns(UserWarning):
-        data = load_data(path)
+    data = load_data(path)
     used = {}
     for name in SPLITS:
         x, y = data.batch(name, slice(None))
@@ -241,10 +241,8 @@ def test_windows_format_splits_share_no_vector(write_windows):
 def test_windows_format_fingerprint_is_stable_and_tracks_the_vectors(write_windows):
     path, ctx, tgt = write_windows(m=60, k=3)
     other, _, _ = write_windows(m=60, k=3, seed=1, name="other.npz")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)
-        assert load_data(path).fingerprint == load_data(path).fingerprint
-        assert load_data(path).fingerprint != load_data(other).fingerprint
+    assert load_data(path).fingerprint == load_data(path).fingerprint
+    assert load_data(path).fingerprint != load_data(other).fingerprint
 
 
 def test_windows_format_refuses_another_k(write_windows):
