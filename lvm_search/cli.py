@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -480,8 +481,14 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# devices.mps_environment() for this process, set before any command imports torch (which reads it)
+MPS_FALLBACK = ("PYTORCH_ENABLE_MPS_FALLBACK", "1")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if sys.platform == "darwin":
+        os.environ.setdefault(*MPS_FALLBACK)
     with console(quiet=args.quiet):
         try:
             return args.fn(args)

@@ -3,7 +3,8 @@
 The private cluster: no dashboard, every server bound to 127.0.0.1 (``loopback_only``), token
 authentication on with a token that lives only in this process's environment (nothing is written
 to ``~/.ray``), and a temporary folder of its own under ``RAY_TMPDIR`` (else the system's temp
-folder), removed at the end, also when the driver is killed (``reaper``).
+folder: ``ray_folder``), this user's only, removed at the end, also when the driver is killed
+(``reaper``).
 
 An existing cluster (``--address``): its auth token is found as Ray finds it (``~/.ray/auth_token``,
 ``RAY_AUTH_TOKEN`` or ``RAY_AUTH_TOKEN_PATH``); an address where nothing answers is a one-line error
@@ -15,20 +16,19 @@ from __future__ import annotations
 import logging
 import os
 import secrets
-import shutil
 import signal
 import socket
 import subprocess
 import sys
-import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 
 import ray
-import torch
 
 from . import reaper
+from .devices import gpus_here
 from .errors import UserError
+from .ray_folder import bases_to_sweep, make_ray_folder
 
 logger = logging.getLogger(__name__)
 
@@ -36,7 +36,6 @@ TOKEN_SOURCES = ("RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH")
 DEFAULT_TOKEN_FILE = Path.home() / ".ray" / "auth_token"
 CONNECT_TIMEOUT_S = 10.0
 GCS_PROBE_TIMEOUT_S = 30.0
-MAX_RAY_TMP_CHARS = 36  # a Unix socket path holds at most 107 bytes; Ray's session folder adds ~70
 QUIET = {
     # Keeping only the best checkpoint forces a small state snapshot per improvement; Tune warns
     # about it on every fast trial, but on our runs it costs milliseconds.
@@ -84,27 +83,18 @@ def loopback_only():
 
 
 @contextmanager
-def private_cluster():
+def private_cluster(env: dict[str, str] | None = None):
+    """A private Ray on this machine; ``env``: variables its workers get (unless the user set them)."""
     if ray.is_initialized():
         ray.shutdown()
-    parent = os.environ.get("RAY_TMPDIR") or tempfile.gettempdir()  # a user's RAY_TMPDIR is honoured
-    stale = reaper.sweep_stale(parent)
+    ray_dir = os.path.dirname(ray.__file__)
+    stale = reaper.sweep_stale(bases_to_sweep(), ray_dir)
     if stale:
         logger.info("removed %d Ray session folder(s) left by killed searches", len(stale))
-    # Unix socket paths hold at most 107 bytes and Ray's session folder adds about 70: a short
-    # folder of our own under the temp dir, not one inside a deep run folder.
-    try:
-        ray_tmp = tempfile.mkdtemp(prefix=reaper.TMP_PREFIX, dir=parent)
-    except OSError as e:
-        raise UserError(f"RAY_TMPDIR={parent}: cannot make Ray's folder there ({e.strerror})") from None
-    if len(ray_tmp) > MAX_RAY_TMP_CHARS:
-        shutil.rmtree(ray_tmp)
-        raise UserError(
-            f"RAY_TMPDIR={parent}: too long a path for Ray's sockets; use a shorter one, e.g. /tmp"
-        )
+    ray_tmp = make_ray_folder()
     reaper.write_owner(ray_tmp)
     watcher = subprocess.Popen(
-        [sys.executable, "-S", reaper.__file__, ray_tmp, str(os.getpid())],
+        [sys.executable, reaper.__file__, ray_tmp, str(os.getpid()), ray_dir],
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -112,7 +102,11 @@ def private_cluster():
         start_new_session=True,
         close_fds=True,
     )
-    settings = {**QUIET, "RAY_TMPDIR": ray_tmp}
+    settings = {
+        **{k: v for k, v in (env or {}).items() if k not in os.environ},
+        **QUIET,
+        "RAY_TMPDIR": ray_tmp,
+    }
     if not any(os.environ.get(v) for v in TOKEN_SOURCES) and not DEFAULT_TOKEN_FILE.exists():
         # Ray turns token auth on for a new local cluster and would write a lasting token to
         # ~/.ray; we keep auth on with a token that lives in this process's environment only.
@@ -121,7 +115,7 @@ def private_cluster():
     try:
         with environment(settings, keep=("RAY_AUTH_TOKEN",)), loopback_only():
             ray.init(
-                num_gpus=torch.cuda.device_count(),
+                num_gpus=gpus_here(),
                 include_dashboard=False,
                 _node_ip_address="127.0.0.1",
                 _temp_dir=ray_tmp,
@@ -129,13 +123,23 @@ def private_cluster():
                 configure_logging=False,
             )
             check_loopback()
+            private_to_this_user(ray_tmp)
             with sigterm_as_interrupt():
                 yield
     finally:
         ray.shutdown()
-        reaper.kill_and_remove(ray_tmp)  # Ray's session folder (sockets, logs) is of no use afterwards
+        # Ray's session folder (sockets, logs) is of no use afterwards
+        reaper.kill_and_remove(ray_tmp, ray_dir)
         watcher.kill()
         watcher.wait()
+
+
+def private_to_this_user(ray_tmp: str) -> None:
+    """Ray makes its temp and session folders world-writable (0777, for shared machines); ours are
+    this user's alone. The session folder is reached only through ours, closed first."""
+    os.chmod(ray_tmp, 0o700)
+    session = ray._private.worker.global_worker.node.get_session_dir_path()
+    os.chmod(session, 0o700)
 
 
 @contextmanager

@@ -227,7 +227,7 @@ def load_sentence_transformer(model: str | None, device: str) -> SentenceTransfo
         import sentence_transformers
     except ImportError:
         raise UserError(f"sentence-transformers is not installed: {INSTALL_HINT}") from None
-    from .train import resolve_device
+    from .devices import resolve_device
 
     name, location = _default_model() if model is None else (model, model)
     torch_device = str(resolve_device(device))

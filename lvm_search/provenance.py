@@ -21,6 +21,7 @@ from pathlib import Path
 import torch
 
 from . import __version__
+from .devices import local_gpu
 
 GIT_TIMEOUT_S = 5
 
@@ -95,7 +96,7 @@ def git_commit() -> str | None:
 
 
 def describe_device(device: str | torch.device | None = None) -> str:
-    kind = torch.device(device).type if device is not None else _best_device()
+    kind = torch.device(device).type if device is not None else (local_gpu() or "cpu")
     if kind == "cuda":
         index = torch.device(device).index if device is not None else None
         return torch.cuda.get_device_name(index or 0)
@@ -105,20 +106,24 @@ def describe_device(device: str | torch.device | None = None) -> str:
     return f"{cpu_model()} ({cpus} CPUs)"
 
 
-def _best_device() -> str:
-    if torch.cuda.is_available():
-        return "cuda"
-    if torch.backends.mps.is_available():
-        return "mps"
-    return "cpu"
-
-
 @functools.lru_cache(maxsize=1)
 def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
+    """The CPU's name: from /proc/cpuinfo on Linux, sysctl on macOS ("Apple M2 Pro"), else what
+    Python's platform module knows."""
+    if sys.platform.startswith("linux"):
+        try:
+            for line in Path("/proc/cpuinfo").read_text().splitlines():
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+        except OSError:
+            pass
+    elif sys.platform == "darwin":
+        try:
+            done = subprocess.run(
+                ["sysctl", "-n", "machdep.cpu.brand_string"], capture_output=True, text=True, timeout=5
+            )
+            if done.returncode == 0 and done.stdout.strip():
+                return done.stdout.strip()
+        except (OSError, subprocess.SubprocessError):
+            pass
     return platform.processor() or platform.machine() or "unknown CPU"

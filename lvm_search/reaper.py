@@ -1,13 +1,18 @@
 """Cleaning up after a private Ray cluster, even when its driver was killed with SIGKILL.
 
-Ray's servers die with the driver that started them (PR_SET_PDEATHSIG), but the two agents the
-raylet starts (dashboard and runtime-env agent) wait 60 s on the dead GCS first, and nothing in Ray
-removes the session folder. So the search starts this file as a watcher process beside it
-(``python -S reaper.py FOLDER DRIVER_PID``): it waits for the driver to exit, however it exits,
-then ends every process still using the folder and removes it. A search also sweeps, at its start,
-folders whose owning driver is gone (in case the watcher was killed too).
+Ray's servers die with the driver that started them (PR_SET_PDEATHSIG on Linux), but the two agents
+the raylet starts (dashboard and runtime-env agent) wait 60 s on the dead GCS first, macOS has no
+parent-death signal at all, and nothing in Ray removes the session folder. So the search starts
+this file as a watcher process beside it (``python reaper.py FOLDER DRIVER_PID RAY_DIR``): it waits
+for the driver to exit, however it exits, then ends Ray's processes of that folder and removes what
+Ray and the search put there. A search also sweeps, at its start, folders whose driver is gone (in
+case the watcher was killed too).
 
-Standard library only, so the watcher starts without importing Ray, torch or the package.
+Only Ray's own processes are ended: a process of this user whose title is Ray's (``ray::...``) or
+whose program lives in Ray's installation (``RAY_DIR``), and that uses the folder (its command line,
+working folder or an open file). A user's shell or ``tail -f`` of a log inside it is left alone, and
+so is anything the user put in the folder. Process queries go through psutil (a dependency of Ray),
+so this works wherever Ray does, without ``/proc``. Imports neither Ray nor torch, so it starts fast.
 """
 
 from __future__ import annotations
@@ -15,58 +20,68 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-import select
 import shutil
 import signal
 import sys
 import time
 from pathlib import Path
 
-OWNER_FILE = "lvm-owner"  # "<pid> <start time>" of the driver that owns a Ray temp folder
-TMP_PREFIX = "lvm-ray-"
+import psutil
+
+OWNER_FILE = "lvm-owner"  # "v2 <pid> <create time>" of the driver that owns a Ray temp folder
+OWNER_FORMAT = "v2"
+TMP_PREFIX = "lvm-ray-"  # the folders a search makes for Ray, swept when their driver is gone
+RAY_ENTRIES = re.compile(r"session_.+")  # Ray's in its temp folder: session_<date>_<pid>, session_latest
+SAME_START_S = 0.01  # psutil's create times of one process agree to far better than this
 
 
-def _starttime(pid: int) -> str | None:
-    """Start time of a process in clock ticks since boot (field 22 of /proc/PID/stat)."""
+def _uses(proc: psutil.Process, folder: str) -> bool:
+    """Whether ``proc`` refers to ``folder`` by its command line, its working folder or an open file.
+
+    Ray's agents rewrite their titles ("ray::DashboardAgent") but keep their log files in
+    <folder>/session_*/logs open, so the open files find them."""
+    inside = lambda path: path == folder or path.startswith(folder + os.sep)  # noqa: E731
     try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    return stat.rsplit(")", 1)[1].split()[19]
+        if any(folder in arg for arg in proc.cmdline()):
+            return True
+        if inside(proc.cwd()):
+            return True
+        return any(inside(f.path) for f in proc.open_files())
+    except (psutil.Error, OSError):  # gone, or not ours to look at
+        return False
 
 
-def _pids_using(folder: str) -> list[int]:
-    """Processes of this user whose command line, cwd or any open file refers to `folder`.
+def _is_ray(proc: psutil.Process, ray_dir: str) -> bool:
+    try:
+        args = proc.cmdline()
+    except (psutil.Error, OSError):
+        return False
+    if args and args[0].startswith("ray::"):
+        return True
+    return bool(ray_dir) and any(arg.startswith(ray_dir.rstrip(os.sep) + os.sep) for arg in args)
 
-    The agents that raylet starts rewrite their argv/environ (setproctitle: "ray::DashboardAgent")
-    but keep their log files in <folder>/session_*/logs open, so the fd scan finds them.
-    """
-    folder = folder.rstrip("/")
-    me, found = os.getpid(), []
-    prefix = folder + "/"
-    in_cmdline = re.compile(r"(^|[\0\s=])" + re.escape(folder) + r"($|[\0\s/])")
-    for name in os.listdir("/proc"):
-        if not name.isdigit() or int(name) == me:
-            continue
-        base = f"/proc/{name}"
+
+def ray_pids(folder: str, ray_dir: str) -> list[int]:
+    """Ray's processes of this user that use ``folder`` (see the module's docstring)."""
+    folder = os.path.abspath(folder).rstrip(os.sep)
+    me, uid, found = os.getpid(), os.getuid(), []
+    for proc in psutil.process_iter():
         try:
-            if in_cmdline.search(Path(f"{base}/cmdline").read_bytes().decode(errors="replace")):
-                found.append(int(name))
+            if proc.pid == me or proc.uids().real != uid:
                 continue
-            links = [os.readlink(f"{base}/cwd")]
-            links += [os.readlink(f"{base}/fd/{fd}") for fd in os.listdir(f"{base}/fd")]
-        except OSError:  # gone, or not ours
+        except (psutil.Error, OSError):
             continue
-        if any(link == folder or link.startswith(prefix) for link in links):
-            found.append(int(name))
+        if _is_ray(proc, ray_dir) and _uses(proc, folder):
+            found.append(proc.pid)
     return found
 
 
-def kill_and_remove(folder: str) -> list[int]:
-    """SIGKILL every process still using `folder`, then delete it. Returns the pids killed."""
+def kill_and_remove(folder: str, ray_dir: str) -> list[int]:
+    """SIGKILL Ray's processes of ``folder``, then remove what Ray and the search made in it (the
+    folder itself only if nothing else is left). Returns the pids killed."""
     killed: list[int] = []
     for _ in range(5):  # a raylet that is dying may still have been starting a worker
-        pids = _pids_using(folder)
+        pids = ray_pids(folder, ray_dir)
         if not pids:
             break
         for pid in pids:
@@ -74,51 +89,79 @@ def kill_and_remove(folder: str) -> list[int]:
                 os.kill(pid, signal.SIGKILL)
         killed += pids
         time.sleep(0.3)
-    shutil.rmtree(folder, ignore_errors=True)
+    remove_ray_entries(folder)
     return killed
 
 
+def remove_ray_entries(folder: str) -> None:
+    with contextlib.suppress(OSError):
+        for entry in os.scandir(folder):
+            if entry.name == OWNER_FILE or entry.is_symlink():
+                with contextlib.suppress(OSError):
+                    os.unlink(entry.path)
+            elif RAY_ENTRIES.fullmatch(entry.name) and entry.is_dir(follow_symlinks=False):
+                shutil.rmtree(entry.path, ignore_errors=True)
+        os.rmdir(folder)  # only when empty: a user's file in it keeps the folder
+
+
+def _create_time(pid: int) -> float | None:
+    try:
+        return psutil.Process(pid).create_time()
+    except (psutil.Error, OSError):
+        return None
+
+
 def write_owner(folder: str) -> None:
-    Path(folder, OWNER_FILE).write_text(f"{os.getpid()} {_starttime(os.getpid())}\n")
+    pid = os.getpid()
+    Path(folder, OWNER_FILE).write_text(f"{OWNER_FORMAT} {pid} {_create_time(pid)!r}\n")
 
 
 def owner_alive(folder: str) -> bool:
+    """Whether the driver that made ``folder`` still runs (the same pid and the same start time, so a
+    reused pid is not mistaken for it). Unreadable or not ours: alive, i.e. leave it alone."""
     try:
-        pid, start = Path(folder, OWNER_FILE).read_text().split()
-    except (OSError, ValueError):
-        return True  # not ours or unreadable: leave it alone
-    return _starttime(int(pid)) == start
+        fields = Path(folder, OWNER_FILE).read_text().split()
+    except OSError:
+        return True
+    if len(fields) != 3 or fields[0] != OWNER_FORMAT:
+        # An older lvm-search's record: its start time is not comparable, so only the pid is.
+        return len(fields) != 2 or not fields[0].isdigit() or psutil.pid_exists(int(fields[0]))
+    try:
+        pid, start = int(fields[1]), float(fields[2])
+    except ValueError:
+        return True
+    now = _create_time(pid)
+    return now is not None and abs(now - start) < SAME_START_S
 
 
-def sweep_stale(parent: str, prefix: str = TMP_PREFIX) -> list[str]:
-    """Remove lvm-ray-* folders under `parent` whose owning driver is dead (killing leftovers)."""
+def sweep_stale(parents: list[str], ray_dir: str, prefix: str = TMP_PREFIX) -> list[str]:
+    """Clean up lvm-ray-* folders of this user under ``parents`` whose owning driver is dead."""
     removed = []
-    with contextlib.suppress(OSError):
-        for entry in os.scandir(parent):
-            if (
-                entry.name.startswith(prefix)
-                and entry.is_dir(follow_symlinks=False)
-                and entry.stat(follow_symlinks=False).st_uid == os.getuid()
-                and not owner_alive(entry.path)
-            ):
-                kill_and_remove(entry.path)
-                removed.append(entry.path)
+    for parent in parents:
+        with contextlib.suppress(OSError):
+            for entry in os.scandir(parent):
+                if (
+                    entry.name.startswith(prefix)
+                    and entry.is_dir(follow_symlinks=False)
+                    and entry.stat(follow_symlinks=False).st_uid == os.getuid()
+                    and not owner_alive(entry.path)
+                ):
+                    kill_and_remove(entry.path, ray_dir)
+                    removed.append(entry.path)
     return removed
 
 
-def _wait_for_exit(pid: int) -> None:
-    try:
-        fd = os.pidfd_open(pid)  # Linux >= 5.3: readable once the process has exited
-    except (AttributeError, OSError):  # no pidfd, or already gone: poll our parent instead
-        while os.getppid() == pid:
-            time.sleep(0.5)
-        return
-    select.select([fd], [], [])
+def wait_for_parent_exit(parent: int, poll_s: float = 0.2) -> None:
+    """Return once ``parent``, the driver that started this watcher, has exited, whatever ended it:
+    then the watcher is re-parented (POSIX), even while the driver is an unreaped zombie."""
+    while os.getppid() == parent:
+        time.sleep(poll_s)
 
 
 if __name__ == "__main__":
     # Watcher mode: wait until the driver exits (SIGKILL included), then clean up after it.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
-    _wait_for_exit(int(sys.argv[2]))
-    kill_and_remove(sys.argv[1])
+    folder, driver, ray_dir = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+    wait_for_parent_exit(driver)
+    kill_and_remove(folder, ray_dir)

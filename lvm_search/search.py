@@ -29,7 +29,6 @@ from pathlib import Path
 
 import optuna
 import ray
-import torch
 from ray import tune
 from ray.tune.logger import JsonLoggerCallback
 from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
@@ -39,6 +38,7 @@ from ray.tune.search.optuna import OptunaSearch
 from . import provenance
 from .cluster import environment, join_cluster, private_cluster
 from .data import LVMData, load_data
+from .devices import gpu_for_trial, gpus_here, local_gpu, mps_environment
 from .distill import Teacher, check_outside_teacher, load_teacher
 from .errors import TrainingDiverged, UserError
 from .logs import quieted
@@ -105,14 +105,16 @@ def run_trial(
     seed: int,
     threads: int,
     device: str,
+    gpus: float,
     staging: str,
     command: str,
     teacher: Teacher | None,
 ) -> None:
     """One trial: the core trainer, reporting every epoch and checkpointing when val improves."""
     cfg, k = trial_settings(arch, fixed, config)
-    if device == "cuda" and not ray.get_gpu_ids():
-        device = "cpu"  # a CPU-only node of a mixed cluster
+    if device != "cpu":
+        # A CPU-only node of a mixed cluster gives no GPU; else the GPU this node has (CUDA, or Apple's)
+        device = "cpu" if gpus and not ray.get_gpu_ids() else gpu_for_trial(device)
     cfg = dataclasses.replace(cfg, device=device, threads=threads if device == "cpu" else None, seed=seed)
     data = data.with_k(k) if k else data
     node = ray.get_runtime_context().get_node_id()[:12]  # node_ip is the same for nodes on one host
@@ -150,12 +152,7 @@ def run_search(space: SearchSpace, opts: SearchOptions) -> RunSummary:
     if space.data.teacher:
         check_outside_teacher(storage, space.data.teacher, "the storage")
     if not opts.address:  # the private cluster has this machine's GPUs: a missing device fails before Ray
-        resolve_device(
-            space.resources.device,
-            space.resources.gpus_per_trial,
-            torch.cuda.device_count(),
-            torch.backends.mps.is_available(),
-        )
+        resolve_device(space.resources.device, space.resources.gpus_per_trial, gpus_here(), local_gpu())
     data = load_data(
         opts.data,
         k=space.load_k,
@@ -199,13 +196,13 @@ def _fit(
     shutil.rmtree(staging, ignore_errors=True)  # checkpoints of a start that was killed mid-hand-over
     staging.mkdir()
     study = rebuild_study(folder, space, done)
-    cluster = join_cluster(opts.address) if opts.address else private_cluster()
+    cluster = join_cluster(opts.address) if opts.address else private_cluster(env=mps_environment())
     with cluster:
         device, gpus = resolve_device(
             space.resources.device,
             space.resources.gpus_per_trial,
             ray.cluster_resources().get("GPU", 0),
-            torch.backends.mps.is_available(),
+            local_gpu(),
         )
         concurrency = resolve_concurrency(space, gpus, ray.cluster_resources(), len(done))
         _check_resources(space, gpus)
@@ -218,6 +215,7 @@ def _fit(
                 seed=space.seed,
                 threads=max(1, int(space.resources.cpus_per_trial)),
                 device=device,
+                gpus=gpus,
                 staging=str(staging),
                 command=command,
                 teacher=teacher,
@@ -282,28 +280,27 @@ def _check_sampler_installed(space: SearchSpace) -> None:
 
 
 def resolve_device(
-    requested: str, gpus_per_trial, cluster_gpus: float, mps_available: bool
+    requested: str, gpus_per_trial, cluster_gpus: float, local_gpu: str | None
 ) -> tuple[str, float]:
-    """The device trials train on and the CUDA GPUs each asks Ray for.
+    """The device trials train on and the GPUs each asks Ray for.
 
-    auto: CUDA where the cluster has GPUs (or gpus_per_trial asks for some), else Apple's GPU where
-    this machine has one, else CPU.
-    Ray does not count Apple's GPU, so MPS trials ask for none and share it.
+    auto: a GPU where the cluster counts some (or gpus_per_trial asks for some), else the CPU. The
+    GPU is CUDA, or Apple's on a Mac: the private cluster counts it as one GPU where it works, as Ray
+    2.60 does on a Mac node, so MPS trials are scheduled like CUDA trials (``gpus_per_trial: auto``,
+    a quarter of a GPU each: four share it). ``local_gpu``: this machine's kind (devices.local_gpu).
     """
     asks_for_gpus = gpus_per_trial != "auto" and gpus_per_trial > 0
     if requested == "auto":
-        requested = "cuda" if cluster_gpus > 0 or asks_for_gpus else "mps" if mps_available else "cpu"
-    if requested == "cuda":
-        if cluster_gpus <= 0:
-            raise UserError("resources.device: cuda was asked for, but the Ray cluster has no GPU")
-        return "cuda", AUTO_GPUS_PER_TRIAL if gpus_per_trial == "auto" else float(gpus_per_trial)
-    if requested == "mps" and not mps_available:
-        raise UserError("resources.device: mps was asked for, but this machine has no Apple GPU (MPS)")
-    if gpus_per_trial not in ("auto", 0, 0.0):
-        raise UserError(
-            f"resources: device {requested} takes no CUDA GPUs, but gpus_per_trial is {gpus_per_trial}"
-        )
-    return requested, 0.0
+        requested = (local_gpu or "cuda") if cluster_gpus > 0 or asks_for_gpus else "cpu"
+    if requested == "cpu":
+        if asks_for_gpus:
+            raise UserError(f"resources: device cpu takes no GPUs, but gpus_per_trial is {gpus_per_trial}")
+        return "cpu", 0.0
+    if requested == "mps" and local_gpu != "mps":
+        raise UserError("resources.device: mps was asked for, but this machine has no working Apple GPU")
+    if cluster_gpus <= 0:
+        raise UserError(f"resources.device: {requested} was asked for, but the Ray cluster has no GPU")
+    return requested, AUTO_GPUS_PER_TRIAL if gpus_per_trial == "auto" else float(gpus_per_trial)
 
 
 def resolve_concurrency(space: SearchSpace, gpus_per_trial: float, cluster: dict, done: int) -> int:

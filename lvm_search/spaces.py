@@ -113,9 +113,9 @@ class Resources:
     cpus_per_trial: float = 1.0
     # "auto": a quarter of a GPU per trial where the cluster has GPUs (four trials sharing an H200
     # gave 3.0x (Transformer) to 4.0x (LSTM) the throughput of one, see reports/benchmarks.md), else none.
+    # Apple's GPU counts as one GPU (Ray 2.60 does so on a Mac), so four MPS trials share it too.
     gpus_per_trial: float | str = "auto"
-    # auto: CUDA where Ray counts GPUs, else Apple's GPU (MPS) where present, else the CPU. Ray does
-    # not count Apple's GPU: MPS trials share it, up to max_concurrent at once.
+    # auto: a GPU where the cluster counts one (CUDA, or Apple's GPU where MPS really works), else CPU.
     device: str = "auto"
 
 
@@ -523,8 +523,8 @@ def _resources(raw, where: str) -> Resources:
     device = raw.get("device", Resources.device)
     if device not in DEVICES:
         raise UserError(f"{where}.device: expected one of {DEVICES}, got {device!r}")
-    if device in ("cpu", "mps") and gpus not in ("auto", 0.0):
-        raise UserError(f"{where}: device {device} takes no CUDA GPUs, but gpus_per_trial is {gpus:g}")
+    if device == "cpu" and gpus not in ("auto", 0.0):
+        raise UserError(f"{where}: device cpu takes no GPUs, but gpus_per_trial is {gpus:g}")
     return Resources(float(cpus), gpus, device)
 
 

@@ -21,6 +21,7 @@ from torch.nn import functional as F
 from . import provenance
 from .checkpoint import save_checkpoint
 from .data import LVMData
+from .devices import resolve_device
 from .distill import Teacher
 from .errors import TrainingDiverged, UserError
 from .metrics import cosines, predict
@@ -130,25 +131,6 @@ class TrainResult:
 ReportFn = Callable[[int, dict, Callable[[str], None] | None], None]
 
 
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    available = {
-        "cpu": True,
-        "cuda": torch.cuda.is_available(),
-        "mps": torch.backends.mps.is_available(),
-    }
-    if not isinstance(name, str) or name.split(":")[0] not in available:
-        raise UserError(f"device must be auto, cpu, cuda[:N] or mps, got {name!r}")
-    if not available[name.split(":")[0]]:
-        raise UserError(f"device {name!r} was asked for but is not available on this machine")
-    return torch.device(name)
-
-
 def lr_factor(step: int, warmup_steps: int, total_steps: int) -> float:
     """Linear warm-up, then cosine decay to zero."""
     if step < warmup_steps:
@@ -211,9 +193,9 @@ def _train(
 ) -> TrainResult:
     # system
     torch.manual_seed(cfg.seed)
-    autocast = dict(
-        device_type=device.type, dtype=torch.bfloat16, enabled=cfg.bf16 and device.type in ("cuda", "cpu")
-    )
+    # bf16 autocast where it is supported (CUDA, CPU); MPS trains in float32
+    bf16 = cfg.bf16 and device.type in ("cuda", "cpu")
+    autocast = (lambda: torch.autocast(device.type, dtype=torch.bfloat16)) if bf16 else contextlib.nullcontext
     half = cfg.data_dtype == "float16" or (cfg.data_dtype == "auto" and device.type == "cuda")
     data = on_device(data, device, torch.float16 if half else torch.float32)
     soft = teacher.targets.to(device, data.vectors.dtype) if teacher else None
@@ -252,7 +234,9 @@ def _train(
         )
     elif cfg.schedule == "plateau":
         plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode="max", factor=0.5, patience=2)
-    generator = torch.Generator(device=device).manual_seed(cfg.seed)
+    # The order of the training windows comes from a CPU generator on every device: the same seed
+    # gives the same batches on CPU, CUDA and MPS.
+    generator = torch.Generator().manual_seed(cfg.seed)
     # With EMA the averaged copy is what gets evaluated, kept and saved; the raw weights only train.
     ema = None
     if cfg.ema:
@@ -267,7 +251,7 @@ def _train(
         t0 = time.perf_counter()
         model.train()
         loss_sum = torch.zeros((), device=device)
-        order = torch.randperm(n_train, device=device, generator=generator)
+        order = torch.randperm(n_train, generator=generator).to(device)
         for lo in range(0, n_train, cfg.batch_size):
             idx = order[lo : lo + cfg.batch_size]
             x, y = data.batch("train", idx)
@@ -277,7 +261,7 @@ def _train(
                 x = F.normalize(x + cfg.input_noise * torch.randn_like(x), dim=-1)
             if cfg.context_dropout:
                 x = x * (torch.rand(x.shape[0], x.shape[1], 1, device=device) >= cfg.context_dropout)
-            with torch.autocast(**autocast):
+            with autocast():
                 pred = forward(x)
             loss = F.mse_loss(pred.float(), y)
             if cfg.infonce_weight:
@@ -301,7 +285,7 @@ def _train(
             raise TrainingDiverged(f"training loss became {train_loss} in epoch {epoch} (lr={cfg.lr})")
 
         # evaluation
-        with torch.autocast(**autocast):
+        with autocast():
             val_pred = predict(eval_model, data, "val")
         val_target = data.targets("val")
         val_cosine = cosines(val_pred, val_target).mean().item()

@@ -7,6 +7,7 @@ import fcntl
 import json
 import os
 import resource
+import shutil
 import signal
 import subprocess
 import sys
@@ -14,11 +15,13 @@ import time
 from pathlib import Path
 
 import pytest
+import ray
 import yaml
 from conftest import one_error
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from lvm_search import reaper
 from lvm_search.checkpoint import load_model
 from lvm_search.errors import UserError
 from lvm_search.search import SearchOptions, run_search
@@ -301,6 +304,10 @@ def _start_search(tmp_path: Path, samples=2, epochs=4) -> tuple[subprocess.Popen
     return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True), before
 
 
+def ray_pids(folder: Path) -> list[int]:
+    return reaper.ray_pids(str(folder), os.path.dirname(ray.__file__))
+
+
 def _session_folder(before: set, timeout_s=60) -> Path:
     import tempfile
 
@@ -316,15 +323,13 @@ def _session_folder(before: set, timeout_s=60) -> Path:
 def test_every_socket_of_the_private_ray_listens_on_loopback_only(tmp_path):
     # README "Safety": every listening socket of a search's private Ray cluster is on 127.0.0.1.
     psutil = pytest.importorskip("psutil")
-    from lvm_search.reaper import _pids_using
-
     driver, before = _start_search(tmp_path, samples=3, epochs=4)
     try:
         folder = _session_folder(before)
         seen = {}
         deadline = time.time() + 120
         while driver.poll() is None and time.time() < deadline and folder.exists():
-            for pid in {driver.pid, *_pids_using(str(folder))}:
+            for pid in {driver.pid, *ray_pids(folder)}:
                 try:
                     proc = psutil.Process(pid)
                     for conn in proc.net_connections(kind="inet"):
@@ -343,20 +348,18 @@ def test_every_socket_of_the_private_ray_listens_on_loopback_only(tmp_path):
 
 
 def test_a_driver_killed_with_sigkill_leaves_no_process_and_no_folder(tmp_path):
-    from lvm_search.reaper import _pids_using
-
     driver, before = _start_search(tmp_path, samples=4, epochs=6)
     folder = _session_folder(before)
     deadline = time.time() + 120
     while _logged(tmp_path / "runs" / "space") < 1 and time.time() < deadline:
         time.sleep(0.2)
-    assert _pids_using(str(folder)), "Ray was not running"
+    assert ray_pids(folder), "Ray was not running"
     os.kill(driver.pid, signal.SIGKILL)  # the driver alone: its Ray and its watcher must clean up
     driver.wait()
     deadline = time.time() + 20
-    while (folder.exists() or _pids_using(str(folder))) and time.time() < deadline:
+    while (folder.exists() or ray_pids(folder)) and time.time() < deadline:
         time.sleep(0.2)
-    assert not folder.exists() and not _pids_using(str(folder))
+    assert not folder.exists() and not ray_pids(folder)
 
 
 def test_an_address_where_nothing_listens_is_one_line_in_seconds(tmp_path, cli):
@@ -482,10 +485,16 @@ def test_argparse_mistakes_are_one_error_line_naming_the_flag(argv):
 
 @pytest.mark.parametrize("what", ["missing", "a file"])
 def test_a_ray_tmpdir_that_is_not_a_folder_is_one_line(tmp_path, cli, monkeypatch, what):
-    target = tmp_path / "nope"
-    if what == "a file":
-        target.write_text("mine")
-    monkeypatch.setenv("RAY_TMPDIR", str(target))
-    code, _, err = cli("run", space_file(tmp_path), "--storage", tmp_path / "runs")
-    assert code == 2 and f"RAY_TMPDIR={target}: cannot make Ray's folder there" in one_error(err)
-    assert what == "missing" or target.read_text() == "mine"
+    import tempfile
+
+    short = Path(tempfile.mkdtemp(prefix="t", dir="/tmp"))  # short enough for Ray: not the length's fault
+    target = short / "nope"
+    try:
+        if what == "a file":
+            target.write_text("mine")
+        monkeypatch.setenv("RAY_TMPDIR", str(target))
+        code, _, err = cli("run", space_file(tmp_path), "--storage", tmp_path / "runs")
+        assert code == 2 and f"RAY_TMPDIR={target}: cannot make Ray's folder there" in one_error(err)
+        assert what == "missing" or target.read_text() == "mine"
+    finally:
+        shutil.rmtree(short)

@@ -295,33 +295,41 @@ def test_resolve_concurrency_counts_gpus_cpus_and_trials_left():
 
 
 @pytest.mark.parametrize(
-    "requested, gpus_per_trial, cluster_gpus, mps, expected",
+    "requested, gpus_per_trial, cluster_gpus, local_gpu, expected",
     [
-        ("auto", "auto", 1, False, ("cuda", 0.25)),
-        ("auto", 0.5, 2, True, ("cuda", 0.5)),
-        ("auto", "auto", 0, True, ("mps", 0.0)),  # Ray does not count Apple's GPU: trials share it
-        ("auto", "auto", 0, False, ("cpu", 0.0)),
-        ("cpu", "auto", 4, True, ("cpu", 0.0)),  # a Mac user keeps trials off the GPU
-        ("mps", "auto", 0, True, ("mps", 0.0)),
-        ("cuda", 1, 8, False, ("cuda", 1.0)),
+        ("auto", "auto", 1, "cuda", ("cuda", 0.25)),
+        ("auto", 0.5, 2, "cuda", ("cuda", 0.5)),
+        ("auto", "auto", 1, None, ("cuda", 0.25)),  # a CPU driver joining a GPU cluster
+        # a Mac: the private cluster counts Apple's GPU as one, so four trials share it as on CUDA
+        ("auto", "auto", 1, "mps", ("mps", 0.25)),
+        ("auto", "auto", 0, "mps", ("cpu", 0.0)),  # a cluster that counts no GPU
+        ("auto", "auto", 0, None, ("cpu", 0.0)),
+        ("cpu", "auto", 4, "mps", ("cpu", 0.0)),  # a Mac user keeps trials off the GPU
+        ("mps", "auto", 1, "mps", ("mps", 0.25)),
+        ("mps", 0, 1, "mps", ("mps", 0.0)),  # no GPU asked of Ray: trials share it, up to max_concurrent
+        ("cuda", 1, 8, "cuda", ("cuda", 1.0)),
     ],
 )
-def test_the_device_choice(requested, gpus_per_trial, cluster_gpus, mps, expected):
-    assert resolve_device(requested, gpus_per_trial, cluster_gpus, mps) == expected
+def test_the_device_choice(requested, gpus_per_trial, cluster_gpus, local_gpu, expected):
+    assert resolve_device(requested, gpus_per_trial, cluster_gpus, local_gpu) == expected
 
 
 @pytest.mark.parametrize(
-    "requested, cluster_gpus, mps, message",
+    "requested, gpus_per_trial, cluster_gpus, local_gpu, message",
     [
-        ("cuda", 0, True, "cuda was asked for, but the Ray cluster has no GPU"),
-        ("mps", 1, False, "mps was asked for, but this machine has no Apple GPU"),
+        ("cuda", "auto", 0, "mps", "cuda was asked for, but the Ray cluster has no GPU"),
+        ("mps", "auto", 1, None, "mps was asked for, but this machine has no working Apple GPU"),
+        ("mps", "auto", 1, "cuda", "mps was asked for, but this machine has no working Apple GPU"),
+        ("cpu", 0.5, 1, "cuda", "device cpu takes no GPUs, but gpus_per_trial is 0.5"),
     ],
 )
-def test_a_device_the_machine_lacks_is_a_user_error(requested, cluster_gpus, mps, message):
+def test_a_device_the_machine_lacks_is_a_user_error(
+    requested, gpus_per_trial, cluster_gpus, local_gpu, message
+):
     from lvm_search.errors import UserError
 
     with pytest.raises(UserError, match=message):
-        resolve_device(requested, "auto", cluster_gpus, mps)
+        resolve_device(requested, gpus_per_trial, cluster_gpus, local_gpu)
 
 
 def test_asking_for_a_device_this_machine_lacks_is_one_line_and_exit_2(tmp_path, cli):

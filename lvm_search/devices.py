@@ -1,0 +1,84 @@
+"""Which device trains: CUDA, Apple's GPU (MPS) when it really works, or the CPU.
+
+``auto`` picks CUDA, then MPS, then the CPU. MPS is taken only after a tiny allocation and matrix
+product on it succeed: some Macs report MPS available and then fail every allocation (hosted
+macOS arm64 CI runners: "MPS backend out of memory ... MPS allocated: 0 bytes",
+actions/runner-images#9918); there ``auto`` trains on the CPU and says so in one warning line.
+
+On MPS everything is float32 (MPS has no float64; bf16 autocast is used on CUDA and CPU only).
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import sys
+
+import torch
+
+from .errors import UserError
+
+logger = logging.getLogger(__name__)
+
+KINDS = ("cpu", "cuda", "mps")
+
+
+def mps_environment(platform: str = sys.platform) -> dict[str, str]:
+    """On a Mac, PYTORCH_ENABLE_MPS_FALLBACK=1: an operation without an MPS kernel runs on the CPU
+    (with PyTorch's warning) instead of failing the trial. Every operation of the four architectures
+    has one today; this is a safety net. Set for the search's workers, and by the CLI for itself
+    (``cli.MPS_FALLBACK``: PyTorch reads it once, when imported), unless the user set it."""
+    return {"PYTORCH_ENABLE_MPS_FALLBACK": "1"} if platform == "darwin" else {}
+
+
+@functools.lru_cache(maxsize=1)
+def mps_usable() -> bool:
+    """Whether Apple's GPU is here and works (checked once per process)."""
+    if not torch.backends.mps.is_available():
+        return False
+    try:
+        x = torch.ones(8, 8, device="mps")
+        (x @ x).sum().item()
+    except Exception as e:  # noqa: BLE001 - any failure of the device means: do not use it
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        logger.warning(f"Apple's GPU (MPS) is reported available but does not work ({first}); using the CPU")
+        return False
+    return True
+
+
+def local_gpu() -> str | None:
+    """The kind of GPU this machine trains on, if any: "cuda", "mps" or None."""
+    if torch.cuda.is_available():
+        return "cuda"
+    return "mps" if mps_usable() else None
+
+
+def gpus_here() -> int:
+    """The GPUs a private Ray cluster on this machine counts: CUDA's, or Apple's one GPU where it
+    works (Ray 2.60 counts it as a GPU on a Mac too)."""
+    if torch.cuda.is_available():
+        return torch.cuda.device_count()
+    return 1 if mps_usable() else 0
+
+
+def resolve_device(name: str) -> torch.device:
+    """A device name (auto, cpu, cuda[:N], mps) as the torch device it means on this machine."""
+    if name == "auto":
+        return torch.device(local_gpu() or "cpu")
+    kind = name.split(":")[0] if isinstance(name, str) else None
+    if kind not in KINDS:
+        raise UserError(f"device must be auto, cpu, cuda[:N] or mps, got {name!r}")
+    available = {"cpu": True, "cuda": torch.cuda.is_available(), "mps": mps_usable()}
+    if not available[kind]:
+        raise UserError(f"device {name!r} was asked for but is not available on this machine")
+    return torch.device(name)
+
+
+def gpu_for_trial(requested: str) -> str:
+    """The device of a trial that Ray gave a GPU, on the node it runs on: its CUDA GPU, or Apple's
+    GPU on a Mac node of a cluster (Ray counts it as a GPU), whatever the driver's machine has."""
+    kind = local_gpu()
+    if kind is None:
+        logger.warning(f"a trial was given a GPU ({requested}) on a node where none works; using the CPU")
+        return "cpu"
+    return kind
