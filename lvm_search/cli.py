@@ -161,9 +161,10 @@ def cmd_train(args) -> int:
 
 
 def cmd_run(args) -> int:
+    from .presets import resolve
     from .spaces import load_space
 
-    space = load_space(args.space, check_data=False).with_overrides(
+    space = load_space(resolve("space", args.space), check_data=False).with_overrides(
         samples=args.samples,
         budget_epochs=args.budget_epochs,
         seed=args.seed,
@@ -175,6 +176,7 @@ def cmd_run(args) -> int:
         min_context=args.min_context,
         device=args.device,
         teacher=args.teacher,
+        loggers=tuple(args.log),
     )
     from .runs import to_json
     from .search import SearchOptions, run_search
@@ -228,8 +230,9 @@ def cmd_run(args) -> int:
 
 def cmd_ensemble(args) -> int:
     from .ensemble import build_ensemble, load_recipe
+    from .presets import resolve
 
-    record = build_ensemble(load_recipe(args.recipe), args.storage, args.data)
+    record = build_ensemble(load_recipe(resolve("recipe", args.recipe or "default")), args.storage, args.data)
     if args.json:
         _print_json(record)
         return 0
@@ -262,6 +265,22 @@ def cmd_ensemble(args) -> int:
 
 def _ci(interval: dict, spec: str, suffix: str = "") -> str:
     return f"{interval['value']:{spec}}{suffix} [{interval['low']:{spec}}, {interval['high']:{spec}}]"
+
+
+# --- presets ----------------------------------------------------------------------------------
+
+
+def cmd_presets(args) -> int:
+    from . import presets
+
+    if args.copy:
+        for path in presets.copy_to(args.copy):
+            print(path)
+        return 0
+    for kind, folder in presets.KINDS.items():
+        print(f"{folder:10s} {' '.join(presets.names(kind)):40s} {presets.folder(kind)}")
+    print("use one by name (lvm-search run lstm, lvm-search ensemble wide) or copy them: --copy DIR")
+    return 0
 
 
 # --- report -----------------------------------------------------------------------------------
@@ -388,7 +407,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "run", parents=[common], help="search a space file with Ray Tune + Optuna (TPE or GP, ASHA)"
     )
-    p.add_argument("space", type=_path, help="a space file, e.g. spaces/lstm.yaml")
+    p.add_argument(
+        "space", type=_path, help="a space file, e.g. spaces/lstm.yaml, or a packaged space's name: lstm"
+    )
     _data_args(p)
     p.add_argument(
         "--storage", type=_path, default="runs", help="folder for results and checkpoints (default ./runs)"
@@ -407,6 +428,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", help="auto, cuda, mps or cpu (overrides the space's resources.device)")
     p.add_argument("--teacher", type=_path, help=TEACHER_HELP + " (overrides the space's data.teacher)")
     p.add_argument("--address", help="an existing Ray cluster: auto or HOST:PORT")
+    p.add_argument(
+        "--log",
+        action="append",
+        default=[],
+        choices=["tensorboard", "mlflow", "wandb"],
+        help="also log to Ray Tune's tracker (repeatable; adds to the space's loggers:)",
+    )
     p.add_argument("--json", action="store_true", help="print the summary as JSON (progress stays on stderr)")
     p.add_argument(
         "-v", "--verbose", action="count", default=0, help="also show Ray Tune's tables (-vv: more)"
@@ -416,13 +444,24 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "ensemble", parents=[common], help="weighted average of the best checkpoints, weights fitted on val"
     )
-    p.add_argument("recipe", type=_path, nargs="?", help="an ensemble recipe, e.g. ensembles/default.yaml")
+    p.add_argument(
+        "recipe",
+        type=_path,
+        nargs="?",
+        help="an ensemble recipe file or a packaged recipe's name (default: the packaged default)",
+    )
     p.add_argument(
         "--storage", type=_path, default="runs", help="the folder holding the runs (default ./runs)"
     )
     p.add_argument("--data", type=_path, help="an .npz data set (default: the data the runs were trained on)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(fn=cmd_ensemble)
+
+    p = sub.add_parser(
+        "presets", parents=[common], help="list the packaged space files and ensemble recipes, or copy them"
+    )
+    p.add_argument("--copy", type=_path, metavar="DIR", help="copy them to DIR/spaces and DIR/ensembles")
+    p.set_defaults(fn=cmd_presets)
 
     p = sub.add_parser(
         "report", parents=[common], help="markdown leaderboard with plots, from a storage folder"

@@ -13,6 +13,7 @@ after ``CONNECT_TIMEOUT_S``, not a hang.
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import os
 import secrets
@@ -28,6 +29,14 @@ import ray
 from . import reaper
 from .devices import gpus_here
 from .errors import UserError
+from .internals import (
+    SINGLE_MACHINE_ENV,
+    TUNE_QUIET,
+    enable_token_auth_if_token_available,
+    gcs_probe,
+    recorded_cluster_address,
+    single_machine_mode,
+)
 from .ray_folder import bases_to_sweep, make_ray_folder
 
 logger = logging.getLogger(__name__)
@@ -36,14 +45,7 @@ TOKEN_SOURCES = ("RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH")
 DEFAULT_TOKEN_FILE = Path.home() / ".ray" / "auth_token"
 CONNECT_TIMEOUT_S = 10.0
 GCS_PROBE_TIMEOUT_S = 30.0
-QUIET = {
-    # Keeping only the best checkpoint forces a small state snapshot per improvement; Tune warns
-    # about it on every fast trial, but on our runs it costs milliseconds.
-    "TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S": "0",
-    # Tune's automatic CSV and TensorBoard loggers (the search adds the JSON one itself): TensorBoard
-    # files would land in a temporary folder that is deleted at the end.
-    "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "1",
-}
+QUIET = TUNE_QUIET
 
 
 @contextmanager
@@ -62,24 +64,9 @@ def environment(values: dict[str, str], keep: tuple[str, ...] = ()):
 
 @contextmanager
 def loopback_only():
-    """Make ``ray.init(_node_ip_address="127.0.0.1")`` really use 127.0.0.1 (Ray 2.60).
-
-    ray.init passes the address through ``services.resolve_ip_for_localhost()``, which on Linux
-    replaces a loopback address by the machine's network address unless Ray's single-machine mode
-    is on (``ray_constants.ENABLE_RAY_CLUSTER``, env ``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0``; see
-    ray-project/ray#26293, #30770). Every Ray server takes its bind address from the node address,
-    so this one switch moves all of them to loopback. The variable reaches Ray's child processes;
-    the constant is patched too because this process read it when Ray was imported.
-    """
-    import ray._private.ray_constants as ray_constants
-
-    saved = ray_constants.ENABLE_RAY_CLUSTER
-    ray_constants.ENABLE_RAY_CLUSTER = False
-    try:
-        with environment({"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}):
-            yield
-    finally:
-        ray_constants.ENABLE_RAY_CLUSTER = saved
+    """Every server of the private cluster on 127.0.0.1 (see ``internals.single_machine_mode``)."""
+    with environment(SINGLE_MACHINE_ENV), single_machine_mode():
+        yield
 
 
 @contextmanager
@@ -136,10 +123,10 @@ def private_cluster(env: dict[str, str] | None = None):
 
 def private_to_this_user(ray_tmp: str) -> None:
     """Ray makes its temp and session folders world-writable (0777, for shared machines); ours are
-    this user's alone. The session folder is reached only through ours, closed first."""
+    this user's alone. The session folder (``session_latest`` points at it, as Ray documents) is
+    reached only through ours, closed first."""
     os.chmod(ray_tmp, 0o700)
-    session = ray._private.worker.global_worker.node.get_session_dir_path()
-    os.chmod(session, 0o700)
+    os.chmod(os.path.realpath(os.path.join(ray_tmp, "session_latest")), 0o700)
 
 
 @contextmanager
@@ -164,11 +151,9 @@ def sigterm_as_interrupt():
 
 def check_loopback() -> None:
     """Refuse to run if a future Ray ignores ``loopback_only``."""
-    from ray._common.network_utils import is_localhost
-
-    address = ray._private.worker.global_worker.node.node_ip_address
-    if not is_localhost(address):
-        raise RuntimeError(f"Ray's private cluster came up on {address}, not on loopback; refusing to run")
+    addresses = [node["NodeManagerAddress"] for node in ray.nodes()]
+    if not all(ipaddress.ip_address(a).is_loopback for a in addresses):
+        raise RuntimeError(f"Ray's private cluster came up on {addresses}, not on loopback; refusing to run")
 
 
 @contextmanager
@@ -181,13 +166,7 @@ def join_cluster(address: str):
     if "RAY_AUTH_MODE" not in os.environ and (
         any(os.environ.get(v) for v in TOKEN_SOURCES) or DEFAULT_TOKEN_FILE.exists()
     ):
-        # Ray enables token auth by itself only for address="auto"; `ray start` clusters use it
-        # by default, so an explicit HOST:PORT needs the same treatment.
-        from ray._private.authentication.authentication_token_setup import (
-            maybe_enable_token_auth_if_token_available,
-        )
-
-        maybe_enable_token_auth_if_token_available(warn_if_disabled=False)
+        enable_token_auth_if_token_available()
     try:
         with environment(QUIET):
             ray.init(address=address, log_to_driver=False, configure_logging=False)
@@ -211,9 +190,7 @@ def started_cluster_address() -> str:
     """What ``--address auto`` means: RAY_ADDRESS, else the cluster ``ray start`` recorded on this
     machine. Never ray.init's fallback to any Ray process running here: that may be another user's
     private search, whose token this driver lacks (the join would hang)."""
-    from ray._private.utils import read_ray_address
-
-    address = os.environ.get("RAY_ADDRESS") or read_ray_address()
+    address = os.environ.get("RAY_ADDRESS") or recorded_cluster_address()
     if not address:
         raise UserError(
             "--address auto: RAY_ADDRESS is unset and `ray start` recorded no cluster on this machine; "
@@ -239,9 +216,10 @@ def check_reachable(address: str, timeout_s: float = CONNECT_TIMEOUT_S) -> None:
         ) from None
     # Something listens; ask it for its cluster id the way Ray does, in a process we can time out
     # (Ray's client retries without end and writes its warnings straight to stderr).
-    probe = f"from ray._raylet import GcsClient; GcsClient(address={address!r}).cluster_id"
     try:
-        subprocess.run([sys.executable, "-c", probe], capture_output=True, timeout=GCS_PROBE_TIMEOUT_S)
+        subprocess.run(
+            [sys.executable, "-c", gcs_probe(address)], capture_output=True, timeout=GCS_PROBE_TIMEOUT_S
+        )
     except subprocess.TimeoutExpired:
         raise UserError(
             f"--address {address}: something listens there, but no Ray head answered within "

@@ -10,6 +10,7 @@ Nothing else in the package knows these names or layouts (in the spirit of Optun
         summary.json              RunSummary: every trial, the best one, the baseline on the same windows
         study.db                  the Optuna study (SQLite), live while the search runs
         resources.json            the last start's device, trials at once and the cluster's CPUs/GPUs
+        mlflow.db                 with --log mlflow: the MLflow store (TensorBoard's files: in trial folders)
         .staging/                 checkpoints being handed to Tune; emptied at every start
       ensembles/<name>/           an ensemble (`lvm-search ensemble`)
         ensemble.json             EnsembleRecord

@@ -32,8 +32,7 @@ import ray
 from ray import tune
 from ray.tune.logger import JsonLoggerCallback
 from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
-from ray.tune.search import ConcurrencyLimiter, Searcher
-from ray.tune.search.optuna import OptunaSearch
+from ray.tune.search import ConcurrencyLimiter
 
 from . import provenance
 from .cluster import environment, join_cluster, private_cluster
@@ -41,6 +40,7 @@ from .data import LVMData, load_data
 from .devices import gpu_for_trial, gpus_here, local_gpu, mps_environment
 from .distill import Teacher, check_outside_teacher, load_teacher
 from .errors import TrainingDiverged, UserError
+from .internals import TruthfulOptunaSearch, tune_output_env
 from .logs import quieted
 from .metrics import cosines, reference_mean
 from .progress import Progress, error_summary, proposal_number
@@ -72,6 +72,7 @@ from .runs import (
     write_json,
 )
 from .spaces import METRIC, SearchSpace, trial_settings
+from .trackers import callbacks, check_installed
 from .train import train
 
 AUTO_GPUS_PER_TRIAL = 0.25  # measured: see Resources in spaces.py
@@ -149,6 +150,7 @@ def run_search(space: SearchSpace, opts: SearchOptions) -> RunSummary:
     storage = Path(opts.storage).expanduser().resolve()
     folder = run_dir(storage, name)
     _check_sampler_installed(space)
+    check_installed(space.loggers)
     if space.data.teacher:
         check_outside_teacher(storage, space.data.teacher, "the storage")
     if not opts.address:  # the private cluster has this machine's GPUs: a missing device fails before Ray
@@ -245,18 +247,21 @@ def _fit(
                 num_to_keep=1, checkpoint_score_attribute=METRIC, checkpoint_score_order="max"
             ),
             failure_config=tune.FailureConfig(max_failures=1),
-            # result.json per trial, for Tune's own ResultGrid and for users; no CSV or TensorBoard files
-            callbacks=[TrialLog(folder, attempt), progress, JsonLoggerCallback()],
+            # result.json per trial, for Tune's own ResultGrid and for users, and the trackers asked for
+            callbacks=[
+                TrialLog(folder, attempt),
+                progress,
+                JsonLoggerCallback(),
+                *callbacks(space.loggers, folder),
+            ],
             stop=budget,
             verbose=opts.verbose,
         )
         tune_config = _tune_config(space, study, folder.name, done, concurrency, budget)
-        # Tune's newer console output prints its configuration table even when told to be silent;
-        # the older one is silent at verbose 0.
         # Without -v, Tune's own log lines (a trial's whole traceback, "Trials did not complete") stay
         # out of the terminal: the progress lines say what happened and the trial log keeps the error.
         tune_logs = quieted("ray.tune", level=logging.CRITICAL) if not opts.verbose else nullcontext()
-        with environment({"RAY_AIR_NEW_OUTPUT": "1" if opts.verbose else "0"}), tune_logs:
+        with environment(tune_output_env(opts.verbose)), tune_logs:
             tune.Tuner(trainable, tune_config=tune_config, run_config=run_config).fit()
     shutil.rmtree(staging, ignore_errors=True)
 
@@ -349,46 +354,6 @@ class EpochBudget(tune.Stopper):
 # --- the searcher -------------------------------------------------------------------------------
 
 
-class LVMOptunaSearch(OptunaSearch):
-    """Ray's Optuna adapter, telling Optuna the truth about each trial: COMPLETE with its best
-    epoch's val cosine, PRUNED (with its per-epoch values) when the scheduler stopped it early."""
-
-    def __init__(self, *args, lvm_space: SearchSpace, budget: EpochBudget, **kwargs):
-        super().__init__(*args, **kwargs)
-        self._lvm_space, self._budget = lvm_space, budget
-        self._best: dict[str, float] = {}
-        self._steps: dict[str, set] = {}
-
-    def suggest(self, trial_id: str):
-        if self._budget.spent():
-            return Searcher.FINISHED
-        return super().suggest(trial_id)
-
-    def on_trial_result(self, trial_id: str, result: dict):
-        step = result.get("training_iteration")
-        if result.get("diverged") != 1 and step not in self._steps.setdefault(trial_id, set()):
-            self._steps[trial_id].add(step)
-            self._best[trial_id] = max(self._best.get(trial_id, -math.inf), result[METRIC])
-            super().on_trial_result(trial_id, result)
-
-    def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False):
-        if trial_id in self._completed_trials or trial_id not in self._ot_trials:
-            return
-        trial = self._ot_trials[trial_id]
-        if result and result.get("diverged") != 1 and METRIC in result:
-            # Tune may hand the last epoch's result to on_trial_complete only.
-            self.on_trial_result(trial_id, result)
-        if error or not result:
-            self._ot_study.tell(trial, state=optuna.trial.TrialState.FAIL)
-        elif result.get("diverged") == 1:
-            self._ot_study.tell(trial, -1.0)
-        elif result.get("training_iteration", 0) < self._lvm_space.planned_epochs(trial.params):
-            self._ot_study.tell(trial, state=optuna.trial.TrialState.PRUNED)
-        else:
-            self._ot_study.tell(trial, self._best.get(trial_id, result[METRIC]))
-        self._completed_trials.add(trial_id)
-
-
 def rebuild_study(folder: Path, space: SearchSpace, done: list[TrialLogEntry]) -> optuna.storages.BaseStorage:
     """``study.db`` rebuilt from the trial log (the source of truth): every logged trial with its
     per-epoch values and state; Tune then adds the new trials to it live."""
@@ -401,7 +366,7 @@ def rebuild_study(folder: Path, space: SearchSpace, done: list[TrialLogEntry]) -
     for entry in done:
         params = {k: v for k, v in entry.config.items() if k in distributions}
         if set(params) != set(distributions) or not all(
-            distributions[k]._contains(distributions[k].to_internal_repr(v)) for k, v in params.items()
+            space.space[k].contains(v) for k, v in params.items()
         ):
             continue
         trial = trial_from_log(entry, space)
@@ -441,7 +406,7 @@ def _tune_config(
     budget: EpochBudget,
 ) -> tune.TuneConfig:
     reference = space.reference_point()
-    searcher = LVMOptunaSearch(
+    searcher = TruthfulOptunaSearch(
         space=space.distributions(),
         metric=METRIC,
         mode="max",
@@ -450,8 +415,8 @@ def _tune_config(
         sampler=space.make_sampler(seed=space.seed + len(done)),
         storage=storage,
         study_name=study_name,
-        lvm_space=space,
-        budget=budget,
+        planned_epochs=space.planned_epochs,
+        finished=budget.spent,
     )
     if space.scheduler.type == "asha":
         scheduler = ASHAScheduler(

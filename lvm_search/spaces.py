@@ -10,6 +10,7 @@ A space file (see ``spaces/*.yaml``)::
                                # CPUs / cpus_per_trial), never more than samples
     scheduler: {type: asha, grace_period: 3, reduction_factor: 3}   # or {type: none}
     sampler: auto              # auto, tpe, gp or random
+    loggers: [tensorboard]     # optional: Ray Tune's trackers (tensorboard, mlflow, wandb), as --log
     resources: {cpus_per_trial: 1, gpus_per_trial: auto, device: auto}
     data: {k: 12, min_context: 5}   # context length (trial 0's where k is searched: the data is
                                # then loaded at the longest k); targets need min_context earlier passages;
@@ -56,6 +57,7 @@ DEVICES = ("auto", "cuda", "mps", "cpu")
 NOT_SEARCHABLE = {"device", "threads"}  # set per trial by the search from its resources
 DATA_SETTINGS = {"k"}  # searched like the others, but they choose a view of the data
 MAX_COMBINATIONS_CHECKED = 4096
+LOGGERS = ("tensorboard", "mlflow", "wandb")
 
 
 @dataclass(frozen=True)
@@ -145,6 +147,7 @@ class SearchSpace:
     budget_epochs: int | None = None  # compute budget: epochs trained by all trials together
     reference: dict = field(default_factory=dict)  # trial 0's searched settings, where not the defaults
     source: str = ""
+    loggers: tuple[str, ...] = ()  # Ray Tune's trackers besides the JSON logger: tensorboard, mlflow, wandb
 
     @property
     def max_epochs(self) -> int:
@@ -236,6 +239,7 @@ class SearchSpace:
         min_context=None,
         device=None,
         teacher=None,
+        loggers=(),
     ) -> "SearchSpace":
         """The space with command-line overrides applied, validated like the file's own values."""
         where = "command line"
@@ -281,6 +285,7 @@ class SearchSpace:
             data=_data_spec(data, f"{where}"),
             space=space,
             fixed=fixed,
+            loggers=_loggers([*self.loggers, *loggers], f"{where}: --log"),
         )
         overridden = (k, min_context, teacher) != (None, None, None)
         _check_data_against_space(
@@ -414,6 +419,7 @@ def parse_space(raw, source: str, check_data: bool = True) -> SearchSpace:
         budget,
         reference,
         source,
+        _loggers(raw.get("loggers") or [], f"{source}: loggers"),
     )
     start = {**reference_defaults(arch), "k": result.reference_k, **fixed, **reference}
     for name, dim in space.items():
@@ -462,6 +468,15 @@ def _check_data_against_space(space: SearchSpace, where: str) -> None:
         )
     if space.data.teacher is None and ("distill" in space.space or "distill" in space.fixed):
         raise UserError(f"{where}: distill: weighs a teacher's predictions, but data.teacher is not set")
+
+
+def _loggers(raw, where: str) -> tuple[str, ...]:
+    if not isinstance(raw, (list, tuple)) or not all(isinstance(name, str) for name in raw):
+        raise UserError(f"{where}: expected a list of tracker names ({', '.join(LOGGERS)})")
+    unknown = [name for name in raw if name not in LOGGERS]
+    if unknown:
+        raise UserError(f"{where}: unknown tracker {unknown[0]!r} (known: {', '.join(LOGGERS)})")
+    return tuple(dict.fromkeys(raw))
 
 
 def _number(value, where: str) -> float:

@@ -3,8 +3,10 @@ line, and the library internals the package relies on."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -36,3 +38,111 @@ def test_the_public_api_is_there_on_first_use():
     assert lvm_search.load_data is load_data
     with pytest.raises(AttributeError):
         lvm_search.no_such_name  # noqa: B018
+
+
+# --- the packaged spaces and recipes ----------------------------------------------------------------
+
+
+def test_a_name_or_the_checkouts_path_finds_the_packaged_space_and_a_real_file_wins(
+    tmp_path, monkeypatch, caplog
+):
+    import logging
+
+    from lvm_search import presets
+    from lvm_search.errors import UserError
+
+    monkeypatch.chdir(tmp_path)  # no spaces/ folder here
+    with caplog.at_level(logging.INFO, logger="lvm_search"):
+        for given in ("lstm", "lstm.yaml", "spaces/lstm.yaml"):
+            assert presets.resolve("space", given) == presets.folder("space") / "lstm.yaml"
+    assert caplog.text.count("no such file here; using the packaged space 'lstm'") == 3
+    assert presets.resolve("recipe", "wide") == presets.folder("recipe") / "wide.yaml"
+    (tmp_path / "lstm").write_text("mine")
+    assert presets.resolve("space", "lstm") == Path("lstm")  # the user's file, never shadowed
+    with pytest.raises(
+        UserError, match=r"elsewhere/lstm.yaml: no such space file \(packaged spaces: amn, gru"
+    ):
+        presets.resolve("space", "elsewhere/lstm.yaml")
+    with pytest.raises(UserError, match="no such recipe file"):
+        presets.resolve("recipe", "../spaces/lstm")
+
+
+def test_presets_lists_them_and_copies_them_without_replacing_anything(tmp_path, cli):
+    code, out, _ = cli("presets")
+    assert code == 0 and "amn gru lstm transformer" in out and "default wide" in out
+    code, out, _ = cli("presets", "--copy", tmp_path / "mine")
+    assert code == 0 and len(out.splitlines()) == 6
+    assert (tmp_path / "mine" / "spaces" / "lstm.yaml").read_text().startswith("# Search space for the LSTM")
+    (tmp_path / "mine" / "spaces" / "lstm.yaml").write_text("edited")
+    code, _, err = cli("presets", "--copy", tmp_path / "mine")
+    assert code == 2 and "spaces/amn.yaml: already exists" in err  # the first file it would replace
+    assert (tmp_path / "mine" / "spaces" / "lstm.yaml").read_text() == "edited"
+
+
+def test_the_checkout_folders_are_the_packaged_ones():
+    from lvm_search import presets
+
+    root = Path(__file__).parent.parent
+    for kind, name in presets.KINDS.items():
+        assert (root / name).resolve() == presets.folder(kind).resolve()
+
+
+def test_the_wheel_installed_in_a_fresh_venv_runs_the_main_job_and_ensemble_from_an_empty_folder(tmp_path):
+    """Build the wheel, install it alone into a new virtual environment (its dependencies from this
+    machine's site-packages: no network), and run `lvm-search run lstm` (tiny) and `lvm-search
+    ensemble` where there is no checkout."""
+    import zipfile
+
+    root = Path(__file__).parent.parent
+    dist, venv, work = tmp_path / "dist", tmp_path / "venv", tmp_path / "empty"
+    work.mkdir()
+    build = [
+        sys.executable,
+        "-m",
+        "pip",
+        "wheel",
+        str(root),
+        "--no-deps",
+        "--no-build-isolation",
+        "-q",
+        "-w",
+        str(dist),
+    ]
+    subprocess.run(build, check=True, capture_output=True, timeout=300)
+    [wheel] = dist.glob("lvm_search-*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    for expected in ("lvm_search/presets/spaces/lstm.yaml", "lvm_search/presets/ensembles/wide.yaml"):
+        assert expected in names
+    assert any(n.startswith("lvm_search/samples/") and n.endswith(".npz") for n in names)
+    subprocess.run(
+        [sys.executable, "-m", "venv", "--system-site-packages", str(venv)], check=True, timeout=120
+    )
+    python = venv / "bin" / "python"
+    subprocess.run([python, "-m", "pip", "install", "-q", "--no-deps", str(wheel)], check=True, timeout=300)
+
+    def run(*argv):
+        env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+        done = subprocess.run(
+            [venv / "bin" / "lvm-search", *argv],
+            cwd=work,
+            capture_output=True,
+            text=True,
+            timeout=600,
+            env=env,
+        )
+        assert done.returncode == 0, done.stderr[-3000:]
+        return done
+
+    where = subprocess.run(
+        [python, "-c", "import lvm_search; print(lvm_search.__file__)"],
+        cwd=work,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert where.startswith(str(venv)), where  # the wheel, not this checkout
+    done = run("run", "lstm", "--samples", "1", "--max-epochs", "1")
+    assert "using the packaged space 'lstm'" in done.stderr and "best trial" in done.stdout
+    done = run("ensemble")
+    assert "ensemble default" in done.stdout
+    assert (work / "runs" / "ensembles" / "default" / "ensemble.json").is_file()

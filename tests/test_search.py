@@ -49,8 +49,17 @@ def write_space(tmp_path: Path, samples: int, sampler: str = "tpe", concurrent="
 
 
 def lvm_temp_folders() -> set[str]:
+    """Ray folders of searches under the temp folder, but those of other processes still running
+    (another search on this machine is not this one's leftover)."""
     parent = Path(os.environ.get("RAY_TMPDIR") or tempfile.gettempdir())
-    return {p.name for p in parent.glob("lvm-ray-*")}
+
+    def others(folder: Path) -> bool:
+        try:
+            return int((folder / "lvm-owner").read_text().split()[1]) != os.getpid()
+        except (OSError, ValueError, IndexError):
+            return False
+
+    return {p.name for p in parent.glob("lvm-ray-*") if not others(p)}
 
 
 @pytest.fixture(scope="module")

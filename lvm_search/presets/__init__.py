@@ -1,0 +1,71 @@
+"""The shipped space files and ensemble recipes, as package data: they work from an installed wheel.
+
+``lvm-search run lstm`` (a name, not a file) uses the packaged ``lstm`` space, and so does
+``lvm-search run spaces/lstm.yaml`` where no such file exists (the README's command, typed outside a
+checkout); a file that exists is always the user's own. In a checkout, ``spaces/`` and
+``ensembles/`` at the top are links to these folders. ``lvm-search presets --copy DIR`` copies them
+out for editing.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from importlib import resources
+from pathlib import Path
+
+from ..errors import UserError
+
+logger = logging.getLogger(__name__)
+
+KINDS = {"space": "spaces", "recipe": "ensembles"}  # kind -> its folder, here and in a checkout
+
+
+def folder(kind: str) -> Path:
+    return Path(str(resources.files(__name__) / KINDS[kind]))
+
+
+def names(kind: str) -> list[str]:
+    return sorted(p.stem for p in folder(kind).glob("*.yaml"))
+
+
+def packaged(kind: str, name: str) -> Path | None:
+    path = folder(kind) / f"{name}.yaml"
+    return path if name in names(kind) else None
+
+
+def resolve(kind: str, given: str) -> Path:
+    """The file a user means: ``given`` where it exists; else the packaged file of that name, for a
+    bare name (``lstm``) or the checkout's spelling of it (``spaces/lstm.yaml``)."""
+    path = Path(given)
+    if path.exists():
+        return path
+    parent, stem = path.parent.as_posix(), path.name.removesuffix(".yaml")
+    if parent in (".", KINDS[kind]) and (shipped := packaged(kind, stem)) is not None:
+        logger.info(f"{given}: no such file here; using the packaged {kind} '{stem}' ({shipped})")
+        return shipped
+    raise UserError(
+        f"{given}: no such {kind} file (packaged {KINDS[kind]}: {', '.join(names(kind))}; "
+        "`lvm-search presets` lists them)"
+    )
+
+
+def copy_to(target: str | Path) -> list[Path]:
+    """Copy every packaged file to ``target``/spaces and ``target``/ensembles. An existing file is
+    never replaced: all are checked before the first is copied."""
+    target = Path(target)
+    plan = [
+        (folder(kind) / f"{name}.yaml", target / KINDS[kind] / f"{name}.yaml")
+        for kind in KINDS
+        for name in names(kind)
+    ]
+    taken = [dest for _, dest in plan if dest.exists() or dest.is_symlink()]
+    if taken:
+        raise UserError(f"{taken[0]}: already exists; lvm-search presets --copy never replaces a file")
+    try:
+        for source, dest in plan:
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(source, dest)
+    except OSError as e:
+        raise UserError(f"{target}: cannot copy the presets there ({e.strerror})") from None
+    return [dest for _, dest in plan]
