@@ -108,6 +108,10 @@ def parse_sets(pairs: list[str]) -> dict:
                 pass
         if isinstance(value, (dict, list)):
             raise UserError(f"--set {key.strip()}: expected a single value, got {type(value).__name__}")
+        if key.strip() in out:  # the command line would say two things; neither silently wins
+            raise UserError(
+                f"--set {key.strip()}: given twice ({out[key.strip()]!r} and {value!r}); give it once"
+            )
         out[key.strip()] = value
     return out
 
@@ -120,10 +124,16 @@ def cmd_train(args) -> int:
     from .train import train
 
     settings = parse_sets(args.set or [])
-    if args.epochs is not None:
-        settings["epochs"] = args.epochs
-    if args.device:
-        settings["device"] = args.device
+    trial_settings(args.arch, {}, settings, where="--set")  # the --set values alone, named as such
+    for flag, key, value in (("--epochs", "epochs", args.epochs), ("--device", "device", args.device)):
+        if value is None:
+            continue
+        if key in settings:  # two values for one setting: neither silently wins
+            raise UserError(
+                f"{flag} {value}: {key} is also given by --set {key}={settings[key]}; give it once"
+            )
+        trial_settings(args.arch, {}, {**settings, key: value}, where=flag)
+        settings[key] = value
     cfg, k = trial_settings(args.arch, {}, settings, where="--set")
     if k is not None:
         raise UserError("--set k: use --k for the context length")

@@ -236,6 +236,10 @@ def load_data(
     """
     path = Path(path) if path is not None else sample_path()
     _check_fractions(fractions)
+    extra_train = tuple(extra_train)
+    for i, extra in enumerate(extra_train):
+        if any(Path(extra).resolve() == Path(other).resolve() for other in extra_train[:i]):
+            raise UserError(f"{extra}: given twice as extra training data; give it once")
     arrays = _read_npz(path)
     if "context_sequences" in arrays or "target_vectors" in arrays:
         if min_context is not None:

@@ -12,6 +12,7 @@ import sys
 import numpy as np
 import pytest
 import torch
+from conftest import SMALL
 
 from lvm_search.checkpoint import CONFIG, WEIGHTS, check_fingerprint, load_model
 from lvm_search.data import load_data
@@ -194,6 +195,14 @@ def test_unknown_set_key_is_one_error_line_naming_it(cli, tiny, tmp_path):
 )
 def test_bad_train_settings_are_one_error_line(cli, tiny, tmp_path, argv, named):
     assert_user_error(*cli("train", *argv, "--data", tiny, "--out", tmp_path / "o"), named)
+
+
+@pytest.mark.hostile(SMALL)
+@pytest.mark.parametrize("value", ["0", "-3"])
+def test_an_epochs_flag_out_of_range_is_named_as_the_flag_not_as_set(cli, tiny, tmp_path, value):
+    code, out, err = cli("train", "--arch", "amn", "--epochs", value, "--data", tiny, "--out", tmp_path / "o")
+    assert_user_error(code, out, err, f"lvm-search: error: --epochs: epochs must be >= 1, got {value}")
+    assert "--set" not in err
 
 
 @pytest.mark.parametrize("kind", ["file", "folder"])
