@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 from . import __version__
-from .errors import TrainingDiverged, UserError
+from .errors import TrainingDiverged, UserError, shown
 from .logs import console
 
 MIN_CONTEXT_HELP = "earlier passages a target needs (default k); older positions are zero-padded"
@@ -27,19 +27,38 @@ def _path(text: str) -> str:
     return text
 
 
+def _bounded(low: int, high: int):
+    """An argparse type: an integer from ``low`` to ``high`` (limits.py), else one error line."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(
+                f"expected an integer from {low} to {high:,}, got {shown(value)}"
+            )
+        return value
+
+    return parse
+
+
 def _data_args(p: argparse.ArgumentParser) -> None:
+    from .limits import MAX_K, MAX_SEED
+
     p.add_argument("--data", type=_path, help="an .npz data set (default: the packaged sample)")
     p.add_argument(
         "--k",
-        type=int,
+        type=_bounded(1, MAX_K),
         default=None,
         help="context length (default 5; run: the space's data.k; windows-format files set their own)",
     )
-    p.add_argument("--min-context", type=int, help=MIN_CONTEXT_HELP)
+    p.add_argument("--min-context", type=_bounded(1, MAX_K), help=MIN_CONTEXT_HELP)
     p.add_argument(
         "--extra-train", type=_path, action="append", default=[], metavar="NPZ", help=EXTRA_TRAIN_HELP
     )
-    p.add_argument("--split-seed", type=int, default=0, help="seed of the document split")
+    p.add_argument("--split-seed", type=_bounded(0, MAX_SEED), default=0, help="seed of the document split")
 
 
 def _load(args):
@@ -58,9 +77,11 @@ def _print_json(obj) -> None:
 
 
 def cmd_baselines(args) -> int:
+    from .data import check_context_length
     from .metrics import baselines
 
     data = _load(args)
+    check_context_length(data, data.k, "--k")
     scores = baselines(data)
     out = {
         "data": data.summary(),
@@ -118,10 +139,11 @@ def parse_sets(pairs: list[str]) -> dict:
 
 def cmd_train(args) -> int:
     from .checkpoint import check_checkpoint_path, save_checkpoint
+    from .data import check_context_length
     from .distill import check_outside_teacher, load_teacher
     from .metrics import reference_mean, score
     from .spaces import trial_settings
-    from .train import train
+    from .train import check_fits, train
 
     settings = parse_sets(args.set or [])
     trial_settings(args.arch, {}, settings, where="--set")  # the --set values alone, named as such
@@ -144,6 +166,8 @@ def cmd_train(args) -> int:
     if args.teacher:
         check_outside_teacher(out, args.teacher, "--out")
     data = _load(args)
+    check_context_length(data, data.k, "--k")
+    check_fits(cfg, data.k, data.dim, "--set/--k")
 
     def report(epoch, m, save):
         print(

@@ -38,7 +38,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .errors import UserError
+from .errors import UserError, shown
+from .limits import MAX_K, MAX_SEED, SCORING_CHUNK_BYTES
 
 SPLITS = ("train", "val", "test")
 DEFAULT_K = 5
@@ -122,11 +123,23 @@ class LVMData:
         targets = self.splits[split].targets[idx]
         return self.vectors[self.contexts(split, idx)].float(), self.vectors[targets].float()
 
+    def chunk_size(self, size: int = 4096) -> int:
+        """``size`` windows, or fewer where their float32 contexts would pass SCORING_CHUNK_BYTES."""
+        return max(1, min(size, SCORING_CHUNK_BYTES // (4 * self.k * self.dim)))
+
     def chunks(self, split: str, size: int = 4096):
-        """(contexts, targets) of ``split`` in order, ``size`` windows at a time: never the whole
-        split gathered at once."""
+        """(contexts, targets) of ``split`` in order, ``chunk_size(size)`` windows at a time: never the
+        whole split gathered at once, and never more than SCORING_CHUNK_BYTES of contexts."""
+        size = self.chunk_size(size)
         for lo in range(0, len(self.splits[split]), size):
             yield self.batch(split, slice(lo, lo + size))
+
+    def longest_context(self) -> int:
+        """The most earlier passages any target has in its document (windows format: the file's k):
+        a context longer than that reads padding only, at every window."""
+        if self.format != "native":
+            return self.k
+        return max((int((s.targets - s.starts).max()) for s in self.splits.values() if len(s)), default=0)
 
     def targets(self, split: str) -> torch.Tensor:
         return self.vectors[self.splits[split].targets].float()
@@ -152,6 +165,10 @@ class LVMData:
             raise UserError(f"{self.source}: a windows-format file has fixed windows of k={self.k}, not {k}")
         if k < self.min_context:
             raise UserError(f"{self.source}: context length k={k} is below min_context={self.min_context}")
+        if k > MAX_K:
+            raise UserError(
+                f"{self.source}: context length k={k} is above {MAX_K:,}, the most lvm-search reads"
+            )
         view = dataclasses.replace(self, k=k)
         if k > self.k and not self.padded:  # positions before a document's start read a zero row
             padded = torch.cat([self.vectors, self.vectors.new_zeros(1, self.dim)])
@@ -236,6 +253,13 @@ def load_data(
     """
     path = Path(path) if path is not None else sample_path()
     _check_fractions(fractions)
+    for name, value in (("k", k), ("min_context", min_context)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value > MAX_K):
+            raise UserError(f"{name} must be an integer from 1 to {MAX_K:,}, got {shown(value)}")
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
+        raise UserError(
+            f"the split seed (--split-seed) must be an integer from 0 to {MAX_SEED:,}, got {shown(seed)}"
+        )
     extra_train = tuple(extra_train)
     for i, extra in enumerate(extra_train):
         if any(Path(extra).resolve() == Path(other).resolve() for other in extra_train[:i]):
@@ -257,6 +281,19 @@ def load_data(
         for extra in extra_train:
             data = _add_training_documents(data, arrays["vectors"], path, Path(extra))
     return data.to(device)
+
+
+def check_context_length(data: LVMData, k: int, where: str) -> None:
+    """Refuse a context length no target of ``data`` can fill: with min_context < k the older
+    positions are padding, legal, but a k beyond the longest document reads padding at every window
+    and costs batch_size x k x D memory for nothing (``--k 100000`` would ask for tens of GB)."""
+    longest = data.longest_context()
+    if k > longest:
+        raise UserError(
+            f"{where}: k={k:,} reads further back than any target of {data.source} has passages: its "
+            f"longest document gives a target at most {longest:,} earlier passages, and positions beyond "
+            f"would only be padding; use k <= {longest:,}"
+        )
 
 
 def _check_fractions(fractions) -> None:

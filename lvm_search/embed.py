@@ -39,7 +39,8 @@ from typing import Protocol
 
 import numpy as np
 
-from .errors import UserError
+from .errors import UserError, shown
+from .limits import MAX_BATCH_SIZE, MAX_K
 from .runs import check_output_file, npz_meta, write_file
 
 logger = logging.getLogger(__name__)
@@ -132,8 +133,8 @@ class PassageRules:
             raise UserError(
                 f"need 1 <= --min-chars <= --max-chars, got {self.min_chars} and {self.max_chars}"
             )
-        if self.k < 1:
-            raise UserError(f"--k must be at least 1, got {self.k}")
+        if not 1 <= self.k <= MAX_K:
+            raise UserError(f"--k must be from 1 to {MAX_K:,}, got {shown(self.k)}")
 
 
 def paragraphs(text: str) -> list[str]:
@@ -329,8 +330,8 @@ def embed_command(args, encoder: Encoder | None = None) -> int:
     """Run ``lvm-search embed``; ``encoder`` replaces the sentence-transformers model (tests)."""
     rules = PassageRules(args.min_chars, args.max_chars, args.k)
     rules.check()
-    if args.batch_size < 1:
-        raise UserError(f"--batch-size must be at least 1, got {args.batch_size}")
+    if not 1 <= args.batch_size <= MAX_BATCH_SIZE:
+        raise UserError(f"--batch-size must be from 1 to {MAX_BATCH_SIZE:,}, got {shown(args.batch_size)}")
     source, out = Path(args.source), Path(args.out)
     check_output_file(out, ".npz", _written_by_embed, "a data file that lvm-search embed wrote")
     docs = read_documents(source)

@@ -32,8 +32,9 @@ from torch.nn.functional import normalize
 from . import provenance
 from .checkpoint import check_fingerprint, load_model
 from .data import LVMData, load_data
-from .errors import UserError
+from .errors import UserError, shown
 from .intervals import DocumentBootstrap
+from .limits import MAX_ENSEMBLE_SIZE, MAX_SEED
 from .metrics import (
     ReferenceMean,
     RidgeBaseline,
@@ -104,16 +105,10 @@ def load_recipe(path: str | Path | None) -> Recipe:
         raise UserError(f"{path}: runs: expected a list of run names")
     for run in runs:
         check_name(run, f"{path}: runs")
-    for key in ("ensemble_size", "seed"):
+    for key, low, high in (("ensemble_size", 1, MAX_ENSEMBLE_SIZE), ("seed", 0, MAX_SEED)):
         value = raw.get(key, getattr(Recipe, key))
-        if (
-            isinstance(value, bool)
-            or not isinstance(value, int)
-            or value < (1 if key == "ensemble_size" else 0)
-        ):
-            raise UserError(
-                f"{path}: {key}: expected an integer >= {1 if key == 'ensemble_size' else 0}, got {value!r}"
-            )
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            raise UserError(f"{path}: {key}: expected an integer from {low} to {high:,}, got {shown(value)}")
     top_k = raw.get("top_k", Recipe.top_k)
     if top_k != "all" and (isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1):
         raise UserError(f"{path}: top_k: expected an integer >= 1 or all, got {top_k!r}")

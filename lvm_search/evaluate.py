@@ -192,9 +192,10 @@ def write_predictions(path: str | Path, data_path: str | None, out: str | Path, 
     predictor.model.eval()
     with torch.no_grad():
         for name, s in splits.items():
-            for lo in range(0, len(s), 4096):
+            size = data.chunk_size()
+            for lo in range(0, len(s), size):
                 predictions.append(
-                    predictor.model(data.vectors[viewed.contexts(name, slice(lo, lo + 4096))].float())
+                    predictor.model(data.vectors[viewed.contexts(name, slice(lo, lo + size))].float())
                 )
             rows.append(s.targets if name == "all" else torch.full_like(s.targets, -1))
             positions.append(s.targets - s.starts)

@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, NewType
 
-from .errors import UserError
+from .errors import UserError, is_finite_number
 from .provenance import Provenance
 
 logger = logging.getLogger(__name__)
@@ -601,6 +601,10 @@ def _value(tp, value, where: str):
     if tp is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise UserError(f"{where}: expected a number, got {_kind(value)}")
+        if isinstance(value, int) and not is_finite_number(value):  # JSON allows 400-digit integers
+            raise UserError(
+                f"{where}: expected a number a float can hold, got an integer of {len(str(value))} digits"
+            )
         return float(value)
     if tp is int:
         if isinstance(value, bool) or not isinstance(value, int):

@@ -71,7 +71,7 @@ from .runs import (
     run_dir,
     write_json,
 )
-from .spaces import METRIC, SearchSpace, trial_settings
+from .spaces import METRIC, SearchSpace, check_against_data, trial_settings
 from .train import train
 
 AUTO_GPUS_PER_TRIAL = 0.25  # measured: see Resources in spaces.py
@@ -149,13 +149,8 @@ def run_search(space: SearchSpace, opts: SearchOptions) -> RunSummary:
     _check_sampler_installed(space)
     if space.data.teacher:
         check_outside_teacher(storage, space.data.teacher, "the storage")
-    if not opts.address:  # the private cluster has this machine's GPUs: a missing device fails before Ray
-        resolve_device(
-            space.resources.device,
-            space.resources.gpus_per_trial,
-            torch.cuda.device_count(),
-            torch.backends.mps.is_available(),
-        )
+    if not opts.address:  # the private cluster has this machine's CPUs and GPUs: checked before Ray
+        _check_this_machine(space)
     data = load_data(
         opts.data,
         k=space.load_k,
@@ -163,6 +158,7 @@ def run_search(space: SearchSpace, opts: SearchOptions) -> RunSummary:
         extra_train=opts.extra_train,
         seed=opts.split_seed,
     )
+    check_against_data(space, data)
     teacher = load_teacher(space.data.teacher, data) if space.data.teacher else None
     command = opts.command or provenance.collect().command
 
@@ -304,6 +300,27 @@ def resolve_device(
             f"resources: device {requested} takes no CUDA GPUs, but gpus_per_trial is {gpus_per_trial}"
         )
     return requested, 0.0
+
+
+def _check_this_machine(space: SearchSpace) -> None:
+    """The private cluster is this machine: a device it lacks, or a trial asking for more CPUs or
+    GPUs than it has, fails before Ray starts (on a cluster, _check_resources says so once joined)."""
+    gpus = torch.cuda.device_count()
+    resolve_device(
+        space.resources.device, space.resources.gpus_per_trial, gpus, torch.backends.mps.is_available()
+    )
+    from ray._private.utils import get_num_cpus  # what the private cluster will count
+
+    cpus = get_num_cpus()
+    for key, need, have in (
+        ("CPU", space.resources.cpus_per_trial, cpus),
+        ("GPU", space.resources.gpus_per_trial, gpus),
+    ):
+        if need != "auto" and need > have:
+            raise UserError(
+                f"{space.source}: resources: a trial asks for {need:g} {key}(s), "
+                f"but this machine has {have:g}"
+            )
 
 
 def resolve_concurrency(space: SearchSpace, gpus_per_trial: float, cluster: dict, done: int) -> int:

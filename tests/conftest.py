@@ -150,7 +150,10 @@ def cli(capsys):
     from lvm_search.cli import main
 
     def run(*argv):
-        code = main([str(a) for a in argv])
+        try:
+            code = main([str(a) for a in argv])
+        except SystemExit as e:  # argparse's mistakes exit, as they do for the real command
+            code = e.code
         captured = capsys.readouterr()
         return code, captured.out, captured.err
 

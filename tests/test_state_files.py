@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import one_error
+from conftest import CORRUPT, one_error
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -412,3 +412,14 @@ def test_a_damaged_state_file_resumes_keeping_every_trial_or_stops_in_one_line(
         assert code == 2 and str(run / name) in one_error(err)
         if shape == "a folder":
             assert (run / name / "x").read_text() == "user data"
+
+
+@pytest.mark.hostile(CORRUPT)
+def test_an_integer_no_float_can_hold_in_a_state_file_is_one_line(tiny_storage, tmp_path):
+    storage = _copy(tiny_storage, tmp_path)
+    summary = storage / "amn" / SUMMARY
+    raw = json.loads(summary.read_text())
+    raw["wall_s"] = 10**400  # valid JSON; float() of it raises OverflowError
+    summary.write_text(json.dumps(raw))
+    with pytest.raises(UserError, match=r"wall_s: expected a number a float can hold, got an integer of 401 digits"):
+        read_summary(storage / "amn")
