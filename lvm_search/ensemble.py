@@ -57,8 +57,10 @@ from .runs import (
     SplitSize,
     check_name,
     ensemble_dir,
+    files_digest,
     find_runs,
     read_ensemble,
+    record_digest,
     to_json,
     write_folder,
     write_json,
@@ -327,12 +329,24 @@ def load_ensemble(path: str | Path, device: str | torch.device = "cpu") -> tuple
             models.append(_load_baseline_member(path, member))
         else:
             folder = _member_folder(path, member)
+            _check_member_files(path, member)
             model, meta = load_model(folder, device)
             check_fingerprint(meta, member.fingerprint, folder)
             models.append(model)
         ks.append(member.k)
     weights = torch.tensor([m.weight for m in record.members])
     return Ensemble(models, weights, ks).to(device).eval(), to_json(record)
+
+
+def _check_member_files(root: Path, member: MemberRecord) -> None:
+    """A member's files are what the ensemble was built with (ensembles written before digests were
+    recorded carry none and are taken as they are)."""
+    folder = _member_folder(root, member)
+    if member.digest is not None and folder.is_dir() and files_digest(folder) != member.digest:
+        raise UserError(
+            f"{folder}: member {member.name} has changed since the ensemble was built (its weights or "
+            "config.json were replaced or edited); rebuild the ensemble with `lvm-search ensemble`"
+        )
 
 
 def _member_folder(root: Path, member: MemberRecord) -> Path:
@@ -351,6 +365,7 @@ def _load_baseline_member(root: Path, member: MemberRecord) -> BaselineMember:
         raise UserError(f"{root / ENSEMBLE_RECORD}: member {member.name}: unknown baseline {name!r}")
     ridge = None
     if name == "ridge":
+        _check_member_files(root, member)
         weights = _member_folder(root, member) / "ridge.safetensors"
         try:
             ridge = load_file(weights)
@@ -551,6 +566,8 @@ def build_ensemble(recipe: Recipe, storage: str | Path = "runs", data_path: str 
 
 
 def _fill(folder: Path, record: EnsembleRecord, members: list[Candidate]) -> None:
+    """Copy the members in, then record the digest of each member's files and of the record itself:
+    what loading the ensemble (and a search it teaches) checks it still is."""
     for member, entry in zip(members, record.members):
         target = folder / entry.checkpoint
         if member.source is not None:
@@ -561,6 +578,9 @@ def _fill(folder: Path, record: EnsembleRecord, members: list[Candidate]) -> Non
                 {k: v.contiguous() for k, v in member.model.state_dict().items()},
                 target / "ridge.safetensors",
             )
+        if target.is_dir():
+            entry.digest = files_digest(target)
+    record.digest = record_digest(to_json(record))
     write_json(folder / ENSEMBLE_RECORD, record)
 
 

@@ -39,7 +39,7 @@ from ray.tune.search.optuna import OptunaSearch
 from . import provenance
 from .cluster import environment, join_cluster, private_cluster
 from .data import LVMData, load_data
-from .distill import Teacher, check_outside_teacher, load_teacher
+from .distill import Teacher, check_outside_teacher, load_teacher, same_teacher
 from .errors import TrainingDiverged, UserError
 from .logs import quieted
 from .metrics import cosines, reference_mean
@@ -581,7 +581,7 @@ def _prepare_run_dir(
                 f"not {data.fingerprint}; use --fresh or another --name"
             )
         # the teacher first: it is also part of the data section, and the more telling difference
-        if previous.teacher != (teacher.describe() if teacher else None):
+        if not same_teacher(previous.teacher, teacher):
             raise UserError(
                 f"{folder}: this run was started with another teacher (or its ensemble was rebuilt since: "
                 f"{previous.teacher}); its trials would mean something else. Use --fresh or another --name"

@@ -421,5 +421,7 @@ def test_an_integer_no_float_can_hold_in_a_state_file_is_one_line(tiny_storage, 
     raw = json.loads(summary.read_text())
     raw["wall_s"] = 10**400  # valid JSON; float() of it raises OverflowError
     summary.write_text(json.dumps(raw))
-    with pytest.raises(UserError, match=r"wall_s: expected a number a float can hold, got an integer of 401 digits"):
+    with pytest.raises(
+        UserError, match=r"wall_s: expected a number a float can hold, got an integer of 401 digits"
+    ):
         read_summary(storage / "amn")
