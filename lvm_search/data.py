@@ -296,6 +296,19 @@ def check_context_length(data: LVMData, k: int, where: str) -> None:
         )
 
 
+def is_windows_file(path: str | Path | None) -> bool:
+    """Whether ``path`` is a windows-format file, from its array names alone (nothing is loaded); a
+    file that cannot be read is not one (``load_data`` says what is wrong with it)."""
+    try:
+        z = np.load(Path(path) if path is not None else sample_path(), allow_pickle=False)
+    except Exception:
+        return False
+    if not isinstance(z, np.lib.npyio.NpzFile):
+        return False
+    with z:
+        return "context_sequences" in z.files or "target_vectors" in z.files
+
+
 def _check_fractions(fractions) -> None:
     if len(fractions) != 3 or min(fractions) <= 0 or abs(sum(fractions) - 1) > 1e-6:
         raise UserError(f"split fractions must be three positive numbers summing to 1, got {fractions}")

@@ -31,7 +31,7 @@ from torch.nn.functional import normalize
 
 from . import provenance
 from .checkpoint import check_fingerprint, load_model
-from .data import LVMData, load_data
+from .data import LVMData, is_windows_file, load_data
 from .errors import UserError, shown
 from .intervals import DocumentBootstrap
 from .limits import MAX_ENSEMBLE_SIZE, MAX_SEED
@@ -411,7 +411,7 @@ def runs_data(summaries: list[RunSummary], data_path: str | None) -> LVMData:
         )
     min_context, extra, split_seed = shared.pop()
     k = max(s.data.k for s in summaries)
-    if all(s.data.format == "windows" for s in summaries):  # fixed windows: no min_context to ask for
+    if is_windows_file(data_path):  # fixed windows: no min_context to ask for
         min_context = None
     return load_data(data_path, k=k, min_context=min_context, extra_train=extra, seed=split_seed)
 

@@ -21,7 +21,7 @@ from torch import nn
 
 from . import provenance
 from .checkpoint import CONFIG, check_dimension, load_model
-from .data import LVMData, Split, load_data
+from .data import LVMData, Split, is_windows_file, load_data
 from .ensemble import load_ensemble
 from .errors import UserError
 from .intervals import DocumentBootstrap, verdict
@@ -78,7 +78,8 @@ def _load_for(predictor: Predictor, data_path: str | None, split: bool) -> LVMDa
         data = load_data(
             data_path,
             k=predictor.k,
-            min_context=predictor.min_context,
+            # a windows-format file has fixed windows of k real passages: no min_context to ask for
+            min_context=None if is_windows_file(data_path) else predictor.min_context,
             split=split,
             seed=predictor.trained_on.get("split_seed", 0),
         )
