@@ -45,6 +45,7 @@ from .logs import quieted
 from .metrics import cosines, reference_mean
 from .progress import Progress, error_summary, proposal_number
 from .runs import (
+    ATTEMPT,
     RESOURCES,
     RUN_INFO,
     STAGING,
@@ -163,8 +164,8 @@ def run_search(space: SearchSpace, opts: SearchOptions) -> RunSummary:
     command = opts.command or provenance.collect().command
 
     # Optuna's INFO lines (a study created or loaded, each trial told) repeat the progress lines.
-    with _run_lock(storage, name), quieted("optuna"):
-        _prepare_run_dir(folder, space, data, teacher, opts.fresh, command)
+    with _run_lock(storage, name) as lock, quieted("optuna"):
+        start = _prepare_run_dir(folder, space, data, teacher, opts.fresh, command)
         done = read_trial_log(folder)
         previous = read_optional(RunSummary, folder / SUMMARY, None, "summary")
         previous_s = previous.wall_s if previous else 0.0
@@ -173,7 +174,15 @@ def run_search(space: SearchSpace, opts: SearchOptions) -> RunSummary:
         if len(done) < space.samples and (space.budget_epochs is None or spent < space.budget_epochs):
             if done:
                 logger.info(f"resuming {folder}: {len(done)} of {space.samples} trials already done")
-            _fit(space, opts, data, teacher, folder, done, command)
+            try:
+                _fit(space, opts, data, teacher, folder, done, command)
+            except BaseException:
+                # A new run that failed before any trial was logged (no cluster at --address, Ray would not
+                # start, Ctrl-C): what this start wrote would refuse the corrected command.
+                if start.new and not (folder / TRIALS_LOG).exists():
+                    _undo_start(start)
+                    lock.remove = True
+                raise
         summary = summarise(read_trial_log(folder), space, data, name, previous_s + time.time() - t0, command)
         summary.teacher = teacher.describe() if teacher else None
         summary.resources = read_optional(dict, folder / RESOURCES, {}, "resources record")
@@ -558,17 +567,29 @@ class TrialLog(tune.Callback):
 # --- the run folder -------------------------------------------------------------------------------
 
 
+@dataclass
+class Start:
+    """What ``_prepare_run_dir`` did: the run folder, whether this start began the run (wrote its
+    run.json), whether the folder was there before, and where --fresh moved a previous run."""
+
+    folder: Path
+    new: bool = False
+    folder_existed: bool = True
+    aside: Path | None = None
+
+
 def _prepare_run_dir(
     folder: Path, space: SearchSpace, data: LVMData, teacher: Teacher | None, fresh: bool, command: str
-) -> None:
+) -> Start:
     """Create the run folder, or check that a resumed run means the same trials."""
+    start = Start(folder)
     if folder.exists() and not folder.is_dir():
         raise UserError(f"{folder}: exists and is not a run folder; choose another --name or --storage")
     if fresh and is_run_dir(folder):
         # Keep the old run rather than delete a user's results; only a folder we created is moved.
-        aside = folder.with_name(f"{folder.name}.old-{time.strftime('%Y%m%d-%H%M%S')}")
-        os.replace(folder, aside)
-        logger.info(f"--fresh: moved the previous run to {aside}")
+        start.aside = folder.with_name(f"{folder.name}.old-{time.strftime('%Y%m%d-%H%M%S')}")
+        os.replace(folder, start.aside)
+        logger.info(f"--fresh: moved the previous run to {start.aside}")
     if folder.is_dir():
         check_run_files(folder)
     if folder.exists() and not is_run_dir(folder) and any(folder.iterdir()):
@@ -593,7 +614,8 @@ def _prepare_run_dir(
                 f"(or --max-epochs cap); its trials would mean something else. "
                 "Use --fresh or another --name"
             )
-        return
+        return start
+    start.new, start.folder_existed = True, folder.exists()
     try:
         folder.mkdir(parents=True, exist_ok=True)
         write_json(
@@ -607,25 +629,70 @@ def _prepare_run_dir(
         )
     except OSError as e:
         raise UserError(f"{folder}: cannot write the run folder ({e.strerror})") from None
+    return start
+
+
+def _undo_start(start: Start) -> None:
+    """Remove what a new run's start wrote (only the names a start writes), and put back a previous run
+    that --fresh moved aside: the folder is as it was before the command."""
+    folder = start.folder
+    for path in sorted(folder.iterdir()) if folder.is_dir() else []:
+        ours = path.name in (RUN_INFO, STUDY, f".{STUDY}.tmp", RESOURCES, STAGING) or ATTEMPT.fullmatch(
+            path.name
+        )
+        if ours:
+            shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink()
+    if not start.folder_existed and folder.is_dir() and not any(folder.iterdir()):
+        folder.rmdir()
+    if start.aside is not None and not folder.exists():
+        os.replace(start.aside, folder)
+        logger.info(f"the start failed: the previous run is back in {folder}")
+
+
+class _Lock:
+    remove = False  # set when the start left nothing behind: a lock file it made goes too
 
 
 @contextmanager
 def _run_lock(storage: Path, name: str):
     """Refuse a second search on the same run folder while one is running."""
+    made_storage = not storage.exists()
+    path = storage / f".{name}.lock"
+    made_lock = not path.exists()
     try:
         storage.mkdir(parents=True, exist_ok=True)
-        lock = open(storage / f".{name}.lock", "w")
     except OSError as e:
         raise UserError(f"{storage}: cannot write to the storage folder ({e.strerror})") from None
-    with lock:
+    while True:
+        try:
+            lock = open(path, "w")
+        except OSError as e:
+            raise UserError(f"{storage}: cannot write to the storage folder ({e.strerror})") from None
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
+            lock.close()
             raise UserError(
                 f"{storage / name}: another search is running in this folder; "
                 "wait for it or use another --name"
             ) from None
-        yield
+        # A start that removed its lock file as it ended may have left us holding a file no longer
+        # there: lock the one that is.
+        if path.exists() and os.path.samestat(os.fstat(lock.fileno()), os.stat(path)):
+            break
+        lock.close()
+    state = _Lock()
+    with lock:
+        try:
+            yield state
+        finally:
+            if state.remove and made_lock:
+                path.unlink(missing_ok=True)  # still held: no other start can have it
+                if made_storage:
+                    try:
+                        storage.rmdir()
+                    except OSError:  # not empty: something else is there now
+                        pass
 
 
 # --- results ------------------------------------------------------------------------------------

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import one_error
+from conftest import FALSE_REFUSALS, one_error, one_trial_space
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -489,3 +489,59 @@ def test_a_ray_tmpdir_that_is_not_a_folder_is_one_line(tmp_path, cli, monkeypatc
     code, _, err = cli("run", space_file(tmp_path), "--storage", tmp_path / "runs")
     assert code == 2 and f"RAY_TMPDIR={target}: cannot make Ray's folder there" in one_error(err)
     assert what == "missing" or target.read_text() == "mine"
+
+
+# --- a start that fails leaves nothing that refuses the corrected command -------------------------------
+
+
+def _free_address() -> str:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return f"127.0.0.1:{s.getsockname()[1]}"  # free, and nothing listens on it
+
+
+def _tree(folder: Path) -> dict:
+    return {p.relative_to(folder): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.hostile(FALSE_REFUSALS)
+def test_a_new_run_whose_start_fails_leaves_nothing_and_the_corrected_command_runs(
+    tmp_path, cli, write_native
+):
+    """run.json and study.db of a start that never reached a trial refused the next command's other data."""
+    space = tmp_path / "space.yaml"
+    space.write_text(json.dumps(one_trial_space()))
+    storage = tmp_path / "runs"
+    code, _, err = cli("run", space, "--storage", storage, "--address", _free_address())
+    assert code == 2 and "cannot reach a Ray head" in one_error(err)
+    assert not storage.exists()  # this start made it, and left nothing in it
+    other = write_native(lengths=(12,) * 10, dim=8)
+    code, out, err = cli("run", space, "--storage", storage, "--data", other, "--json")
+    assert code == 0, err[-2000:]
+    assert json.loads(out)["data"]["source"] == str(other) and json.loads(out)["counts"]["ok"] == 1
+
+
+@pytest.mark.hostile(FALSE_REFUSALS)
+@pytest.mark.parametrize("fresh", [False, True], ids=["resume", "fresh"])
+def test_a_start_that_fails_never_removes_what_an_earlier_start_wrote(tiny_storage, tmp_path, cli, fresh):
+    import shutil
+
+    storage = tmp_path / "runs"
+    shutil.copytree(tiny_storage, storage)
+    space = tmp_path / "amn.yaml"
+    space.write_text(
+        "arch: amn\nsamples: 3\nmax_concurrent: 2\nfixed: {epochs: 1}\n"
+        "space: {width: {type: choice, values: [32, 512]}}\n"
+    )
+    run = storage / "amn"
+    before = _tree(run)
+    code, _, err = cli("run", space, "--storage", storage, "--address", _free_address(), *["--fresh"] * fresh)
+    assert code == 2 and "cannot reach a Ray head" in one_error(err)
+    after = _tree(run)  # study.db is rebuilt from the trial log by a resume; everything else is as it was
+    assert {k: v for k, v in after.items() if k.name != "study.db"} == {
+        k: v for k, v in before.items() if k.name != "study.db"
+    }
+    assert set(after) == set(before)
+    assert sorted(p.name for p in storage.iterdir()) == sorted(p.name for p in tiny_storage.iterdir())
