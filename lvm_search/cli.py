@@ -143,7 +143,7 @@ def cmd_train(args) -> int:
     from .distill import check_outside_teacher, load_teacher
     from .metrics import reference_mean, score
     from .spaces import trial_settings
-    from .train import check_fits, train
+    from .train import check_fits, resolve_device, train
 
     settings = parse_sets(args.set or [])
     trial_settings(args.arch, {}, settings, where="--set")  # the --set values alone, named as such
@@ -157,6 +157,8 @@ def cmd_train(args) -> int:
         trial_settings(args.arch, {}, {**settings, key: value}, where=flag)
         settings[key] = value
     cfg, k = trial_settings(args.arch, {}, settings, where="--set")
+    if args.device:
+        resolve_device(args.device, where="--device")
     if k is not None:
         raise UserError("--set k: use --k for the context length")
     out = Path(args.out or f"runs/train/{args.arch}")
@@ -410,7 +412,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--set", action="append", metavar="KEY=VALUE", help="a model or training setting (repeatable)"
     )
     p.add_argument("--epochs", type=int)
-    p.add_argument("--device", help="auto (default), cpu, cuda or mps")
+    p.add_argument("--device", help="auto (default), cpu, cuda, cuda:N or mps")
     p.add_argument("--teacher", type=_path, help=TEACHER_HELP)
     p.add_argument(
         "--out", type=_path, help="checkpoint folder (default runs/train/ARCH); replaces only a checkpoint"
@@ -437,7 +439,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-concurrent", type=_concurrency, help="trials running at once, or auto")
     p.add_argument("--cpus-per-trial", type=float)
     p.add_argument("--gpus-per-trial", type=float, help="fractions share a GPU, e.g. 0.25")
-    p.add_argument("--device", help="auto, cuda, mps or cpu (overrides the space's resources.device)")
+    p.add_argument(
+        "--device",
+        help="auto, cuda, cuda:N (this machine's GPU N), mps or cpu (overrides the space's resources.device)",
+    )
     p.add_argument("--teacher", type=_path, help=TEACHER_HELP + " (overrides the space's data.teacher)")
     p.add_argument("--address", help="an existing Ray cluster: auto or HOST:PORT")
     p.add_argument("--json", action="store_true", help="print the summary as JSON (progress stays on stderr)")

@@ -83,8 +83,22 @@ def loopback_only():
         ray_constants.ENABLE_RAY_CLUSTER = saved
 
 
+def gpu_settings(gpu: int | None, visible: str | None, device_count: int) -> tuple[dict[str, str], int]:
+    """The environment and GPU count of a private cluster given GPU ``gpu`` of this machine alone
+    (``--device cuda:N``, N as torch numbers the GPUs it sees), or all of them (None). Ray then sets
+    each trial's CUDA_VISIBLE_DEVICES to that GPU, which the trial calls cuda."""
+    if gpu is None:
+        return {}, device_count
+    entries = [e.strip() for e in visible.split(",") if e.strip()] if visible is not None else None
+    if entries is not None and gpu >= len(entries):
+        raise UserError(f"--device cuda:{gpu}: CUDA_VISIBLE_DEVICES={visible} shows {len(entries)} GPU(s)")
+    return {"CUDA_VISIBLE_DEVICES": entries[gpu] if entries is not None else str(gpu)}, 1
+
+
 @contextmanager
-def private_cluster():
+def private_cluster(gpu: int | None = None):
+    """``gpu``: GPU N of this machine alone (``cuda:N``), else every GPU it has."""
+    only_gpu, num_gpus = gpu_settings(gpu, os.environ.get("CUDA_VISIBLE_DEVICES"), torch.cuda.device_count())
     if ray.is_initialized():
         ray.shutdown()
     parent = os.environ.get("RAY_TMPDIR") or tempfile.gettempdir()  # a user's RAY_TMPDIR is honoured
@@ -112,7 +126,7 @@ def private_cluster():
         start_new_session=True,
         close_fds=True,
     )
-    settings = {**QUIET, "RAY_TMPDIR": ray_tmp}
+    settings = {**QUIET, "RAY_TMPDIR": ray_tmp, **only_gpu}
     if not any(os.environ.get(v) for v in TOKEN_SOURCES) and not DEFAULT_TOKEN_FILE.exists():
         # Ray turns token auth on for a new local cluster and would write a lasting token to
         # ~/.ray; we keep auth on with a token that lives in this process's environment only.
@@ -121,7 +135,7 @@ def private_cluster():
     try:
         with environment(settings, keep=("RAY_AUTH_TOKEN",)), loopback_only():
             ray.init(
-                num_gpus=torch.cuda.device_count(),
+                num_gpus=num_gpus,
                 include_dashboard=False,
                 _node_ip_address="127.0.0.1",
                 _temp_dir=ray_tmp,

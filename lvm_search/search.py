@@ -73,7 +73,7 @@ from .runs import (
     write_json,
 )
 from .spaces import METRIC, SearchSpace, check_against_data, trial_settings
-from .train import train
+from .train import parse_device, train
 
 AUTO_GPUS_PER_TRIAL = 0.25  # measured: see Resources in spaces.py
 
@@ -152,6 +152,11 @@ def run_search(space: SearchSpace, opts: SearchOptions) -> RunSummary:
         check_outside_teacher(storage, space.data.teacher, "the storage")
     if not opts.address:  # the private cluster has this machine's CPUs and GPUs: checked before Ray
         _check_this_machine(space)
+    elif parse_device(space.resources.device)[1] is not None:
+        raise UserError(
+            f"resources.device {space.resources.device}: names a GPU of this machine, but on a cluster "
+            "(--address) Ray chooses each trial's GPU; use cuda"
+        )
     data = load_data(
         opts.data,
         k=space.load_k,
@@ -204,10 +209,11 @@ def _fit(
     shutil.rmtree(staging, ignore_errors=True)  # checkpoints of a start that was killed mid-hand-over
     staging.mkdir()
     study = rebuild_study(folder, space, done)
-    cluster = join_cluster(opts.address) if opts.address else private_cluster()
+    kind, index = parse_device(space.resources.device)
+    cluster = join_cluster(opts.address) if opts.address else private_cluster(gpu=index)
     with cluster:
         device, gpus = resolve_device(
-            space.resources.device,
+            kind if index is not None else space.resources.device,  # the cluster has that GPU alone
             space.resources.gpus_per_trial,
             ray.cluster_resources().get("GPU", 0),
             torch.backends.mps.is_available(),
@@ -294,14 +300,22 @@ def resolve_device(
     auto: CUDA where the cluster has GPUs (or gpus_per_trial asks for some), else Apple's GPU where
     this machine has one, else CPU.
     Ray does not count Apple's GPU, so MPS trials ask for none and share it.
+    cuda:N: GPU N of this machine (as torch numbers them); the private cluster is given that GPU alone
+    (``private_cluster(gpu=N)``), and every trial sees it as cuda, Ray's GPU of the trial.
     """
+    kind, index = parse_device(requested, "resources.device")
     asks_for_gpus = gpus_per_trial != "auto" and gpus_per_trial > 0
-    if requested == "auto":
-        requested = "cuda" if cluster_gpus > 0 or asks_for_gpus else "mps" if mps_available else "cpu"
-    if requested == "cuda":
+    if kind == "auto":
+        kind = requested = "cuda" if cluster_gpus > 0 or asks_for_gpus else "mps" if mps_available else "cpu"
+    if kind == "cuda":
         if cluster_gpus <= 0:
-            raise UserError("resources.device: cuda was asked for, but the Ray cluster has no GPU")
+            raise UserError(f"resources.device: {requested} was asked for, but the Ray cluster has no GPU")
+        if index is not None and index >= cluster_gpus:
+            raise UserError(
+                f"resources.device: {requested} was asked for, but this machine has {cluster_gpus:g} GPU(s)"
+            )
         return "cuda", AUTO_GPUS_PER_TRIAL if gpus_per_trial == "auto" else float(gpus_per_trial)
+    requested = kind
     if requested == "mps" and not mps_available:
         raise UserError("resources.device: mps was asked for, but this machine has no Apple GPU (MPS)")
     if gpus_per_trial not in ("auto", 0, 0.0):
@@ -318,6 +332,8 @@ def _check_this_machine(space: SearchSpace) -> None:
     resolve_device(
         space.resources.device, space.resources.gpus_per_trial, gpus, torch.backends.mps.is_available()
     )
+    if parse_device(space.resources.device)[1] is not None:
+        gpus = 1  # the private cluster is given that one GPU
     from ray._private.utils import get_num_cpus  # what the private cluster will count
 
     cpus = get_num_cpus()

@@ -47,13 +47,12 @@ from .data import DEFAULT_K, check_context_length
 from .errors import UserError, is_finite_number, shown
 from .limits import MAX_BUDGET_EPOCHS, MAX_EPOCHS, MAX_K, MAX_RESOURCE, MAX_SAMPLES, MAX_SEED, MIN_RESOURCE
 from .models import config_fields, make_config
-from .train import TRAIN_FIELDS, TrainConfig, check_fits
+from .train import TRAIN_FIELDS, TrainConfig, check_fits, parse_device
 from .yaml_files import read_yaml
 
 METRIC = "val_cosine"  # maximised
 SCHEDULERS = ("asha", "none")
 SAMPLERS = ("auto", "tpe", "gp", "random")
-DEVICES = ("auto", "cuda", "mps", "cpu")
 NOT_SEARCHABLE = {"device", "threads"}  # set per trial by the search from its resources
 DATA_SETTINGS = {"k"}  # searched like the others, but they choose a view of the data
 MAX_COMBINATIONS_CHECKED = 4096
@@ -566,9 +565,8 @@ def _resources(raw, where: str) -> Resources:
             f"{MAX_RESOURCE:,}, got {shown(cpus)}"
         )
     device = raw.get("device", Resources.device)
-    if device not in DEVICES:
-        raise UserError(f"{where}.device: expected one of {DEVICES}, got {shown(device)}")
-    if device in ("cpu", "mps") and gpus not in ("auto", 0.0):
+    kind, _ = parse_device(device, f"{where}.device")  # cuda:N: GPU N of this machine (search.py)
+    if kind in ("cpu", "mps") and gpus not in ("auto", 0.0):
         raise UserError(f"{where}: device {device} takes no CUDA GPUs, but gpus_per_trial is {gpus:g}")
     return Resources(float(cpus), gpus, device)
 

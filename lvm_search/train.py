@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import math
+import re
 import time
 from dataclasses import dataclass, field
 from typing import Callable
@@ -176,8 +177,21 @@ class TrainResult:
 ReportFn = Callable[[int, dict, Callable[[str], None] | None], None]
 
 
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
+_DEVICE = re.compile(r"(auto|cpu|cuda|mps)(?::([0-9]{1,4}))?")
+
+
+def parse_device(name, where: str = "device") -> tuple[str, int | None]:
+    """``auto``, ``cpu``, ``cuda``, ``cuda:N`` or ``mps`` -> (kind, N or None); ``cpu:0`` and ``mps:0``
+    are torch's names of the one CPU and Apple GPU."""
+    m = _DEVICE.fullmatch(name) if isinstance(name, str) else None
+    if m is None or (m[2] is not None and (m[1] == "auto" or (m[1] != "cuda" and int(m[2]) != 0))):
+        raise UserError(f"{where}: expected auto, cpu, cuda, cuda:N or mps, got {shown(name)}")
+    return m[1], None if m[2] is None else int(m[2])
+
+
+def resolve_device(name: str, where: str = "device") -> torch.device:
+    kind, index = parse_device(name, where)
+    if kind == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda")
         if torch.backends.mps.is_available():
@@ -188,10 +202,11 @@ def resolve_device(name: str) -> torch.device:
         "cuda": torch.cuda.is_available(),
         "mps": torch.backends.mps.is_available(),
     }
-    if not isinstance(name, str) or name.split(":")[0] not in available:
-        raise UserError(f"device must be auto, cpu, cuda[:N] or mps, got {shown(name)}")
-    if not available[name.split(":")[0]]:
-        raise UserError(f"device {name!r} was asked for but is not available on this machine")
+    if not available[kind]:
+        raise UserError(f"{where}: {name!r} was asked for but is not available on this machine")
+    if kind == "cuda" and index is not None and index >= torch.cuda.device_count():
+        count = torch.cuda.device_count()
+        raise UserError(f"{where}: {name} was asked for, but this machine has {count} CUDA GPU(s)")
     return torch.device(name)
 
 
