@@ -28,7 +28,7 @@ import ray
 import torch
 
 from . import reaper
-from .errors import UserError
+from .errors import UserError, reason
 
 logger = logging.getLogger(__name__)
 
@@ -204,12 +204,10 @@ def join_cluster(address: str):
     except ray.exceptions.AuthenticationError as e:
         raise UserError(
             f"--address {address}: the cluster refused this driver's auth token; copy the head node's "
-            f"~/.ray/auth_token here or set RAY_AUTH_TOKEN_PATH ({str(e).splitlines()[0][:120]})"
+            f"~/.ray/auth_token here or set RAY_AUTH_TOKEN_PATH ({reason(e)})"
         ) from None
     except (ConnectionError, RuntimeError, ValueError) as e:
-        raise UserError(
-            f"--address {address}: cannot connect to a Ray cluster ({str(e).splitlines()[0][:160]})"
-        ) from None
+        raise UserError(f"--address {address}: cannot connect to a Ray cluster ({reason(e)})") from None
     try:
         with environment(QUIET), sigterm_as_interrupt():
             yield

@@ -38,7 +38,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .errors import UserError, shown
+from .errors import UserError, reason, shown
 from .limits import MAX_K, MAX_SEED, SCORING_CHUNK_BYTES
 
 SPLITS = ("train", "val", "test")
@@ -175,6 +175,10 @@ class LVMData:
             view = dataclasses.replace(view, vectors=padded, pad_row=len(self.vectors))
         view.fingerprint = view.compute_fingerprint()
         return view
+
+    def fingerprint_at(self, k: int) -> str:
+        """The fingerprint ``with_k(k)`` would have, without building that view."""
+        return self.fingerprint if k == self.k else dataclasses.replace(self, k=k).compute_fingerprint()
 
     def compute_fingerprint(self) -> str:
         """A hash of the file contents (vectors, document ids), k, min_context, the split assignment
@@ -327,8 +331,7 @@ def _read_npz(path: Path) -> dict[str, np.ndarray]:
         with z:
             return {name: z[name] for name in wanted if name in z.files}
     except (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError, KeyError) as e:
-        first = str(e).splitlines()[0][:120] if str(e) else ""
-        raise UserError(f"{path}: not a readable .npz file ({type(e).__name__}: {first})") from None
+        raise UserError(f"{path}: not a readable .npz file ({type(e).__name__}: {reason(e)})") from None
 
 
 def _check_vectors(path: Path, name: str, v: np.ndarray, ndim: int) -> None:

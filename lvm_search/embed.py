@@ -42,7 +42,7 @@ from typing import Protocol
 
 import numpy as np
 
-from .errors import UserError, shown
+from .errors import UserError, reason, shown
 from .limits import MAX_BATCH_SIZE, MAX_K
 from .runs import check_output_file, npz_meta, write_file
 
@@ -263,9 +263,8 @@ def load_sentence_transformer(model: str | None, device: str) -> SentenceTransfo
         # local_files_only: a hub download may hang or fail on an offline machine; fail clearly instead.
         st = sentence_transformers.SentenceTransformer(location, device=torch_device, local_files_only=True)
     except (OSError, ValueError) as e:
-        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise UserError(
-            f"{location}: cannot load this sentence-transformers model from local files ({reason}); "
+            f"{location}: cannot load this sentence-transformers model from local files ({reason(e)}); "
             "pass --model PATH to a downloaded model folder"
         ) from None
     return SentenceTransformerEncoder(name, st, torch_device, sentence_transformers.__version__)

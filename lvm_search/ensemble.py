@@ -32,7 +32,7 @@ from torch.nn.functional import normalize
 from . import provenance
 from .checkpoint import check_fingerprint, load_model
 from .data import LVMData, is_windows_file, load_data
-from .errors import UserError, shown
+from .errors import UserError, reason, shown
 from .intervals import DocumentBootstrap
 from .limits import MAX_ENSEMBLE_SIZE, MAX_SEED
 from .metrics import (
@@ -105,8 +105,10 @@ def load_recipe(path: str | Path | None) -> Recipe:
     runs = raw.get("runs") or []
     if not isinstance(runs, list) or not all(isinstance(r, str) and r for r in runs):
         raise UserError(f"{path}: runs: expected a list of run names")
-    for run in runs:
+    for i, run in enumerate(runs):
         check_name(run, f"{path}: runs")
+        if run in runs[:i]:  # it would be one run's trials twice among the candidates
+            raise UserError(f"{path}: runs: {run!r} is named twice; name each run once")
     for key, low, high in (("ensemble_size", 1, MAX_ENSEMBLE_SIZE), ("seed", 0, MAX_SEED)):
         value = raw.get(key, getattr(Recipe, key))
         if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
@@ -370,9 +372,7 @@ def _load_baseline_member(root: Path, member: MemberRecord) -> BaselineMember:
         try:
             ridge = load_file(weights)
         except Exception as e:  # safetensors raises several types for a damaged file
-            raise UserError(
-                f"{weights}: not a readable safetensors file ({str(e).splitlines()[0][:120]})"
-            ) from None
+            raise UserError(f"{weights}: not a readable safetensors file ({reason(e)})") from None
     return BaselineMember(
         name, decay=spec.get("decay"), ridge=ridge, min_context=spec.get("min_context") or 1
     )

@@ -29,3 +29,21 @@ def is_finite_number(value) -> bool:
         return math.isfinite(value)
     except OverflowError:  # an integer of hundreds of digits
         return False
+
+
+def reason(error: BaseException | str, limit: int = 160) -> str:
+    """The first line of a library's error, for a message of ours: cut at a word boundary, with an
+    ellipsis, when it is longer than ``limit`` (never in the middle of a word)."""
+    text = str(error).strip()
+    line = text.splitlines()[0].strip() if text else type(error).__name__
+    if len(line) <= limit:
+        return line
+    cut = line[:limit].rsplit(" ", 1)[0] if " " in line[:limit] else line[:limit]
+    return cut.rstrip(" ,;:") + "..."
+
+
+def expected_kind(kind: type) -> str:
+    """What a setting of type ``kind`` expects, in words ("an integer", not "a int")."""
+    return {int: "an integer", float: "a number", bool: "true or false", str: "text", dict: "a mapping"}.get(
+        kind, f"a {kind.__name__}"
+    )

@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, NewType
 
-from .errors import UserError, is_finite_number
+from .errors import UserError, is_finite_number, reason
 from .provenance import Provenance
 
 logger = logging.getLogger(__name__)
@@ -273,9 +273,7 @@ def read_json(path: Path) -> Any:
     try:
         return json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise UserError(
-            f"{path}: not valid JSON, the file may be cut short ({str(e).splitlines()[0]})"
-        ) from None
+        raise UserError(f"{path}: not valid JSON, the file may be cut short ({reason(e)})") from None
     except OSError as e:
         raise UserError(f"{path}: cannot read ({e.strerror})") from None
 

@@ -249,7 +249,7 @@ def _fit(
             "cluster_gpus": ray.cluster_resources().get("GPU", 0),
         }
         write_json(folder / RESOURCES, resources)
-        progress = Progress(space, total=space.samples, done=len(done), concurrency=concurrency)
+        progress = Progress(space, done=len(done), concurrency=concurrency)
         budget = EpochBudget(space.budget_epochs, sum(len(e.history) for e in done))
         run_config = tune.RunConfig(
             name=attempt_name(attempt),

@@ -23,7 +23,7 @@ from . import provenance
 from .checkpoint import save_checkpoint
 from .data import LVMData
 from .distill import Teacher
-from .errors import TrainingDiverged, UserError, is_finite_number, shown
+from .errors import TrainingDiverged, UserError, expected_kind, is_finite_number, shown
 from .limits import (
     MAX_BATCH_BYTES,
     MAX_BATCH_SIZE,
@@ -136,7 +136,7 @@ def _check_type(f: dataclasses.Field, value) -> None:
     else:
         ok = isinstance(value, kind)
     if not ok:
-        expected = "a finite number" if kind is float else "a " + kind.__name__
+        expected = "a finite number" if kind is float else expected_kind(kind)
         raise UserError(f"{f.name} expects {expected}, got {shown(value)}")
 
 

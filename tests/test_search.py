@@ -456,7 +456,7 @@ def test_the_gp_sampler_without_scipy_is_one_line_and_exit_2_before_anything_is_
         ),
         (
             "arch: lstm\nspace: {batch_size: {type: float, low: 1, high: 512}}\n",
-            "batch_size expects a int, got 1.0",
+            "batch_size expects an integer, got 1.0",
         ),
         ("arch: lstm\nspace: {residual: {type: choice, values: [true, 'yes']}}\n", "residual"),
         (

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from torch import nn
 
-from ..errors import UserError, is_finite_number, shown
+from ..errors import UserError, expected_kind, is_finite_number, shown
 from ..limits import MAX_DEPTH, MAX_LAYER_SIZE
 
 # The recipe that won on validation (reports/quality.md): every best trial of every architecture
@@ -65,7 +65,7 @@ def make_config(name: str, **overrides):
     for key, value in overrides.items():
         if not _same_kind(value, defaults[key]):
             raise UserError(
-                f"{name}: setting '{key}' expects a {type(defaults[key]).__name__}, got {shown(value)}"
+                f"{name}: setting '{key}' expects {expected_kind(type(defaults[key]))}, got {shown(value)}"
             )
     for key, bound in SIZE_BOUNDS.items():
         value = overrides.get(key)
