@@ -29,7 +29,7 @@ def doc_ids_for(lengths, ids=None) -> np.ndarray:
 # attack of that kind; scripts/reliability_report.py runs them and groups reports/reliability.md by kind.
 CONFINED = "data loss: paths a user gives are confined"
 LEAKAGE = "leakage: --extra-train never brings in held-out passages"
-LOOPBACK = "not on loopback: every socket of the private Ray"
+NOT_LOOPBACK = "not on loopback: every socket of the private Ray"
 DEGENERATE = "degenerate predictions and data"
 LATE = "late validation: bad space files and flags fail before Ray starts"
 RESUME = "resume trusts too much"

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import FALSE_REFUSALS
+from conftest import CONFINED, FALSE_REFUSALS
 
 from lvm_search import cli
 from lvm_search.data import load_data
@@ -449,6 +449,7 @@ def test_no_usable_document(tmp_path, capsys):
     assert not (tmp_path / "out.npz").exists()
 
 
+@pytest.mark.hostile(CONFINED)
 def test_unwritable_out(corpus, tmp_path, capsys):
     blocker = tmp_path / "a-file"
     blocker.write_text("")
@@ -468,6 +469,7 @@ def test_missing_sentence_transformers(corpus, tmp_path, capsys, monkeypatch):
     assert list(out.parent.iterdir()) == []  # the temp file made before loading the model is gone
 
 
+@pytest.mark.hostile(CONFINED)
 def test_failed_run_keeps_the_old_output(corpus, tmp_path):
     out = tmp_path / "out.npz"
     embed_command(_args(corpus, "--out", out), encoder=HashedBagOfWords())
@@ -478,6 +480,7 @@ def test_failed_run_keeps_the_old_output(corpus, tmp_path):
     assert sorted(tmp_path.iterdir()) == sorted([corpus, out])  # no temp file left
 
 
+@pytest.mark.hostile(CONFINED)
 @pytest.mark.parametrize("name, content", [("notes.npz", b"my own bytes"), ("README.md", b"# mine")])
 def test_an_existing_file_that_embed_did_not_write_is_never_replaced(corpus, tmp_path, capsys, name, content):
     out = tmp_path / name

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import FALSE_REFUSALS, one_error, one_trial_space
+from conftest import DEGENERATE, FALSE_REFUSALS, one_error, one_trial_space
 from torch.nn.functional import normalize
 
 from lvm_search.checkpoint import save_checkpoint
@@ -210,6 +210,7 @@ def test_auto_chooses_the_method_by_cross_fitting_over_validation_documents(two_
     assert all(-1 <= v <= 1 for v in crossfit.values())
 
 
+@pytest.mark.hostile(DEGENERATE)
 def test_a_member_with_nan_weights_is_left_out_and_all_broken_is_one_error(two_runs, tmp_path, cli):
     storage, data = two_runs
     broken = fake_run(storage, "nan-run", "amn", data, {"width": 16, "key_dim": 8, "residual": True})

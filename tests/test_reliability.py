@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import FALSE_REFUSALS, one_error, one_trial_space
+from conftest import CONFINED, FALSE_REFUSALS, HANGS, LATE, NOT_LOOPBACK, one_error, one_trial_space
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -71,6 +71,7 @@ garbage = st.recursive(
 )
 
 
+@pytest.mark.hostile(LATE)
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(raw=garbage)
 def test_garbage_in_a_space_never_raises_anything_but_a_user_error(raw):
@@ -80,6 +81,7 @@ def test_garbage_in_a_space_never_raises_anything_but_a_user_error(raw):
         assert str(e).startswith("garbage.yaml") and "\n" not in str(e)
 
 
+@pytest.mark.hostile(LATE)
 @settings(max_examples=100, deadline=None)
 @given(text=st.text(max_size=200))
 def test_random_text_as_a_space_file_is_one_line_and_exit_2_or_a_valid_space(tmp_path_factory, text):
@@ -116,6 +118,7 @@ def space_file(tmp_path: Path, samples=2, fixed="{epochs: 1}", arch="amn") -> Pa
     return path
 
 
+@pytest.mark.hostile(CONFINED)
 def test_a_storage_folder_that_cannot_be_written_is_one_line_and_exit_2(tmp_path, cli):
     blocker = tmp_path / "a-file"
     blocker.write_text("not a folder")
@@ -174,6 +177,7 @@ def _logged(run_dir: Path) -> int:
     return len(log.read_text().splitlines()) if log.exists() else 0
 
 
+@pytest.mark.hostile(HANGS)
 @pytest.mark.slow
 def test_a_driver_killed_with_sigkill_resumes_keeping_every_finished_trial(tmp_path):
     space = space_file(tmp_path, samples=6, fixed="{epochs: 3}")
@@ -313,6 +317,7 @@ def _session_folder(before: set, timeout_s=60) -> Path:
     raise AssertionError("the search started no private Ray")
 
 
+@pytest.mark.hostile(NOT_LOOPBACK)
 def test_every_socket_of_the_private_ray_listens_on_loopback_only(tmp_path):
     # README "Safety": every listening socket of a search's private Ray cluster is on 127.0.0.1.
     psutil = pytest.importorskip("psutil")
@@ -342,6 +347,7 @@ def test_every_socket_of_the_private_ray_listens_on_loopback_only(tmp_path):
     assert not outside, f"listening beyond loopback: {outside}"
 
 
+@pytest.mark.hostile(HANGS)
 def test_a_driver_killed_with_sigkill_leaves_no_process_and_no_folder(tmp_path):
     from lvm_search.reaper import _pids_using
 
@@ -359,6 +365,7 @@ def test_a_driver_killed_with_sigkill_leaves_no_process_and_no_folder(tmp_path):
     assert not folder.exists() and not _pids_using(str(folder))
 
 
+@pytest.mark.hostile(HANGS)
 def test_an_address_where_nothing_listens_is_one_line_in_seconds(tmp_path, cli):
     import socket
 
@@ -372,6 +379,7 @@ def test_an_address_where_nothing_listens_is_one_line_in_seconds(tmp_path, cli):
     assert code == 2 and "cannot reach a Ray head" in one_error(err) and time.time() - t0 < 15
 
 
+@pytest.mark.hostile(HANGS)
 def test_address_auto_without_a_cluster_ray_start_recorded_is_one_line(tmp_path, cli, monkeypatch):
     # Never Ray's fallback to any Ray process running here: it could be another user's private search.
     monkeypatch.delenv("RAY_ADDRESS", raising=False)
@@ -380,6 +388,7 @@ def test_address_auto_without_a_cluster_ray_start_recorded_is_one_line(tmp_path,
     assert code == 2 and "`ray start` recorded no cluster" in one_error(err)
 
 
+@pytest.mark.hostile(HANGS)
 @pytest.mark.slow
 def test_an_address_where_something_else_listens_is_one_line_within_a_minute(tmp_path, cli):
     import socket
@@ -399,6 +408,7 @@ def test_an_address_where_something_else_listens_is_one_line_within_a_minute(tmp
     assert code == 2 and "no Ray head answered" in one_error(err) and time.time() - t0 < 60
 
 
+@pytest.mark.hostile(HANGS)
 def test_a_user_ray_tmpdir_is_used_and_left_as_it_was(tmp_path, monkeypatch):
     import shutil
     import tempfile
@@ -418,6 +428,7 @@ def test_a_user_ray_tmpdir_is_used_and_left_as_it_was(tmp_path, monkeypatch):
 # --- paths a user gives -------------------------------------------------------------------------------
 
 
+@pytest.mark.hostile(CONFINED)
 @pytest.mark.parametrize("name", [".", "..", "../elsewhere", "a/b", "", "ensembles", ".hidden"])
 def test_a_run_name_that_is_not_one_plain_folder_name_is_refused(tmp_path, cli, name):
     storage = tmp_path / "runs"
@@ -428,6 +439,7 @@ def test_a_run_name_that_is_not_one_plain_folder_name_is_refused(tmp_path, cli, 
     assert sorted(p.name for p in storage.iterdir()) == ["lstm"]  # nothing moved, nothing added
 
 
+@pytest.mark.hostile(CONFINED)
 def test_fresh_moves_the_previous_run_aside_and_never_deletes_it(tmp_path):
     raw = yaml.safe_load(TINY.format(samples=1, fixed="{epochs: 1}"))
     space = parse_space(raw, "fresh.yaml")
@@ -440,6 +452,7 @@ def test_fresh_moves_the_previous_run_aside_and_never_deletes_it(tmp_path):
     assert second.trials[0].trial_id != first.trials[0].trial_id and second.counts.trials == 1
 
 
+@pytest.mark.hostile(CONFINED)
 def test_a_folder_that_is_not_a_run_is_never_taken_over(tmp_path, cli):
     storage = tmp_path / "runs"
     (storage / "space").mkdir(parents=True)
@@ -450,6 +463,7 @@ def test_a_folder_that_is_not_a_run_is_never_taken_over(tmp_path, cli):
     assert [p.name for p in (storage / "space").iterdir()] == ["thesis.tex"]
 
 
+@pytest.mark.hostile(CONFINED)
 def test_a_run_name_that_is_a_users_file_is_refused_and_the_file_stays(tmp_path, cli):
     storage = tmp_path / "runs"
     storage.mkdir()
@@ -460,6 +474,7 @@ def test_a_run_name_that_is_a_users_file_is_refused_and_the_file_stays(tmp_path,
     assert (storage / "notes.txt").read_text() == "mine"
 
 
+@pytest.mark.hostile(CONFINED)
 @pytest.mark.parametrize("command", [["report", "--out", ""], ["eval", "x", "--data", ""], ["run", ""]])
 def test_an_empty_path_is_one_line_naming_the_flag(command):
     done = subprocess.run([sys.executable, "-m", "lvm_search.cli", *command], capture_output=True, text=True)
@@ -467,6 +482,7 @@ def test_an_empty_path_is_one_line_naming_the_flag(command):
     assert done.returncode == 2 and f"argument {flag}: an empty path" in one_error(done.stderr)
 
 
+@pytest.mark.hostile(LATE)
 @pytest.mark.parametrize(
     "argv",
     [
@@ -480,6 +496,7 @@ def test_argparse_mistakes_are_one_error_line_naming_the_flag(argv):
     assert done.returncode == 2 and argv[-1 if argv[-1].startswith("-") else -2] in one_error(done.stderr)
 
 
+@pytest.mark.hostile(HANGS)
 @pytest.mark.parametrize("what", ["missing", "a file"])
 def test_a_ray_tmpdir_that_is_not_a_folder_is_one_line(tmp_path, cli, monkeypatch, what):
     target = tmp_path / "nope"

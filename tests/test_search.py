@@ -15,7 +15,7 @@ from pathlib import Path
 import optuna
 import pytest
 import torch
-from conftest import FALSE_REFUSALS, one_error, one_trial_space
+from conftest import FALSE_REFUSALS, HANGS, LATE, RESUME, one_error, one_trial_space
 
 from lvm_search.checkpoint import load_model
 from lvm_search.data import load_data
@@ -121,6 +121,7 @@ def test_the_optuna_study_tells_pruned_from_finished_with_every_epoch(tiny_run):
             assert ot.state == optuna.trial.TrialState.COMPLETE and ot.value == trial.val_cosine
 
 
+@pytest.mark.hostile(HANGS)
 def test_ray_leaves_no_files_and_no_settings_behind(tiny_run):
     _, _, run_dir, (folders_before, environ_before) = tiny_run
     assert lvm_temp_folders() <= folders_before  # the private Ray's temp folder is gone
@@ -137,6 +138,7 @@ def _trials_done(run_dir: Path) -> int:
     return len(log.read_text().splitlines()) if log.exists() else 0
 
 
+@pytest.mark.hostile(RESUME)
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_an_interrupted_search_resumes_to_exactly_samples_trials(tmp_path, sig):
     space = write_space(tmp_path, samples=4)
@@ -411,6 +413,7 @@ def test_the_gp_sampler_without_scipy_is_one_line_and_exit_2_before_anything_is_
     assert not storage.exists()
 
 
+@pytest.mark.hostile(LATE)
 @pytest.mark.parametrize(
     "text, message",
     [
@@ -493,6 +496,7 @@ def test_a_bad_space_file_is_one_line_and_exit_2_before_ray_starts(tmp_path, cli
     assert not (tmp_path / "runs").exists()
 
 
+@pytest.mark.hostile(LATE)
 def test_a_missing_space_file_is_one_line_and_exit_2(tmp_path, cli):
     code, _, err = cli("run", str(tmp_path / "nope.yaml"))
     assert code == 2 and "nope.yaml: no such space file" in one_error(err)

@@ -12,7 +12,7 @@ import sys
 import numpy as np
 import pytest
 import torch
-from conftest import SMALL
+from conftest import DEGENERATE, LEAKAGE, SMALL
 
 from lvm_search.checkpoint import CONFIG, WEIGHTS, check_fingerprint, load_model
 from lvm_search.data import load_data
@@ -123,6 +123,7 @@ BAD_FILES = {
 }
 
 
+@pytest.mark.hostile(DEGENERATE)
 @pytest.mark.parametrize("case", BAD_FILES)
 def test_bad_data_file_is_one_error_line_naming_it(cli, tmp_path, write_native, case):
     path = BAD_FILES[case](tmp_path, write_native)
@@ -398,6 +399,7 @@ def test_ema_outside_0_to_1_is_one_error_line(cli, tiny, tmp_path):
     assert_user_error(code, out, err, "ema")
 
 
+@pytest.mark.hostile(LEAKAGE)
 def test_extra_train_flag_grows_train_only_and_a_missing_file_is_one_error_line(cli, write_native, tmp_path):
     main_path = write_native([10] * 10)
     extra_path = write_native([8] * 4, seed=3, name="extra.npz")

@@ -30,6 +30,7 @@ space:
         (SPACE.replace("values: [8, 16]}", "values: [8, 16], type: int}"), "'type'", "twice on line 5"),
         (SPACE.replace("samples: 1", "samples: 1\n1: 2\ntrue: 3"), "True", "on lines 3 and 4"),  # 1 == true
     ],
+    ids=["at the top level", "in a flow mapping", "nested", "in a dimension", "1 and true"],
 )
 def test_a_space_file_that_gives_a_key_twice_is_one_line_naming_it_and_both_lines(
     cli, tmp_path, text, key, lines
