@@ -292,7 +292,7 @@ LOOPBACK = {"127.0.0.1", "::1", "::ffff:127.0.0.1"}
 def _start_search(tmp_path: Path, samples=2, epochs=4) -> tuple[subprocess.Popen, set]:
     import tempfile
 
-    before = set(Path(tempfile.gettempdir()).glob("lvm-ray-*"))
+    before = set(Path(os.environ.get("RAY_TMPDIR") or tempfile.gettempdir()).glob("lvm-ray-*"))
     cmd = [
         sys.executable,
         "-m",
@@ -310,7 +310,7 @@ def _session_folder(before: set, timeout_s=60) -> Path:
 
     deadline = time.time() + timeout_s
     while time.time() < deadline:
-        new = set(Path(tempfile.gettempdir()).glob("lvm-ray-*")) - before
+        new = set(Path(os.environ.get("RAY_TMPDIR") or tempfile.gettempdir()).glob("lvm-ray-*")) - before
         if new:
             return new.pop()
         time.sleep(0.1)
