@@ -14,7 +14,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from .errors import UserError
+from .errors import UserError, reason
 from .models import build_model
 from .runs import check_replaceable, read_json, write_folder
 
@@ -89,11 +89,11 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[to
     try:
         state = load_file(weights)  # safetensors: plain tensors only, nothing is executed
     except (SafetensorError, OSError, ValueError) as e:
-        raise UserError(f"{weights}: not a readable safetensors file ({e})") from None
+        raise UserError(f"{weights}: not a readable safetensors file ({reason(e)})") from None
     try:
         model.load_state_dict(state)
     except RuntimeError as e:
-        first = str(e).strip().splitlines()[0]
+        first = reason(e)
         raise UserError(f"{weights}: weights do not fit the model in {CONFIG} ({first})") from None
     return model.to(device).eval(), meta
 

@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 from . import __version__
-from .errors import TrainingDiverged, UserError
+from .errors import TrainingDiverged, UserError, shown
 from .logs import console
 
 MIN_CONTEXT_HELP = "earlier passages a target needs (default k); older positions are zero-padded"
@@ -28,19 +28,38 @@ def _path(text: str) -> str:
     return text
 
 
+def _bounded(low: int, high: int):
+    """An argparse type: an integer from ``low`` to ``high`` (limits.py), else one error line."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(
+                f"expected an integer from {low} to {high:,}, got {shown(value)}"
+            )
+        return value
+
+    return parse
+
+
 def _data_args(p: argparse.ArgumentParser) -> None:
+    from .limits import MAX_K, MAX_SEED
+
     p.add_argument("--data", type=_path, help="an .npz data set (default: the packaged sample)")
     p.add_argument(
         "--k",
-        type=int,
+        type=_bounded(1, MAX_K),
         default=None,
         help="context length (default 5; run: the space's data.k; windows-format files set their own)",
     )
-    p.add_argument("--min-context", type=int, help=MIN_CONTEXT_HELP)
+    p.add_argument("--min-context", type=_bounded(1, MAX_K), help=MIN_CONTEXT_HELP)
     p.add_argument(
         "--extra-train", type=_path, action="append", default=[], metavar="NPZ", help=EXTRA_TRAIN_HELP
     )
-    p.add_argument("--split-seed", type=int, default=0, help="seed of the document split")
+    p.add_argument("--split-seed", type=_bounded(0, MAX_SEED), default=0, help="seed of the document split")
 
 
 def _load(args):
@@ -59,9 +78,11 @@ def _print_json(obj) -> None:
 
 
 def cmd_baselines(args) -> int:
+    from .data import check_context_length
     from .metrics import baselines
 
     data = _load(args)
+    check_context_length(data, data.k, "--k")
     scores = baselines(data)
     out = {
         "data": data.summary(),
@@ -109,23 +130,37 @@ def parse_sets(pairs: list[str]) -> dict:
                 pass
         if isinstance(value, (dict, list)):
             raise UserError(f"--set {key.strip()}: expected a single value, got {type(value).__name__}")
+        if key.strip() in out:  # the command line would say two things; neither silently wins
+            raise UserError(
+                f"--set {key.strip()}: given twice ({out[key.strip()]!r} and {value!r}); give it once"
+            )
         out[key.strip()] = value
     return out
 
 
 def cmd_train(args) -> int:
     from .checkpoint import check_checkpoint_path, save_checkpoint
+    from .data import check_context_length
+    from .devices import resolve_device
     from .distill import check_outside_teacher, load_teacher
     from .metrics import reference_mean, score
     from .spaces import trial_settings
-    from .train import train
+    from .train import check_fits, train
 
     settings = parse_sets(args.set or [])
-    if args.epochs is not None:
-        settings["epochs"] = args.epochs
-    if args.device:
-        settings["device"] = args.device
+    trial_settings(args.arch, {}, settings, where="--set")  # the --set values alone, named as such
+    for flag, key, value in (("--epochs", "epochs", args.epochs), ("--device", "device", args.device)):
+        if value is None:
+            continue
+        if key in settings:  # two values for one setting: neither silently wins
+            raise UserError(
+                f"{flag} {value}: {key} is also given by --set {key}={settings[key]}; give it once"
+            )
+        trial_settings(args.arch, {}, {**settings, key: value}, where=flag)
+        settings[key] = value
     cfg, k = trial_settings(args.arch, {}, settings, where="--set")
+    if args.device:
+        resolve_device(args.device, where="--device")
     if k is not None:
         raise UserError("--set k: use --k for the context length")
     out = Path(args.out or f"runs/train/{args.arch}")
@@ -135,6 +170,8 @@ def cmd_train(args) -> int:
     if args.teacher:
         check_outside_teacher(out, args.teacher, "--out")
     data = _load(args)
+    check_context_length(data, data.k, "--k")
+    check_fits(cfg, data.k, data.dim, "--set/--k")
 
     def report(epoch, m, save):
         print(
@@ -396,7 +433,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--set", action="append", metavar="KEY=VALUE", help="a model or training setting (repeatable)"
     )
     p.add_argument("--epochs", type=int)
-    p.add_argument("--device", help="auto (default), cpu, cuda or mps")
+    p.add_argument("--device", help="auto (default), cpu, cuda, cuda:N or mps")
     p.add_argument("--teacher", type=_path, help=TEACHER_HELP)
     p.add_argument(
         "--out", type=_path, help="checkpoint folder (default runs/train/ARCH); replaces only a checkpoint"
@@ -425,7 +462,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-concurrent", type=_concurrency, help="trials running at once, or auto")
     p.add_argument("--cpus-per-trial", type=float)
     p.add_argument("--gpus-per-trial", type=float, help="fractions share a GPU, e.g. 0.25")
-    p.add_argument("--device", help="auto, cuda, mps or cpu (overrides the space's resources.device)")
+    p.add_argument(
+        "--device",
+        help="auto, cuda, cuda:N (this machine's GPU N), mps or cpu (overrides the space's resources.device)",
+    )
     p.add_argument("--teacher", type=_path, help=TEACHER_HELP + " (overrides the space's data.teacher)")
     p.add_argument("--address", help="an existing Ray cluster: auto or HOST:PORT")
     p.add_argument(

@@ -28,7 +28,7 @@ import ray
 
 from . import reaper
 from .devices import gpus_here
-from .errors import UserError
+from .errors import UserError, reason
 from .internals import (
     SINGLE_MACHINE_ENV,
     TUNE_QUIET,
@@ -69,9 +69,23 @@ def loopback_only():
         yield
 
 
+def gpu_settings(gpu: int | None, visible: str | None, device_count: int) -> tuple[dict[str, str], int]:
+    """The environment and GPU count of a private cluster given GPU ``gpu`` of this machine alone
+    (``--device cuda:N``, N as torch numbers the GPUs it sees), or all of them (None). Ray then sets
+    each trial's CUDA_VISIBLE_DEVICES to that GPU, which the trial calls cuda."""
+    if gpu is None:
+        return {}, device_count
+    entries = [e.strip() for e in visible.split(",") if e.strip()] if visible is not None else None
+    if entries is not None and gpu >= len(entries):
+        raise UserError(f"--device cuda:{gpu}: CUDA_VISIBLE_DEVICES={visible} shows {len(entries)} GPU(s)")
+    return {"CUDA_VISIBLE_DEVICES": entries[gpu] if entries is not None else str(gpu)}, 1
+
+
 @contextmanager
-def private_cluster(env: dict[str, str] | None = None):
-    """A private Ray on this machine; ``env``: variables its workers get (unless the user set them)."""
+def private_cluster(env: dict[str, str] | None = None, gpu: int | None = None):
+    """A private Ray on this machine. ``env``: variables its workers get (unless the user set them);
+    ``gpu``: GPU N of this machine alone (``cuda:N``), else every GPU it has."""
+    only_gpu, num_gpus = gpu_settings(gpu, os.environ.get("CUDA_VISIBLE_DEVICES"), gpus_here())
     if ray.is_initialized():
         ray.shutdown()
     ray_dir = os.path.dirname(ray.__file__)
@@ -89,11 +103,8 @@ def private_cluster(env: dict[str, str] | None = None):
         start_new_session=True,
         close_fds=True,
     )
-    settings = {
-        **{k: v for k, v in (env or {}).items() if k not in os.environ},
-        **QUIET,
-        "RAY_TMPDIR": ray_tmp,
-    }
+    unset = {key: value for key, value in (env or {}).items() if key not in os.environ}
+    settings = {**unset, **QUIET, "RAY_TMPDIR": ray_tmp, **only_gpu}
     if not any(os.environ.get(v) for v in TOKEN_SOURCES) and not DEFAULT_TOKEN_FILE.exists():
         # Ray turns token auth on for a new local cluster and would write a lasting token to
         # ~/.ray; we keep auth on with a token that lives in this process's environment only.
@@ -102,7 +113,7 @@ def private_cluster(env: dict[str, str] | None = None):
     try:
         with environment(settings, keep=("RAY_AUTH_TOKEN",)), loopback_only():
             ray.init(
-                num_gpus=gpus_here(),
+                num_gpus=num_gpus,
                 include_dashboard=False,
                 _node_ip_address="127.0.0.1",
                 _temp_dir=ray_tmp,
@@ -173,12 +184,10 @@ def join_cluster(address: str):
     except ray.exceptions.AuthenticationError as e:
         raise UserError(
             f"--address {address}: the cluster refused this driver's auth token; copy the head node's "
-            f"~/.ray/auth_token here or set RAY_AUTH_TOKEN_PATH ({str(e).splitlines()[0][:120]})"
+            f"~/.ray/auth_token here or set RAY_AUTH_TOKEN_PATH ({reason(e)})"
         ) from None
     except (ConnectionError, RuntimeError, ValueError) as e:
-        raise UserError(
-            f"--address {address}: cannot connect to a Ray cluster ({str(e).splitlines()[0][:160]})"
-        ) from None
+        raise UserError(f"--address {address}: cannot connect to a Ray cluster ({reason(e)})") from None
     try:
         with environment(QUIET), sigterm_as_interrupt():
             yield

@@ -38,7 +38,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .errors import UserError
+from .errors import UserError, reason, shown
+from .limits import MAX_K, MAX_SEED, SCORING_CHUNK_BYTES
 
 SPLITS = ("train", "val", "test")
 DEFAULT_K = 5
@@ -122,11 +123,23 @@ class LVMData:
         targets = self.splits[split].targets[idx]
         return self.vectors[self.contexts(split, idx)].float(), self.vectors[targets].float()
 
+    def chunk_size(self, size: int = 4096) -> int:
+        """``size`` windows, or fewer where their float32 contexts would pass SCORING_CHUNK_BYTES."""
+        return max(1, min(size, SCORING_CHUNK_BYTES // (4 * self.k * self.dim)))
+
     def chunks(self, split: str, size: int = 4096):
-        """(contexts, targets) of ``split`` in order, ``size`` windows at a time: never the whole
-        split gathered at once."""
+        """(contexts, targets) of ``split`` in order, ``chunk_size(size)`` windows at a time: never the
+        whole split gathered at once, and never more than SCORING_CHUNK_BYTES of contexts."""
+        size = self.chunk_size(size)
         for lo in range(0, len(self.splits[split]), size):
             yield self.batch(split, slice(lo, lo + size))
+
+    def longest_context(self) -> int:
+        """The most earlier passages any target has in its document (windows format: the file's k):
+        a context longer than that reads padding only, at every window."""
+        if self.format != "native":
+            return self.k
+        return max((int((s.targets - s.starts).max()) for s in self.splits.values() if len(s)), default=0)
 
     def targets(self, split: str) -> torch.Tensor:
         return self.vectors[self.splits[split].targets].float()
@@ -152,12 +165,20 @@ class LVMData:
             raise UserError(f"{self.source}: a windows-format file has fixed windows of k={self.k}, not {k}")
         if k < self.min_context:
             raise UserError(f"{self.source}: context length k={k} is below min_context={self.min_context}")
+        if k > MAX_K:
+            raise UserError(
+                f"{self.source}: context length k={k} is above {MAX_K:,}, the most lvm-search reads"
+            )
         view = dataclasses.replace(self, k=k)
         if k > self.k and not self.padded:  # positions before a document's start read a zero row
             padded = torch.cat([self.vectors, self.vectors.new_zeros(1, self.dim)])
             view = dataclasses.replace(view, vectors=padded, pad_row=len(self.vectors))
         view.fingerprint = view.compute_fingerprint()
         return view
+
+    def fingerprint_at(self, k: int) -> str:
+        """The fingerprint ``with_k(k)`` would have, without building that view."""
+        return self.fingerprint if k == self.k else dataclasses.replace(self, k=k).compute_fingerprint()
 
     def compute_fingerprint(self) -> str:
         """A hash of the file contents (vectors, document ids), k, min_context, the split assignment
@@ -236,6 +257,17 @@ def load_data(
     """
     path = Path(path) if path is not None else sample_path()
     _check_fractions(fractions)
+    for name, value in (("k", k), ("min_context", min_context)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value > MAX_K):
+            raise UserError(f"{name} must be an integer from 1 to {MAX_K:,}, got {shown(value)}")
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
+        raise UserError(
+            f"the split seed (--split-seed) must be an integer from 0 to {MAX_SEED:,}, got {shown(seed)}"
+        )
+    extra_train = tuple(extra_train)
+    for i, extra in enumerate(extra_train):
+        if any(Path(extra).resolve() == Path(other).resolve() for other in extra_train[:i]):
+            raise UserError(f"{extra}: given twice as extra training data; give it once")
     arrays = _read_npz(path)
     if "context_sequences" in arrays or "target_vectors" in arrays:
         if min_context is not None:
@@ -253,6 +285,32 @@ def load_data(
         for extra in extra_train:
             data = _add_training_documents(data, arrays["vectors"], path, Path(extra))
     return data.to(device)
+
+
+def check_context_length(data: LVMData, k: int, where: str) -> None:
+    """Refuse a context length no target of ``data`` can fill: with min_context < k the older
+    positions are padding, legal, but a k beyond the longest document reads padding at every window
+    and costs batch_size x k x D memory for nothing (``--k 100000`` would ask for tens of GB)."""
+    longest = data.longest_context()
+    if k > longest:
+        raise UserError(
+            f"{where}: k={k:,} reads further back than any target of {data.source} has passages: its "
+            f"longest document gives a target at most {longest:,} earlier passages, and positions beyond "
+            f"would only be padding; use k <= {longest:,}"
+        )
+
+
+def is_windows_file(path: str | Path | None) -> bool:
+    """Whether ``path`` is a windows-format file, from its array names alone (nothing is loaded); a
+    file that cannot be read is not one (``load_data`` says what is wrong with it)."""
+    try:
+        z = np.load(Path(path) if path is not None else sample_path(), allow_pickle=False)
+    except Exception:
+        return False
+    if not isinstance(z, np.lib.npyio.NpzFile):
+        return False
+    with z:
+        return "context_sequences" in z.files or "target_vectors" in z.files
 
 
 def _check_fractions(fractions) -> None:
@@ -273,8 +331,7 @@ def _read_npz(path: Path) -> dict[str, np.ndarray]:
         with z:
             return {name: z[name] for name in wanted if name in z.files}
     except (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError, KeyError) as e:
-        first = str(e).splitlines()[0][:120] if str(e) else ""
-        raise UserError(f"{path}: not a readable .npz file ({type(e).__name__}: {first})") from None
+        raise UserError(f"{path}: not a readable .npz file ({type(e).__name__}: {reason(e)})") from None
 
 
 def _check_vectors(path: Path, name: str, v: np.ndarray, ndim: int) -> None:

@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import functools
 import logging
+import re
 import sys
 
 import torch
 
-from .errors import UserError
+from .errors import UserError, shown
 
 logger = logging.getLogger(__name__)
 
@@ -61,16 +62,29 @@ def gpus_here() -> int:
     return 1 if mps_usable() else 0
 
 
-def resolve_device(name: str) -> torch.device:
+_DEVICE = re.compile(r"(auto|cpu|cuda|mps)(?::([0-9]{1,4}))?")
+
+
+def parse_device(name, where: str = "device") -> tuple[str, int | None]:
+    """``auto``, ``cpu``, ``cuda``, ``cuda:N`` or ``mps`` -> (kind, N or None); ``cpu:0`` and ``mps:0``
+    are torch's names of the one CPU and Apple GPU."""
+    m = _DEVICE.fullmatch(name) if isinstance(name, str) else None
+    if m is None or (m[2] is not None and (m[1] == "auto" or (m[1] != "cuda" and int(m[2]) != 0))):
+        raise UserError(f"{where}: expected auto, cpu, cuda, cuda:N or mps, got {shown(name)}")
+    return m[1], None if m[2] is None else int(m[2])
+
+
+def resolve_device(name: str, where: str = "device") -> torch.device:
     """A device name (auto, cpu, cuda[:N], mps) as the torch device it means on this machine."""
-    if name == "auto":
+    kind, index = parse_device(name, where)
+    if kind == "auto":
         return torch.device(local_gpu() or "cpu")
-    kind = name.split(":")[0] if isinstance(name, str) else None
-    if kind not in KINDS:
-        raise UserError(f"device must be auto, cpu, cuda[:N] or mps, got {name!r}")
     available = {"cpu": True, "cuda": torch.cuda.is_available(), "mps": mps_usable()}
     if not available[kind]:
-        raise UserError(f"device {name!r} was asked for but is not available on this machine")
+        raise UserError(f"{where}: {name!r} was asked for but is not available on this machine")
+    if kind == "cuda" and index is not None and index >= torch.cuda.device_count():
+        count = torch.cuda.device_count()
+        raise UserError(f"{where}: {name} was asked for, but this machine has {count} CUDA GPU(s)")
     return torch.device(name)
 
 

@@ -21,7 +21,7 @@ from .data import LVMData
 from .ensemble import load_ensemble
 from .errors import UserError
 from .metrics import predict
-from .runs import ENSEMBLE_RECORD, EnsembleRecord, read_ensemble
+from .runs import ENSEMBLE_MEMBERS, ENSEMBLE_RECORD, EnsembleRecord, files_digest, read_ensemble
 
 
 @dataclass
@@ -30,10 +30,25 @@ class Teacher:
     fingerprint: str  # of the data it was built on (this data at the teacher's k)
     digest: str  # of its ensemble.json: an ensemble rebuilt in the same folder is another teacher
     targets: torch.Tensor = field(repr=False)  # [train windows, D] unit rows, in the train split's order
+    # of ensemble.json and every member file (weights, config.json, ridge buffers): a member replaced
+    # between two starts of a search is another teacher, also for ensembles that record no digests
+    files_digest: str | None = None
 
     def describe(self) -> dict:
         """What a checkpoint and a run record of their teacher."""
-        return {"source": self.source, "fingerprint": self.fingerprint, "digest": self.digest}
+        described = {"source": self.source, "fingerprint": self.fingerprint, "digest": self.digest}
+        return {**described, "files_digest": self.files_digest} if self.files_digest else described
+
+
+def same_teacher(recorded: dict | None, teacher: Teacher | None) -> bool:
+    """Whether a run's recorded teacher is ``teacher``. Runs started before files digests were
+    recorded have none; for them the rest must match."""
+    if recorded is None or teacher is None:
+        return recorded is None and teacher is None
+    now = teacher.describe()
+    return all(recorded.get(key) == now.get(key) for key in ("source", "fingerprint", "digest")) and (
+        "files_digest" not in recorded or recorded["files_digest"] == now.get("files_digest")
+    )
 
 
 def _ensemble_at(path: str | Path) -> tuple[Path, EnsembleRecord]:
@@ -70,6 +85,15 @@ def load_teacher(path: str | Path, data: LVMData) -> Teacher:
             f"{record.fingerprint}, this data at k={k}: {data_k.fingerprint}); its members may have "
             "trained on this run's validation or test documents"
         )
+    for (
+        member
+    ) in record.members:  # each member on its own windows: the record's fingerprint alone may be edited
+        if member.baseline is None and data.with_k(member.k).fingerprint != member.fingerprint:
+            raise UserError(
+                f"{path / ENSEMBLE_RECORD}: member {member.name} was trained on other data or another split "
+                f"(fingerprint {member.fingerprint}) than the data the teacher says it was built on"
+            )
     digest = hashlib.sha256((path / ENSEMBLE_RECORD).read_bytes()).hexdigest()[:16]
-    model, _ = load_ensemble(path, data.device)
-    return Teacher(str(path), record.fingerprint, digest, predict(model, data_k, "train"))
+    files = files_digest(path, (ENSEMBLE_RECORD, ENSEMBLE_MEMBERS))
+    model, _ = load_ensemble(path, data.device)  # checks each member's files against the record
+    return Teacher(str(path), record.fingerprint, digest, predict(model, data_k, "train"), files)

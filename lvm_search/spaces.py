@@ -44,16 +44,17 @@ from pathlib import Path
 
 import optuna
 
-from .data import DEFAULT_K
-from .errors import UserError
+from .data import DEFAULT_K, check_context_length
+from .devices import parse_device
+from .errors import UserError, is_finite_number, shown
+from .limits import MAX_BUDGET_EPOCHS, MAX_EPOCHS, MAX_K, MAX_RESOURCE, MAX_SAMPLES, MAX_SEED, MIN_RESOURCE
 from .models import config_fields, make_config
-from .train import TRAIN_FIELDS, TrainConfig
+from .train import TRAIN_FIELDS, TrainConfig, check_fits
 from .yaml_files import read_yaml
 
 METRIC = "val_cosine"  # maximised
 SCHEDULERS = ("asha", "none")
 SAMPLERS = ("auto", "tpe", "gp", "random")
-DEVICES = ("auto", "cuda", "mps", "cpu")
 NOT_SEARCHABLE = {"device", "threads"}  # set per trial by the search from its resources
 DATA_SETTINGS = {"k"}  # searched like the others, but they choose a view of the data
 MAX_COMBINATIONS_CHECKED = 4096
@@ -245,7 +246,7 @@ class SearchSpace:
         where = "command line"
         space, fixed = dict(self.space), dict(self.fixed)
         if max_epochs is not None:
-            cap = _int(max_epochs, f"{where}: --max-epochs", minimum=1)
+            cap = _int(max_epochs, f"{where}: --max-epochs", minimum=1, maximum=MAX_EPOCHS)
             if "epochs" in space:
                 dim = space["epochs"]
                 space["epochs"] = dataclasses.replace(dim, low=min(dim.low, cap), high=min(dim.high, cap))
@@ -269,13 +270,15 @@ class SearchSpace:
             data["teacher"] = teacher
         result = dataclasses.replace(
             self,
-            samples=self.samples if samples is None else _int(samples, f"{where}: --samples", minimum=1),
+            samples=self.samples
+            if samples is None
+            else _int(samples, f"{where}: --samples", minimum=1, maximum=MAX_SAMPLES),
             budget_epochs=(
                 self.budget_epochs
                 if budget_epochs is None
-                else _int(budget_epochs, f"{where}: --budget-epochs", minimum=1)
+                else _int(budget_epochs, f"{where}: --budget-epochs", minimum=1, maximum=MAX_BUDGET_EPOCHS)
             ),
-            seed=self.seed if seed is None else _int(seed, f"{where}: --seed", minimum=0),
+            seed=self.seed if seed is None else _int(seed, f"{where}: --seed", minimum=0, maximum=MAX_SEED),
             max_concurrent=(
                 self.max_concurrent
                 if max_concurrent is None
@@ -357,15 +360,17 @@ def parse_space(raw, source: str, check_data: bool = True) -> SearchSpace:
     if "arch" not in raw:
         raise UserError(f"{source}: missing key 'arch'")
     if not isinstance(raw["arch"], str):
-        raise UserError(f"{source}: arch: expected a name, got {raw['arch']!r}")
+        raise UserError(f"{source}: arch: expected a name, got {shown(raw['arch'])}")
     arch = raw["arch"]
     try:
         settings = set(config_fields(arch)) | TRAIN_FIELDS | DATA_SETTINGS
     except UserError as e:
         raise UserError(f"{source}: arch: {e}") from None
 
-    samples = _int(raw.get("samples", SearchSpace.samples), f"{source}: samples", minimum=1)
-    seed = _int(raw.get("seed", SearchSpace.seed), f"{source}: seed", minimum=0)
+    samples = _int(
+        raw.get("samples", SearchSpace.samples), f"{source}: samples", minimum=1, maximum=MAX_SAMPLES
+    )
+    seed = _int(raw.get("seed", SearchSpace.seed), f"{source}: seed", minimum=0, maximum=MAX_SEED)
     max_concurrent = _concurrency(
         raw.get("max_concurrent", SearchSpace.max_concurrent), f"{source}: max_concurrent"
     )
@@ -395,10 +400,14 @@ def parse_space(raw, source: str, check_data: bool = True) -> SearchSpace:
 
     sampler = raw.get("sampler", SearchSpace.sampler)
     if sampler not in SAMPLERS:
-        raise UserError(f"{source}: sampler: expected one of {SAMPLERS}, got {sampler!r}")
+        raise UserError(f"{source}: sampler: expected one of {SAMPLERS}, got {shown(sampler)}")
     data = _data_spec(raw.get("data", {}), f"{source}: data")
     budget = raw.get("budget_epochs")
-    budget = None if budget is None else _int(budget, f"{source}: budget_epochs", minimum=1)
+    budget = (
+        None
+        if budget is None
+        else _int(budget, f"{source}: budget_epochs", minimum=1, maximum=MAX_BUDGET_EPOCHS)
+    )
     reference = raw.get("reference") or {}
     if not isinstance(reference, dict):
         raise UserError(f"{source}: reference: expected a mapping of searched setting: value")
@@ -449,16 +458,42 @@ def check_every_trial(space: SearchSpace) -> None:
         )
     for combo in combinations:
         point = {**reference, **combo}
-        shown = ", ".join(f"{k}={v!r}" for k, v in combo.items() if k in space.space)
-        trial_settings(space.arch, space.fixed, point, where=f"{space.source}: a trial with {shown}")
+        settings = ", ".join(f"{k}={shown(v)}" for k, v in combo.items() if k in space.space)
+        trial_settings(space.arch, space.fixed, point, where=f"{space.source}: a trial with {settings}")
+
+
+SIZE_SETTINGS = ("batch_size", "width", "depth", "ff", "key_dim")  # more of each: more memory
+
+
+def check_against_data(space: SearchSpace, data) -> None:
+    """What only the data can judge, checked once it is loaded and before Ray starts or the run folder
+    is written: the longest k any trial reads has targets that far back, and the largest trial (each
+    size setting at its largest) fits the bounds of batch and model memory (limits.py)."""
+    check_context_length(
+        data, space.load_k, f"{space.source}: {'space.k' if 'k' in space.space else 'data.k'}"
+    )
+    largest = {
+        **space.reference_point(),
+        **{name: dim.largest() for name, dim in space.space.items() if name in SIZE_SETTINGS},
+    }
+    shown_sizes = ", ".join(f"{name}={shown(largest[name])}" for name in SIZE_SETTINGS if name in space.space)
+    try:
+        cfg, _ = trial_settings(space.arch, space.fixed, largest)
+    except UserError:  # not a trial the space can give (check_every_trial checked those it can)
+        return
+    check_fits(
+        cfg, space.load_k, data.dim, f"{space.source}: the largest trial ({shown_sizes or 'fixed sizes'})"
+    )
 
 
 def _check_data_against_space(space: SearchSpace, where: str) -> None:
     min_context = space.data.min_context
     ks = space.space["k"].corners() if "k" in space.space else (space.reference_k,)
     for k in ks:
-        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-            raise UserError(f"{where}: k: context lengths must be integers >= 1, got {k!r}")
+        if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= MAX_K:
+            raise UserError(
+                f"{where}: k: context lengths must be integers from 1 to {MAX_K:,}, got {shown(k)}"
+            )
         if min_context is not None and k < min_context:
             raise UserError(f"{where}: k={k} is shorter than data.min_context={min_context}")
     if "k" in space.space and min_context is None and len(set(space.space["k"].values or ks)) > 1:
@@ -486,14 +521,16 @@ def _number(value, where: str) -> float:
             value = float(value)
         except ValueError:
             pass
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise UserError(f"{where}: expected a finite number, got {value!r}")
+    if not is_finite_number(value):
+        raise UserError(f"{where}: expected a finite number, got {shown(value)}")
     return value
 
 
-def _int(value, where: str, minimum: int) -> int:
+def _int(value, where: str, minimum: int, maximum: int | None = None) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise UserError(f"{where}: expected an integer >= {minimum}, got {value!r}")
+        raise UserError(f"{where}: expected an integer >= {minimum}, got {shown(value)}")
+    if maximum is not None and value > maximum:
+        raise UserError(f"{where}: expected an integer from {minimum} to {maximum:,}, got {shown(value)}")
     return value
 
 
@@ -515,11 +552,11 @@ def _scheduler(raw, where: str) -> Scheduler:
     raw = _mapping(raw, where, Scheduler)
     kind = raw.get("type", Scheduler.type)
     if kind not in SCHEDULERS:
-        raise UserError(f"{where}.type: expected one of {SCHEDULERS}, got {kind!r}")
+        raise UserError(f"{where}.type: expected one of {SCHEDULERS}, got {shown(kind)}")
     grace = _int(raw.get("grace_period", Scheduler.grace_period), f"{where}.grace_period", minimum=1)
     factor = _number(raw.get("reduction_factor", Scheduler.reduction_factor), f"{where}.reduction_factor")
     if factor <= 1:
-        raise UserError(f"{where}.reduction_factor: must be > 1, got {factor}")
+        raise UserError(f"{where}.reduction_factor: must be > 1, got {shown(factor)}")
     return Scheduler(kind, grace, float(factor))
 
 
@@ -529,16 +566,23 @@ def _resources(raw, where: str) -> Resources:
     gpus = raw.get("gpus_per_trial", Resources.gpus_per_trial)
     if gpus != "auto":
         gpus = float(_number(gpus, f"{where}.gpus_per_trial"))
-        if gpus < 0:
-            raise UserError(f"{where}.gpus_per_trial: must be >= 0 or auto, got {gpus}")
+        if gpus < 0 or 0 < gpus < MIN_RESOURCE or gpus > MAX_RESOURCE:
+            raise UserError(
+                f"{where}.gpus_per_trial: must be 0, from {MIN_RESOURCE} (Ray's smallest share) to "
+                f"{MAX_RESOURCE:,}, or auto, got {shown(gpus)}"
+            )
         if gpus > 1 and not gpus.is_integer():
-            raise UserError(f"{where}.gpus_per_trial: above 1 it must be a whole number of GPUs, got {gpus}")
-    if cpus <= 0:
-        raise UserError(f"{where}.cpus_per_trial: must be > 0, got {cpus}")
+            raise UserError(
+                f"{where}.gpus_per_trial: above 1 it must be a whole number of GPUs, got {shown(gpus)}"
+            )
+    if not MIN_RESOURCE <= cpus <= MAX_RESOURCE:
+        raise UserError(
+            f"{where}.cpus_per_trial: must be from {MIN_RESOURCE} (Ray's smallest share) to "
+            f"{MAX_RESOURCE:,}, got {shown(cpus)}"
+        )
     device = raw.get("device", Resources.device)
-    if device not in DEVICES:
-        raise UserError(f"{where}.device: expected one of {DEVICES}, got {device!r}")
-    if device == "cpu" and gpus not in ("auto", 0.0):
+    kind, _ = parse_device(device, f"{where}.device")  # cuda:N: GPU N of this machine (search.py)
+    if kind == "cpu" and gpus not in ("auto", 0.0):
         raise UserError(f"{where}: device cpu takes no GPUs, but gpus_per_trial is {gpus:g}")
     return Resources(float(cpus), gpus, device)
 
@@ -546,15 +590,17 @@ def _resources(raw, where: str) -> Resources:
 def _data_spec(raw, where: str) -> DataSpec:
     raw = _mapping(raw, where, DataSpec)
     k = raw.get("k")
-    k = None if k is None else _int(k, f"{where}.k", minimum=1)
+    k = None if k is None else _int(k, f"{where}.k", minimum=1, maximum=MAX_K)
     min_context = raw.get("min_context")
-    min_context = None if min_context is None else _int(min_context, f"{where}.min_context", minimum=1)
+    min_context = (
+        None if min_context is None else _int(min_context, f"{where}.min_context", minimum=1, maximum=MAX_K)
+    )
     if k is not None and min_context is not None and min_context > k:
-        raise UserError(f"{where}.min_context: must be <= k ({k}), got {min_context}")
+        raise UserError(f"{where}.min_context: must be <= k ({k}), got {shown(min_context)}")
     teacher = raw.get("teacher")
     if teacher is not None:
         if not isinstance(teacher, str) or not teacher.strip():
-            raise UserError(f"{where}.teacher: expected the path of an ensemble folder, got {teacher!r}")
+            raise UserError(f"{where}.teacher: expected the path of an ensemble folder, got {shown(teacher)}")
         teacher = str(Path(teacher).expanduser().resolve())  # one spelling per folder, for resumes
     return DataSpec(k, min_context, teacher)
 
@@ -576,18 +622,18 @@ def _dimension(spec, where: str, name: str) -> Dimension:
             raise UserError(f"{where}: a choice takes only 'values'")
         return Dimension("choice", values=tuple(values))
     if kind not in ("int", "float"):
-        raise UserError(f"{where}.type: expected int, float or choice, got {kind!r}")
+        raise UserError(f"{where}.type: expected int, float or choice, got {shown(kind)}")
     if "low" not in spec or "high" not in spec:
         raise UserError(f"{where}: needs low and high")
     low, high = _number(spec["low"], f"{where}.low"), _number(spec["high"], f"{where}.high")
     log = spec.get("log", False)
     if not isinstance(log, bool):
-        raise UserError(f"{where}.log: expected true or false, got {log!r}")
+        raise UserError(f"{where}.log: expected true or false, got {shown(log)}")
     step = spec.get("step")
     if step is not None:
         step = _number(step, f"{where}.step")
         if step <= 0:
-            raise UserError(f"{where}.step: must be > 0, got {step}")
+            raise UserError(f"{where}.step: must be > 0, got {shown(step)}")
         if log:
             raise UserError(f"{where}: step and log cannot be combined")
     if kind == "int" and not all(float(v).is_integer() for v in (low, high, step or 1)):
@@ -595,7 +641,7 @@ def _dimension(spec, where: str, name: str) -> Dimension:
     if low > high:
         raise UserError(f"{where}: low ({low}) > high ({high})")
     if log and low <= 0:
-        raise UserError(f"{where}: a log dimension needs low > 0, got {low}")
+        raise UserError(f"{where}: a log dimension needs low > 0, got {shown(low)}")
     if kind == "int":
         return Dimension("int", int(low), int(high), log, int(step) if step else None)
     return Dimension("float", float(low), float(high), log, float(step) if step else None)

@@ -23,7 +23,16 @@ from .checkpoint import save_checkpoint
 from .data import LVMData
 from .devices import resolve_device
 from .distill import Teacher
-from .errors import TrainingDiverged, UserError
+from .errors import TrainingDiverged, UserError, expected_kind, is_finite_number, shown
+from .limits import (
+    MAX_BATCH_BYTES,
+    MAX_BATCH_SIZE,
+    MAX_EPOCHS,
+    MAX_PARAMS,
+    MAX_SEED,
+    MAX_THREADS,
+    gib,
+)
 from .metrics import cosines, predict
 from .models import build_model, config_fields
 
@@ -67,28 +76,45 @@ class TrainConfig:
         for f in dataclasses.fields(self):
             _check_type(f, getattr(self, f.name))
         checks = [
-            (self.epochs >= 1, f"epochs must be >= 1, got {self.epochs}"),
-            (self.batch_size >= 1, f"batch_size must be >= 1, got {self.batch_size}"),
-            (self.lr > 0, f"lr must be > 0, got {self.lr}"),
-            (self.weight_decay >= 0, f"weight_decay must be >= 0, got {self.weight_decay}"),
-            (self.schedule in SCHEDULES, f"schedule must be one of {SCHEDULES}, got {self.schedule!r}"),
-            (self.warmup_epochs >= 0, f"warmup_epochs must be >= 0, got {self.warmup_epochs}"),
-            (self.grad_clip >= 0, f"grad_clip must be >= 0 (0 = off), got {self.grad_clip}"),
-            (0 <= self.context_dropout < 1, f"context_dropout must be in [0, 1), got {self.context_dropout}"),
-            (self.input_noise >= 0, f"input_noise must be >= 0, got {self.input_noise}"),
-            (0 <= self.infonce_weight <= 1, f"infonce_weight must be in [0, 1], got {self.infonce_weight}"),
+            (self.epochs >= 1, f"epochs must be >= 1, got {shown(self.epochs)}"),
+            (self.epochs <= MAX_EPOCHS, f"epochs must be at most {MAX_EPOCHS:,}, got {shown(self.epochs)}"),
+            (self.batch_size >= 1, f"batch_size must be >= 1, got {shown(self.batch_size)}"),
+            (
+                self.batch_size <= MAX_BATCH_SIZE,
+                f"batch_size must be at most {MAX_BATCH_SIZE:,}, got {shown(self.batch_size)}",
+            ),
+            (self.lr > 0, f"lr must be > 0, got {shown(self.lr)}"),
+            (self.weight_decay >= 0, f"weight_decay must be >= 0, got {shown(self.weight_decay)}"),
+            (self.schedule in SCHEDULES, f"schedule must be one of {SCHEDULES}, got {shown(self.schedule)}"),
+            (
+                0 <= self.warmup_epochs <= MAX_EPOCHS,
+                f"warmup_epochs must be from 0 to {MAX_EPOCHS:,}, got {shown(self.warmup_epochs)}",
+            ),
+            (self.grad_clip >= 0, f"grad_clip must be >= 0 (0 = off), got {shown(self.grad_clip)}"),
+            (
+                0 <= self.context_dropout < 1,
+                f"context_dropout must be in [0, 1), got {shown(self.context_dropout)}",
+            ),
+            (self.input_noise >= 0, f"input_noise must be >= 0, got {shown(self.input_noise)}"),
+            (
+                0 <= self.infonce_weight <= 1,
+                f"infonce_weight must be in [0, 1], got {shown(self.infonce_weight)}",
+            ),
             (
                 self.infonce_temperature > 0,
-                f"infonce_temperature must be > 0, got {self.infonce_temperature}",
+                f"infonce_temperature must be > 0, got {shown(self.infonce_temperature)}",
             ),
-            (0 <= self.ema < 1, f"ema must be in [0, 1) (0 = off), got {self.ema}"),
-            (0 <= self.distill <= 1, f"distill must be in [0, 1], got {self.distill}"),
+            (0 <= self.ema < 1, f"ema must be in [0, 1) (0 = off), got {shown(self.ema)}"),
+            (0 <= self.distill <= 1, f"distill must be in [0, 1], got {shown(self.distill)}"),
             (
                 self.data_dtype in DATA_DTYPES,
-                f"data_dtype must be one of {DATA_DTYPES}, got {self.data_dtype!r}",
+                f"data_dtype must be one of {DATA_DTYPES}, got {shown(self.data_dtype)}",
             ),
-            (self.threads is None or self.threads >= 1, f"threads must be >= 1, got {self.threads}"),
-            (self.seed >= 0, f"seed must be >= 0, got {self.seed}"),
+            (
+                self.threads is None or 1 <= self.threads <= MAX_THREADS,
+                f"threads must be from 1 to {MAX_THREADS:,}, got {shown(self.threads)}",
+            ),
+            (0 <= self.seed <= MAX_SEED, f"seed must be from 0 to {MAX_SEED:,}, got {shown(self.seed)}"),
         ]
         for ok, message in checks:
             if not ok:
@@ -104,18 +130,38 @@ def _check_type(f: dataclasses.Field, value) -> None:
     if kind is None or (value is None and "None" in str(f.type)):
         return
     if kind is float:
-        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+        ok = is_finite_number(value)
     elif kind is int:
         ok = isinstance(value, int) and not isinstance(value, bool)
     else:
         ok = isinstance(value, kind)
     if not ok:
-        raise UserError(
-            f"{f.name} expects {'a finite number' if kind is float else 'a ' + kind.__name__}, got {value!r}"
-        )
+        expected = "a finite number" if kind is float else expected_kind(kind)
+        raise UserError(f"{f.name} expects {expected}, got {shown(value)}")
 
 
 TRAIN_FIELDS = {f.name for f in dataclasses.fields(TrainConfig)} - {"arch", "model"}
+
+
+def check_fits(cfg: TrainConfig, k: int, dim: int, where: str) -> None:
+    """Refuse, before anything starts, a configuration whose batches or model are beyond the bounds
+    (limits.py) on data of dimension ``dim`` read at context length ``k``. The model is built on
+    torch's meta device: its parameters are counted, nothing is allocated."""
+    batch_bytes = cfg.batch_size * k * dim * 4
+    if batch_bytes > MAX_BATCH_BYTES:
+        raise UserError(
+            f"{where}: batch_size {cfg.batch_size:,} x k {k:,} x D {dim:,} is {gib(batch_bytes)} of float32 "
+            f"contexts per batch, above the {gib(MAX_BATCH_BYTES)} lvm-search allows; lower batch_size or k"
+        )
+    with torch.device("meta"):
+        model = build_model(cfg.arch, dim, k, **cfg.model)
+    params = sum(p.numel() for p in model.parameters())
+    if params > MAX_PARAMS:
+        sizes = ", ".join(f"{key}={value}" for key, value in dataclasses.asdict(model.cfg).items())
+        raise UserError(
+            f"{where}: {cfg.arch} with {sizes} has {params:,} parameters at D={dim}, above the "
+            f"{MAX_PARAMS:,} lvm-search allows; lower its sizes"
+        )
 
 
 @dataclass

@@ -7,6 +7,7 @@ import re
 import numpy as np
 import pytest
 import torch
+from conftest import CONFINED, CORRUPT
 
 from lvm_search.checkpoint import CONFIG, WEIGHTS, check_fingerprint, load_model, read_meta, save_checkpoint
 from lvm_search.data import load_data
@@ -86,6 +87,7 @@ def test_save_then_load_gives_identical_predictions(trained):
     assert meta == json.loads(json.dumps(result.meta))
 
 
+@pytest.mark.hostile(CONFINED)
 def test_saving_over_an_existing_checkpoint_replaces_it(trained, tmp_path):
     data, result, path = trained
     dest = tmp_path / "best"
@@ -97,6 +99,7 @@ def test_saving_over_an_existing_checkpoint_replaces_it(trained, tmp_path):
     assert torch.equal(predict(model, data, "val"), predict(result.model, data, "val"))
 
 
+@pytest.mark.hostile(CONFINED)
 @pytest.mark.parametrize("what", ["a folder of results", "the current folder", "a file"])
 def test_saving_over_anything_but_a_checkpoint_is_refused_and_it_stays(trained, tmp_path, what):
     _, result, _ = trained
@@ -117,6 +120,7 @@ def test_saving_over_anything_but_a_checkpoint_is_refused_and_it_stays(trained, 
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted({dest.name})
 
 
+@pytest.mark.hostile(CONFINED)
 def test_a_save_that_fails_midway_keeps_the_previous_checkpoint(trained, tmp_path, monkeypatch):
     data, result, path = trained
     dest = tmp_path / "best"
@@ -182,6 +186,7 @@ def test_pickled_weights_are_refused_and_never_executed(checkpoint_copy, tmp_pat
     assert not marker.exists()
 
 
+@pytest.mark.hostile(CORRUPT)
 @pytest.mark.parametrize("keep", [0.5, 0.9, 8])
 def test_truncated_safetensors_is_refused(checkpoint_copy, keep):
     weights = checkpoint_copy / WEIGHTS
@@ -200,6 +205,7 @@ def test_missing_weights_or_config_is_refused(checkpoint_copy):
         load_model(checkpoint_copy)
 
 
+@pytest.mark.hostile(CORRUPT)
 @pytest.mark.parametrize("damage", ["not json", "missing field"])
 def test_broken_config_is_refused(checkpoint_copy, damage):
     config = checkpoint_copy / CONFIG
@@ -213,6 +219,7 @@ def test_broken_config_is_refused(checkpoint_copy, damage):
         read_meta(checkpoint_copy)
 
 
+@pytest.mark.hostile(CORRUPT)
 def test_config_with_a_wrongly_typed_setting_is_refused(checkpoint_copy):
     config = checkpoint_copy / CONFIG
     meta = json.loads(config.read_text())
@@ -222,6 +229,7 @@ def test_config_with_a_wrongly_typed_setting_is_refused(checkpoint_copy):
         load_model(checkpoint_copy)
 
 
+@pytest.mark.hostile(CONFINED)
 def test_saving_over_a_link_to_a_checkpoint_is_refused_and_both_stay(trained, tmp_path):
     _, result, _ = trained
     target = tmp_path / "ck"

@@ -5,6 +5,7 @@ import logging
 import numpy as np
 import pytest
 import torch
+from conftest import DEGENERATE, LEAKAGE
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -316,6 +317,7 @@ def test_min_context_is_refused_for_windows_format(write_windows):
 # --- extra training data ------------------------------------------------------------------------
 
 
+@pytest.mark.hostile(LEAKAGE)
 def test_extra_train_adds_every_window_of_the_other_file_to_train_only(write_native):
     main_path = write_native([9, 14, 7, 11, 16, 8, 10, 12], dim=4)
     extra_path = write_native([6, 9, 4, 7], dim=4, seed=1, name="extra.npz")
@@ -393,6 +395,7 @@ def test_data_pickles_to_numpy_and_back_without_change(write_native):
         torch.testing.assert_close(back.batch(name, slice(None)), data.batch(name, slice(None)))
 
 
+@pytest.mark.hostile(DEGENERATE)
 @pytest.mark.parametrize("rows", [[3], [0, 7]])
 def test_all_zero_vectors_are_refused(write_native, rows):
     vectors = np.random.default_rng(0).standard_normal((50, 4)).astype(np.float32)
@@ -401,12 +404,14 @@ def test_all_zero_vectors_are_refused(write_native, rows):
         load_data(write_native([10] * 5, vectors=vectors))
 
 
+@pytest.mark.hostile(LEAKAGE)
 def test_extra_train_that_is_the_data_file_itself_is_refused(write_native):
     path = write_native([9] * 12, dim=4)
     with pytest.raises(UserError, match="is the --data file itself"):
         load_data(path, extra_train=(path,))
 
 
+@pytest.mark.hostile(LEAKAGE)
 def test_extra_train_sharing_a_held_out_passage_is_refused(write_native):
     main = write_native([9] * 12, dim=4, name="main.npz")
     data = load_data(main)
@@ -421,6 +426,7 @@ def test_extra_train_sharing_a_held_out_passage_is_refused(write_native):
     load_data(main, extra_train=(write_native([10] * 3, vectors=other, name="clean.npz"),))
 
 
+@pytest.mark.hostile(DEGENERATE)
 def test_a_huge_but_finite_row_keeps_its_direction(write_native):
     vectors = np.random.default_rng(0).standard_normal((50, 4)).astype(np.float32)
     direction = vectors[7] / np.linalg.norm(vectors[7])

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 
 import pytest
 import torch
-from conftest import one_error, one_trial_space
+from conftest import DIGESTS, FALSE_REFUSALS, one_error, one_trial_space
 from torch.nn.functional import normalize
 
 from lvm_search.checkpoint import CONFIG
@@ -129,6 +130,7 @@ def test_a_teacher_record_that_contradicts_itself_is_named(cli, tiny_storage, tm
     shutil.copytree(tiny_storage / "ensembles" / "default", teacher)
     record = json.loads((teacher / "ensemble.json").read_text())
     record["data"]["k"] = record["data"]["min_context"] - 1
+    del record["digest"]  # as an ensemble written before records carried one
     (teacher / "ensemble.json").write_text(json.dumps(record))
     out = tmp_path / "student"
     code, _, err = cli("train", "--arch", "amn", "--epochs", "1", "--teacher", teacher, "--out", out)
@@ -217,3 +219,113 @@ def test_a_search_may_not_store_its_runs_inside_its_teacher(cli, tiny_storage, t
     code, _, err = cli("run", SPACES / "amn.yaml", "--teacher", teacher, "--storage", teacher / "runs")
     assert code == 2 and "lies inside the teacher" in one_error(err)
     assert not (teacher / "runs").exists()
+
+
+# --- a teacher is what it was built as: its record and every member file --------------------------------
+
+
+def _perturb_weights(member: Path) -> None:
+    """Replace a member's weights by others of the same shapes (a retrained checkpoint copied in)."""
+    from safetensors.torch import load_file, save_file
+
+    weights = member / "model.safetensors"
+    state = load_file(weights)
+    save_file({k: v + 0.01 if v.is_floating_point() else v for k, v in state.items()}, weights)
+
+
+def _without_digests(folder: Path) -> None:
+    """Make an ensemble folder look like one built before records carried digests."""
+    record = json.loads((folder / "ensemble.json").read_text())
+    record.pop("digest")
+    for member in record["members"]:
+        member.pop("digest")
+    (folder / "ensemble.json").write_text(json.dumps(record, indent=2))
+
+
+EDITS = {
+    "member weights replaced": lambda t: _perturb_weights(t / "members" / "00"),
+    "member config.json edited": lambda t: (t / "members" / "00" / CONFIG).write_text(
+        (t / "members" / "00" / CONFIG).read_text().replace('"epoch": 1', '"epoch": 2')
+    ),
+    "ensemble fingerprint edited": lambda t: (t / "ensemble.json").write_text(
+        (t / "ensemble.json")
+        .read_text()
+        .replace(json.loads((t / "ensemble.json").read_text())["fingerprint"], "0123456789abcdef")
+    ),
+}
+
+
+@pytest.mark.hostile(DIGESTS)
+@pytest.mark.parametrize("edit", list(EDITS))
+def test_an_ensemble_changed_since_it_was_built_is_one_line_wherever_it_is_used(
+    cli, tiny_storage, tmp_path, edit
+):
+    teacher = tmp_path / "teacher"
+    shutil.copytree(tiny_storage / "ensembles" / "default", teacher)
+    EDITS[edit](teacher)
+    named = (
+        "edited since lvm-search wrote it"
+        if "ensemble" in edit
+        else "has changed since the ensemble was built"
+    )
+    code, _, err = cli("eval", teacher)
+    assert code == 2 and named in one_error(err)
+    out = tmp_path / "student"
+    code, _, err = cli("train", "--arch", "amn", "--epochs", "1", "--teacher", teacher, "--out", out)
+    assert code == 2 and named in one_error(err) and not out.exists()
+
+
+@pytest.mark.hostile(DIGESTS)
+def test_a_member_rewritten_in_its_run_is_found_in_the_ensemble_that_links_it(tiny_storage, tmp_path):
+    """Members are hard links where the file system allows: a checkpoint rewritten in place in its run
+    changes the ensemble too, and loading it says so."""
+    storage = tmp_path / "runs"
+    shutil.copytree(tiny_storage, storage)
+    from lvm_search.ensemble import build_ensemble, load_recipe
+
+    folder = Path(build_ensemble(load_recipe(None), storage)["path"])
+    record = json.loads((folder / "ensemble.json").read_text())
+    run, trial = record["members"][0]["name"].split("/")
+    summary = json.loads((storage / run / "summary.json").read_text())
+    checkpoint = storage / run / next(t["checkpoint"] for t in summary["trials"] if t["trial_id"] == trial)
+    weights = checkpoint / "model.safetensors"
+    content = bytearray(weights.read_bytes())
+    content[-4:] = b"\x00\x00\x80\x3f"  # the last float32 of the last tensor, in place
+    with open(weights, "r+b") as f:  # same inode: a hard-linked member sees it
+        f.write(content)
+    if os.path.samefile(weights, folder / "members" / "00" / "model.safetensors"):
+        with pytest.raises(UserError, match="has changed since the ensemble was built"):
+            load_ensemble(folder)
+
+
+@pytest.mark.hostile(DIGESTS)
+def test_a_resume_refuses_a_teacher_whose_member_was_replaced_between_starts(tiny_storage, tmp_path, cli):
+    for legacy in (False, True):
+        teacher = tmp_path / f"teacher-{legacy}"
+        shutil.copytree(tiny_storage / "ensembles" / "default", teacher)
+        if legacy:
+            _without_digests(teacher)
+        space = tmp_path / "student.yaml"
+        space.write_text(json.dumps(one_trial_space(data={"teacher": str(teacher)})))
+        storage = tmp_path / f"s-{legacy}"
+        code, _, err = cli("run", space, "--storage", storage)
+        assert code == 0, err[-2000:]
+        log = (storage / "student" / "trials.jsonl").read_bytes()
+        _perturb_weights(teacher / "members" / "00")  # the same ensemble.json, another member
+        code, _, err = cli("run", space, "--storage", storage, "--samples", "2")
+        # an ensemble that records its members' digests refuses to load; an older one is another teacher
+        named = "another teacher" if legacy else "has changed since the ensemble was built"
+        assert code == 2 and named in one_error(err)
+        assert (storage / "student" / "trials.jsonl").read_bytes() == log
+
+
+@pytest.mark.hostile(FALSE_REFUSALS)
+def test_an_ensemble_built_before_records_carried_digests_still_loads_and_teaches(
+    cli, tiny_storage, tmp_path
+):
+    teacher = tmp_path / "teacher"
+    shutil.copytree(tiny_storage / "ensembles" / "default", teacher)
+    _without_digests(teacher)
+    code, _, err = cli("eval", teacher, "--json")
+    assert code == 0, err
+    assert load_teacher(teacher, load_data(None)).files_digest

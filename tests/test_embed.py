@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import CONFINED, FALSE_REFUSALS
 
 from lvm_search import cli
 from lvm_search.data import load_data
@@ -247,11 +248,44 @@ def test_passage_closes_before_exceeding_max_chars():
     assert split_passages(f"{a} {b} {c} {d}", 150, 400) == [f"{a} {b}", f"{c} {d}"]
 
 
-def test_long_sentences_stay_whole():
-    short, long = sentence(100, "a"), sentence(500, "b")
-    assert split_passages(long, 150, 400) == [long]
-    # A passage still under min_chars takes the next sentence whatever its length.
+def test_a_passage_short_of_min_chars_takes_the_next_sentence_whatever_its_length():
+    short, long = sentence(100, "a"), sentence(400, "b")
     assert split_passages(f"{short} {long}", 150, 400) == [f"{short} {long}"]
+
+
+@pytest.mark.hostile(FALSE_REFUSALS)
+def test_a_sentence_longer_than_max_chars_is_cut_at_word_boundaries():
+    words = [f"w{i:04d}" for i in range(3000)]  # one 3,000-word sentence, no full stop anywhere
+    passages = split_passages(" ".join(words), 150, 400)
+    assert (
+        len(passages) > 40 and all(150 <= len(p) <= 400 for p in passages[:-1]) and len(passages[-1]) <= 400
+    )
+    assert " ".join(passages).split(" ") == words  # cut between words only, nothing lost or reordered
+    long_word = "x" * 1000  # a word longer than a passage is cut at max_chars
+    assert split_passages(f"{sentence(200)} {long_word}", 150, 400) == [
+        sentence(200),
+        "x" * 400,
+        "x" * 400,
+        "x" * 200,
+    ]
+
+
+@pytest.mark.hostile(FALSE_REFUSALS)
+@pytest.mark.parametrize("kind", ["a list without full stops", "one 3,000-word sentence"])
+def test_embed_of_text_without_sentence_punctuation_gives_passages(tmp_path, capsys, kind):
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    for d in range(3):
+        if kind == "a list without full stops":
+            text = "\n".join(f"- item {d}-{i} of the shopping list with some words" for i in range(200))
+        else:
+            text = " ".join(f"word{d}x{i}" for i in range(3000))
+        (folder / f"doc{d}.txt").write_text(text)
+    out = tmp_path / "out.npz"
+    assert embed_command(_args(folder, "--out", out), encoder=HashedBagOfWords()) == 0
+    z = _read(out)
+    texts = _strings(z["text_bytes"], z["text_offsets"])
+    assert len(set(z["doc_ids"].tolist())) == 3 and all(len(t) <= 400 for t in texts)
 
 
 def test_final_fragment_kept_only_from_60_chars():
@@ -415,6 +449,7 @@ def test_no_usable_document(tmp_path, capsys):
     assert not (tmp_path / "out.npz").exists()
 
 
+@pytest.mark.hostile(CONFINED)
 def test_unwritable_out(corpus, tmp_path, capsys):
     blocker = tmp_path / "a-file"
     blocker.write_text("")
@@ -434,6 +469,7 @@ def test_missing_sentence_transformers(corpus, tmp_path, capsys, monkeypatch):
     assert list(out.parent.iterdir()) == []  # the temp file made before loading the model is gone
 
 
+@pytest.mark.hostile(CONFINED)
 def test_failed_run_keeps_the_old_output(corpus, tmp_path):
     out = tmp_path / "out.npz"
     embed_command(_args(corpus, "--out", out), encoder=HashedBagOfWords())
@@ -444,6 +480,7 @@ def test_failed_run_keeps_the_old_output(corpus, tmp_path):
     assert sorted(tmp_path.iterdir()) == sorted([corpus, out])  # no temp file left
 
 
+@pytest.mark.hostile(CONFINED)
 @pytest.mark.parametrize("name, content", [("notes.npz", b"my own bytes"), ("README.md", b"# mine")])
 def test_an_existing_file_that_embed_did_not_write_is_never_replaced(corpus, tmp_path, capsys, name, content):
     out = tmp_path / name

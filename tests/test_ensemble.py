@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
 import pytest
 import torch
-from conftest import one_error, one_trial_space
+from conftest import DEGENERATE, FALSE_REFUSALS, one_error, one_trial_space
 from torch.nn.functional import normalize
 
 from lvm_search.checkpoint import save_checkpoint
@@ -209,6 +210,7 @@ def test_auto_chooses_the_method_by_cross_fitting_over_validation_documents(two_
     assert all(-1 <= v <= 1 for v in crossfit.values())
 
 
+@pytest.mark.hostile(DEGENERATE)
 def test_a_member_with_nan_weights_is_left_out_and_all_broken_is_one_error(two_runs, tmp_path, cli):
     storage, data = two_runs
     broken = fake_run(storage, "nan-run", "amn", data, {"width": 16, "key_dim": 8, "residual": True})
@@ -243,3 +245,25 @@ def test_runs_on_a_windows_format_file_given_relatively_ensemble_from_another_fo
     record = build_ensemble(load_recipe(None), tmp_path / "runs")
     assert caplog.text.count("no document ids") == 2  # once per load, logged, not printed
     assert record["data"]["source"] == str(tmp_path / "windows.npz") and record["members"]
+
+
+@pytest.mark.hostile(FALSE_REFUSALS)
+def test_eval_and_predict_read_a_windows_format_file_even_the_models_own(write_windows, tmp_path, cli):
+    """They passed the model's min_context, which a windows-format file (fixed windows) refused."""
+    from lvm_search.ensemble import build_ensemble, load_recipe
+    from lvm_search.search import SearchOptions, run_search
+    from lvm_search.spaces import parse_space
+
+    path, _, _ = write_windows(m=300, k=5, dim=8)
+    storage = tmp_path / "runs"
+    run_search(
+        parse_space(one_trial_space(), "amn.yaml"), SearchOptions(data=str(path), storage=str(storage))
+    )
+    ensemble = build_ensemble(load_recipe(None), storage)["path"]
+    for model in (storage / "amn", ensemble):
+        code, out, err = cli("eval", model, "--data", path, "--json")
+        assert code == 0, err
+        assert json.loads(out)["relation"] == "the test split of the data it was trained on"
+        code, out, err = cli("predict", model, "--data", path, "--out", tmp_path / "p.npz", "--json")
+        assert code == 0, err
+        assert json.loads(out)["windows"] == 300

@@ -275,7 +275,7 @@ def test_auto_checks_that_apples_gpu_works_and_falls_back_to_the_cpu_once(broken
         assert devices.gpus_here() == 0
     [record] = caplog.records  # checked once per process
     assert record.getMessage().startswith("Apple's GPU (MPS) is reported available but does not work (")
-    with pytest.raises(UserError, match="device 'mps' was asked for but is not available"):
+    with pytest.raises(UserError, match="device: 'mps' was asked for but is not available"):
         devices.resolve_device("mps")
 
 

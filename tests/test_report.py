@@ -9,7 +9,7 @@ import json
 import re
 
 import pytest
-from conftest import one_error
+from conftest import CONFINED, one_error
 
 from lvm_search.ensemble import build_ensemble, load_recipe
 from lvm_search.report import build_report
@@ -126,6 +126,7 @@ def test_the_header_records_provenance(report):
         assert part in header, header
 
 
+@pytest.mark.hostile(CONFINED)
 def test_an_existing_file_that_is_not_a_report_is_never_overwritten(report, tmp_path, cli):
     storage, _, _ = report
     notes = tmp_path / "notes.md"

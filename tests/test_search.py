@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -13,7 +14,8 @@ from pathlib import Path
 
 import optuna
 import pytest
-from conftest import one_error
+import torch
+from conftest import FALSE_REFUSALS, HANGS, LATE, RESUME, one_error, one_trial_space
 
 from lvm_search.checkpoint import load_model
 from lvm_search.data import load_data
@@ -128,6 +130,7 @@ def test_the_optuna_study_tells_pruned_from_finished_with_every_epoch(tiny_run):
             assert ot.state == optuna.trial.TrialState.COMPLETE and ot.value == trial.val_cosine
 
 
+@pytest.mark.hostile(HANGS)
 def test_ray_leaves_no_files_and_no_settings_behind(tiny_run):
     _, _, run_dir, (folders_before, environ_before) = tiny_run
     assert lvm_temp_folders() <= folders_before  # the private Ray's temp folder is gone
@@ -144,6 +147,7 @@ def _trials_done(run_dir: Path) -> int:
     return len(log.read_text().splitlines()) if log.exists() else 0
 
 
+@pytest.mark.hostile(RESUME)
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_an_interrupted_search_resumes_to_exactly_samples_trials(tmp_path, sig):
     space = write_space(tmp_path, samples=4)
@@ -341,6 +345,68 @@ def test_a_device_the_machine_lacks_is_a_user_error(
         resolve_device(requested, gpus_per_trial, cluster_gpus, local_gpu)
 
 
+@pytest.mark.hostile(FALSE_REFUSALS)
+@pytest.mark.parametrize(
+    "requested, gpus_per_trial, cluster_gpus, expected",
+    [
+        ("cuda:0", "auto", 1, ("cuda", 0.25)),
+        ("cuda:1", "auto", 2, ("cuda", 0.25)),  # GPU 1 of this machine; its trials see it as cuda
+        ("cuda:3", 1, 4, ("cuda", 1.0)),
+    ],
+)
+def test_run_takes_cuda_n_as_train_does(requested, gpus_per_trial, cluster_gpus, expected):
+    assert resolve_device(requested, gpus_per_trial, cluster_gpus, "cuda") == expected
+    space = parse_space({**one_trial_space(), "resources": {"device": requested}}, "gpu.yaml")
+    assert space.resources.device == requested
+
+
+@pytest.mark.hostile(FALSE_REFUSALS)
+@pytest.mark.parametrize(
+    "index, visible, count, expected",
+    [
+        (None, None, 2, ({}, 2)),  # every GPU
+        (1, None, 2, ({"CUDA_VISIBLE_DEVICES": "1"}, 1)),  # GPU 1 alone
+        (1, "4,5", 2, ({"CUDA_VISIBLE_DEVICES": "5"}, 1)),  # torch's cuda:1 is the machine's GPU 5
+        (0, "GPU-a1, GPU-b2", 2, ({"CUDA_VISIBLE_DEVICES": "GPU-a1"}, 1)),
+    ],
+)
+def test_the_private_cluster_is_given_gpu_n_alone(index, visible, count, expected):
+    from lvm_search.cluster import gpu_settings
+
+    assert gpu_settings(index, visible, count) == expected
+
+
+@pytest.mark.hostile(FALSE_REFUSALS)
+@pytest.mark.parametrize(
+    "device, message",
+    [
+        ("cuda:2", "cuda:2 was asked for, but this machine has 2 GPU(s)"),
+        ("cuda:x", "expected auto, cpu, cuda, cuda:N or mps, got 'cuda:x'"),
+        ("auto:1", "expected auto, cpu, cuda, cuda:N or mps"),
+        ("mps:1", "expected auto, cpu, cuda, cuda:N or mps"),
+    ],
+)
+def test_a_gpu_index_the_machine_lacks_or_a_misspelt_device_is_a_user_error(device, message):
+    from lvm_search.errors import UserError
+
+    with pytest.raises(UserError, match=re.escape(message)):
+        resolve_device(device, "auto", 2, "cuda")
+
+
+@pytest.mark.hostile(FALSE_REFUSALS)
+def test_run_device_cuda_n_is_understood_and_refused_only_for_what_the_machine_lacks(tmp_path, cli):
+    space = tmp_path / "space.yaml"
+    space.write_text(json.dumps(one_trial_space()))
+    code, _, err = cli(
+        "run", space, "--device", "cuda:1", "--address", "127.0.0.1:1", "--storage", tmp_path / "r"
+    )
+    assert code == 2 and "names a GPU of this machine, but on a cluster (--address)" in one_error(err)
+    if not torch.cuda.is_available():
+        code, _, err = cli("run", space, "--device", "cuda:0", "--storage", tmp_path / "r")
+        assert code == 2 and "cuda:0 was asked for, but the Ray cluster has no GPU" in one_error(err)
+    assert not (tmp_path / "r").exists()
+
+
 def test_asking_for_a_device_this_machine_lacks_is_one_line_and_exit_2(tmp_path, cli):
     import torch
 
@@ -364,6 +430,7 @@ def test_the_gp_sampler_without_scipy_is_one_line_and_exit_2_before_anything_is_
     assert not storage.exists()
 
 
+@pytest.mark.hostile(LATE)
 @pytest.mark.parametrize(
     "text, message",
     [
@@ -409,7 +476,7 @@ def test_the_gp_sampler_without_scipy_is_one_line_and_exit_2_before_anything_is_
         ),
         (
             "arch: lstm\nspace: {batch_size: {type: float, low: 1, high: 512}}\n",
-            "batch_size expects a int, got 1.0",
+            "batch_size expects an integer, got 1.0",
         ),
         ("arch: lstm\nspace: {residual: {type: choice, values: [true, 'yes']}}\n", "residual"),
         (
@@ -446,6 +513,7 @@ def test_a_bad_space_file_is_one_line_and_exit_2_before_ray_starts(tmp_path, cli
     assert not (tmp_path / "runs").exists()
 
 
+@pytest.mark.hostile(LATE)
 def test_a_missing_space_file_is_one_line_and_exit_2(tmp_path, cli):
     code, _, err = cli("run", str(tmp_path / "nope.yaml"))
     assert code == 2 and "nope.yaml: no such space file" in one_error(err)

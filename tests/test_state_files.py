@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import one_error
+from conftest import CORRUPT, LATE, RESUME, TRIAL_LOSS, one_error
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -112,6 +112,7 @@ def _write(path: Path, content) -> None:
     )
 
 
+@pytest.mark.hostile(CORRUPT)
 @pytest.mark.parametrize("reader", list(READERS))
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(content=texts)
@@ -126,6 +127,7 @@ def test_garbage_in_a_state_file_is_a_user_error_naming_it_or_a_valid_record(tmp
         assert str(folder / name) in str(e) and "\n" not in str(e)
 
 
+@pytest.mark.hostile(CORRUPT)
 @pytest.mark.parametrize("reader", ["summary.json", "trials.jsonl", "ensemble.json", "run.json"])
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(cut=st.floats(0.0, 0.999))
@@ -143,6 +145,7 @@ def test_a_real_state_file_cut_short_is_a_user_error(tiny_storage, tmp_path, rea
         read(folder)
 
 
+@pytest.mark.hostile(LATE)
 @settings(max_examples=300, deadline=None)
 @given(
     pairs=st.lists(
@@ -181,6 +184,7 @@ def test_set_values_are_a_user_error_or_a_valid_configuration(pairs, arch):
 # --- the commands that read them -------------------------------------------------------------------
 
 
+@pytest.mark.hostile(CORRUPT)
 def test_a_truncated_summary_is_one_line_for_ensemble_and_report(tiny_storage, tmp_path, cli):
     import shutil
 
@@ -196,6 +200,7 @@ def test_a_truncated_summary_is_one_line_for_ensemble_and_report(tiny_storage, t
         assert code == 2 and str(summary) in one_error(err) and "cut short" in err
 
 
+@pytest.mark.hostile(CORRUPT)
 def test_a_trial_log_line_that_is_not_a_trial_is_one_line_for_run(tiny_storage, tmp_path, cli):
     import shutil
 
@@ -212,6 +217,7 @@ def test_a_trial_log_line_that_is_not_a_trial_is_one_line_for_run(tiny_storage, 
     assert code == 2 and f"{log}: line 1: missing field" in one_error(err)
 
 
+@pytest.mark.hostile(CORRUPT)
 def test_an_ensemble_without_members_is_one_line_for_eval_and_report(tiny_storage, tmp_path, cli):
     import shutil
 
@@ -226,6 +232,7 @@ def test_an_ensemble_without_members_is_one_line_for_eval_and_report(tiny_storag
         assert code == 2 and "members: an ensemble needs at least one member" in one_error(err)
 
 
+@pytest.mark.hostile(RESUME)
 def test_a_changed_fixed_section_or_epoch_cap_refuses_to_resume(tiny_storage, tmp_path, cli):
     import shutil
 
@@ -255,6 +262,7 @@ def _copy(tiny_storage, tmp_path) -> Path:
     return storage
 
 
+@pytest.mark.hostile(CORRUPT)
 @pytest.mark.parametrize("where", ["../../outside", "/etc", ""])
 def test_a_checkpoint_path_that_leaves_the_run_folder_is_one_line(tiny_storage, tmp_path, cli, where):
     storage = _copy(tiny_storage, tmp_path)
@@ -271,6 +279,7 @@ def test_a_checkpoint_path_that_leaves_the_run_folder_is_one_line(tiny_storage, 
         read_trial_log(storage / "amn")
 
 
+@pytest.mark.hostile(CORRUPT)
 def test_an_ensemble_weight_that_is_not_a_finite_number_is_one_line(tiny_storage, tmp_path, cli):
     storage = _copy(tiny_storage, tmp_path)
     record = storage / "ensembles" / "default" / ENSEMBLE_RECORD
@@ -281,6 +290,7 @@ def test_an_ensemble_weight_that_is_not_a_finite_number_is_one_line(tiny_storage
     assert code == 2 and "weight: expected a finite weight >= 0, got nan" in one_error(err)
 
 
+@pytest.mark.hostile(CORRUPT)
 def test_a_study_file_that_is_not_a_database_leaves_the_importances_out(tiny_storage, tmp_path, cli):
     storage = _copy(tiny_storage, tmp_path)
     (storage / "amn" / "study.db").write_bytes(b"not a database" * 100)
@@ -289,6 +299,7 @@ def test_a_study_file_that_is_not_a_database_leaves_the_importances_out(tiny_sto
     assert (tmp_path / "r.md").exists()
 
 
+@pytest.mark.hostile(CORRUPT)
 def test_a_trial_log_cut_by_a_kill_is_whole_again_after_the_next_append(tmp_path):
     from lvm_search.runs import append_line
 
@@ -322,6 +333,7 @@ def _entry(number: int, attempt: int = 1) -> dict:
     }
 
 
+@pytest.mark.hostile(TRIAL_LOSS)
 @settings(max_examples=200, deadline=None)
 @given(
     count=st.integers(0, 6),
@@ -363,6 +375,7 @@ def test_a_trial_log_in_any_shape_keeps_every_whole_record_through_the_next_appe
     assert (folder / TRIALS_LOG).read_bytes().endswith(b"\n")
 
 
+@pytest.mark.hostile(TRIAL_LOSS)
 def test_a_resume_keeps_a_last_trial_logged_without_its_newline(tiny_storage, tmp_path, cli):
     """The data loss of issue 28: a whole last record without its newline was counted as done, then
     erased by the next trial's append, and the search said 'interrupted'."""
@@ -391,6 +404,7 @@ STATE_SHAPES = {
 REBUILT = {SUMMARY, "resources.json", "study.db"}
 
 
+@pytest.mark.hostile(TRIAL_LOSS)
 @pytest.mark.parametrize("shape", list(STATE_SHAPES))
 @pytest.mark.parametrize("name", [RUN_INFO, SUMMARY, "study.db", "resources.json"])
 def test_a_damaged_state_file_resumes_keeping_every_trial_or_stops_in_one_line(
@@ -412,3 +426,16 @@ def test_a_damaged_state_file_resumes_keeping_every_trial_or_stops_in_one_line(
         assert code == 2 and str(run / name) in one_error(err)
         if shape == "a folder":
             assert (run / name / "x").read_text() == "user data"
+
+
+@pytest.mark.hostile(CORRUPT)
+def test_an_integer_no_float_can_hold_in_a_state_file_is_one_line(tiny_storage, tmp_path):
+    storage = _copy(tiny_storage, tmp_path)
+    summary = storage / "amn" / SUMMARY
+    raw = json.loads(summary.read_text())
+    raw["wall_s"] = 10**400  # valid JSON; float() of it raises OverflowError
+    summary.write_text(json.dumps(raw))
+    with pytest.raises(
+        UserError, match=r"wall_s: expected a number a float can hold, got an integer of 401 digits"
+    ):
+        read_summary(storage / "amn")

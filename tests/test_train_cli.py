@@ -12,6 +12,7 @@ import sys
 import numpy as np
 import pytest
 import torch
+from conftest import DEGENERATE, LEAKAGE, SMALL
 
 from lvm_search.checkpoint import CONFIG, WEIGHTS, check_fingerprint, load_model
 from lvm_search.data import load_data
@@ -122,6 +123,7 @@ BAD_FILES = {
 }
 
 
+@pytest.mark.hostile(DEGENERATE)
 @pytest.mark.parametrize("case", BAD_FILES)
 def test_bad_data_file_is_one_error_line_naming_it(cli, tmp_path, write_native, case):
     path = BAD_FILES[case](tmp_path, write_native)
@@ -194,6 +196,14 @@ def test_unknown_set_key_is_one_error_line_naming_it(cli, tiny, tmp_path):
 )
 def test_bad_train_settings_are_one_error_line(cli, tiny, tmp_path, argv, named):
     assert_user_error(*cli("train", *argv, "--data", tiny, "--out", tmp_path / "o"), named)
+
+
+@pytest.mark.hostile(SMALL)
+@pytest.mark.parametrize("value", ["0", "-3"])
+def test_an_epochs_flag_out_of_range_is_named_as_the_flag_not_as_set(cli, tiny, tmp_path, value):
+    code, out, err = cli("train", "--arch", "amn", "--epochs", value, "--data", tiny, "--out", tmp_path / "o")
+    assert_user_error(code, out, err, f"lvm-search: error: --epochs: epochs must be >= 1, got {value}")
+    assert "--set" not in err
 
 
 @pytest.mark.parametrize("kind", ["file", "folder"])
@@ -389,6 +399,7 @@ def test_ema_outside_0_to_1_is_one_error_line(cli, tiny, tmp_path):
     assert_user_error(code, out, err, "ema")
 
 
+@pytest.mark.hostile(LEAKAGE)
 def test_extra_train_flag_grows_train_only_and_a_missing_file_is_one_error_line(cli, write_native, tmp_path):
     main_path = write_native([10] * 10)
     extra_path = write_native([8] * 4, seed=3, name="extra.npz")

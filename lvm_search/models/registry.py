@@ -3,17 +3,25 @@
 from __future__ import annotations
 
 import dataclasses
-import math
 from dataclasses import dataclass
 
 from torch import nn
 
-from ..errors import UserError
+from ..errors import UserError, expected_kind, is_finite_number, shown
+from ..limits import MAX_DEPTH, MAX_LAYER_SIZE
 
 # The recipe that won on validation (reports/quality.md): every best trial of every architecture
 # predicted a residual over a recency-weighted mean, with decays of 0.67 to 0.79.
 DEFAULT_RESIDUAL = True
 DEFAULT_BASE_DECAY = 0.75
+# Sizes that nothing else bounds (a width of 10**9 would be found out by the allocator, mid-search).
+SIZE_BOUNDS = {
+    "depth": MAX_DEPTH,
+    "width": MAX_LAYER_SIZE,
+    "ff": MAX_LAYER_SIZE,
+    "key_dim": MAX_LAYER_SIZE,
+    "heads": MAX_LAYER_SIZE,
+}
 
 
 @dataclass(frozen=True)
@@ -57,12 +65,16 @@ def make_config(name: str, **overrides):
     for key, value in overrides.items():
         if not _same_kind(value, defaults[key]):
             raise UserError(
-                f"{name}: setting '{key}' expects a {type(defaults[key]).__name__}, got {value!r}"
+                f"{name}: setting '{key}' expects {expected_kind(type(defaults[key]))}, got {shown(value)}"
             )
+    for key, bound in SIZE_BOUNDS.items():
+        value = overrides.get(key)
+        if isinstance(value, int) and not isinstance(value, bool) and value > bound:
+            raise UserError(f"{name}: {key} must be at most {bound:,}, got {shown(value)}")
     cfg = arch.config_cls(**overrides)
     cfg.validate()
     if not 0 <= cfg.base_decay <= 1:
-        raise UserError(f"{name}: base_decay must be in [0, 1] (1 = plain mean), got {cfg.base_decay}")
+        raise UserError(f"{name}: base_decay must be in [0, 1] (1 = plain mean), got {shown(cfg.base_decay)}")
     return cfg
 
 
@@ -76,5 +88,5 @@ def _same_kind(value, default) -> bool:
     if isinstance(default, int):
         return isinstance(value, int)
     if isinstance(default, float):
-        return isinstance(value, (int, float)) and math.isfinite(value)
+        return is_finite_number(value)
     return True
