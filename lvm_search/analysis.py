@@ -205,15 +205,20 @@ def error_analysis(model, data: LVMData, split: str, cosine, baseline, texts: Pa
 def attention_profile(model, data: LVMData, split: str) -> dict:
     """The AMN's mean attention weight at each context position (oldest first) over the windows of
     ``split``, over all of them (padding counts as 0) and over those with a full context, beside the
-    fixed weights of its recency-weighted base (``base_decay ** age``, normalised)."""
+    fixed weights of its recency-weighted base (``base_decay ** age``, normalised); and how far any
+    window's weights come from uniform over its real passages (0: the plain mean of the passages)."""
     model.eval()
     k = data.k
     total, full_total = torch.zeros(k, dtype=torch.float64), torch.zeros(k, dtype=torch.float64)
     windows = full = 0
+    deviation = 0.0
     for lo in range(0, len(data.splits[split]), CHUNK):
         x, _ = data.batch(split, slice(lo, lo + CHUNK))
         weights = model.attention(x).double().cpu()
-        is_full = (x.abs().sum(-1) > 0).all(-1).cpu()
+        real = (x.abs().sum(-1) > 0).cpu()
+        uniform = real.double() / real.sum(-1, keepdim=True).clamp_min(1)
+        deviation = max(deviation, float((weights - uniform).abs().max()))
+        is_full = real.all(-1)
         total += weights.sum(0)
         full_total += weights[is_full].sum(0)
         windows, full = windows + len(x), full + int(is_full.sum())
@@ -226,6 +231,7 @@ def attention_profile(model, data: LVMData, split: str) -> dict:
         "mean_weight_full": (full_total / full).tolist() if full else None,
         "base_weight": (base / base.sum()).tolist(),
         "base_decay": model.cfg.base_decay,
+        "max_deviation_from_uniform": deviation,
     }
 
 

@@ -22,6 +22,7 @@ IMPORTANCE_TOP = 0.1  # PED-ANOVA's target quantile: the top 10% of finished tri
 DOCUMENTS_SHOWN = 5  # best and worst test documents
 TEXT_CHARS = 400  # of a passage in the worst windows (passages are about 150 to 400 characters)
 TABLE_TEXT_CHARS = 160  # of a passage in a table cell
+UNIFORM_WITHIN = 0.01  # attention weights this close to 1/n everywhere are called a plain mean
 _MARKDOWN = re.compile(r"([\\`*_\[\]<>|#])")
 
 
@@ -228,6 +229,7 @@ def attention(att: dict | None, figures: dict, out: Path) -> list[str]:
         f"{residual}: the weights say which passages the MLP reads, not how much each passage moves the "
         "prediction.",
         "",
+        *_uniformity(profile),
         f"![AMN attention]({relative(figures['attention'], out)})",
         "",
         f"| passages back | mean weight (all {profile['windows']} test windows) "
@@ -238,10 +240,26 @@ def attention(att: dict | None, figures: dict, out: Path) -> list[str]:
     full = profile["mean_weight_full"]
     for i in range(k - 1, -1, -1):  # the last passage first
         lines.append(
-            f"| {k - i} | {profile['mean_weight'][i]:.3f} | {'–' if full is None else f'{full[i]:.3f}'} "
-            f"| {profile['base_weight'][i]:.3f} |"
+            f"| {k - i} | {profile['mean_weight'][i]:.4f} | {'–' if full is None else f'{full[i]:.4f}'} "
+            f"| {profile['base_weight'][i]:.4f} |"
         )
     return lines + _attention_examples(att["examples"])
+
+
+def _uniformity(profile: dict) -> list[str]:
+    deviation = profile["max_deviation_from_uniform"]
+    line = (
+        f"No test window's weight at any position differs from uniform over its real passages (1/n for "
+        f"n passages) by more than {deviation:.4f}"
+    )
+    if deviation < UNIFORM_WITHIN:
+        line += (
+            f" (under {UNIFORM_WITHIN}): on these windows the attention is, in effect, the plain mean of the "
+            "real context passages."
+        )
+    else:
+        line += "."
+    return [line, ""]
 
 
 def _attention_examples(examples: list[dict]) -> list[str]:
@@ -260,7 +278,7 @@ def _attention_examples(examples: list[dict]) -> list[str]:
             "|---:|---:|---|",
         ]
         lines += [
-            f"| {c['age']} | {c['weight']:.3f} | {passage(c['text'], TABLE_TEXT_CHARS, c['row'])} |"
+            f"| {c['age']} | {c['weight']:.4f} | {passage(c['text'], TABLE_TEXT_CHARS, c['row'])} |"
             for c in reversed(e["context"])
         ]
         lines += ["", f"True next passage: {passage(e['next']['text'], TABLE_TEXT_CHARS, e['next']['row'])}"]

@@ -132,3 +132,30 @@ def test_the_worst_windows_are_the_lowest_scores_with_their_passages_and_nearest
         assert near["row"] == int(train_rows[sims.argmax()])
         assert near["cosine_to_prediction"] == pytest.approx(float(sims.max()), abs=1e-6)
         assert near["text"].startswith("document ") and near["document"].startswith("docs/title-")
+
+
+def test_the_attention_profile_is_the_mean_of_the_amns_weights_and_how_far_they_are_from_uniform(
+    write_native,
+):
+    data = load_data(write_native(lengths=LENGTHS, dim=16), k=6, min_context=3)
+    model = build_model("amn", 16, 6, width=8, key_dim=4, base_decay=0.5).eval()
+    with torch.no_grad():
+        model.query.weight.mul_(50)  # far from uniform
+        x, _ = data.batch("test", slice(None))
+        weights = model.attention(x).double()
+    real = x.abs().sum(-1) > 0
+    full = real.all(-1)
+    profile = analysis.attention_profile(model, data, "test")
+    assert profile["mean_weight"] == pytest.approx(weights.mean(0).tolist())
+    assert profile["mean_weight_full"] == pytest.approx(weights[full].mean(0).tolist())
+    assert profile["full_windows"] == int(full.sum()) < profile["windows"] == len(x)
+    uniform = real.double() / real.sum(-1, keepdim=True)
+    assert profile["max_deviation_from_uniform"] == pytest.approx(float((weights - uniform).abs().max()))
+    assert profile["max_deviation_from_uniform"] > 0.1
+    assert profile["base_weight"] == pytest.approx(
+        [0.5**a / sum(0.5**b for b in range(6)) for a in range(5, -1, -1)]
+    )
+    with torch.no_grad():
+        model.query.weight.zero_()
+        model.query.bias.zero_()
+    assert analysis.attention_profile(model, data, "test")["max_deviation_from_uniform"] < 1e-6
