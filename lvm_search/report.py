@@ -142,24 +142,30 @@ def build_report(
     for rank, r in enumerate(rows, 1):
         r["rank"] = rank
 
+    seconds = {"scoring": time.perf_counter() - t0}
+    t1 = time.perf_counter()
     usage = _usage(rows, val_boot, boot)
     texts = PassageTexts(data)
     analysis = _error_analysis(rows, models, best_baseline, data, texts)
     attention = _attention(rows, models, texts)
+    seconds["choices_error_analysis_attention"] = time.perf_counter() - t1
 
     _log("plots and parameter importances")
+    t1 = time.perf_counter()
     figures = {
         "curves": plots_.val_curves(summaries, plots / PLOTS[0], mean_row["val"]["cosine"]),
         "progress": plots_.search_progress(summaries, plots / PLOTS[1]),
     }
     if ensembles:
         figures["weights"] = plots_.ensemble_weights(ensembles, plots / PLOTS[2])
+    t2 = time.perf_counter()
     if analysis:
         figures["documents"] = plots_.document_gains(
             analysis.pop("document_differences"), best_baseline["model"], plots / PLOTS[3]
         )
     if attention:
         figures["attention"] = plots_.attention(attention["profile"], attention["model"], plots / PLOTS[4])
+    seconds["document_and_attention_plots"] = time.perf_counter() - t2
     importances = {s.name: _importances(folder / STUDY, s.name) for folder, s in runs}
     content = Content(rows, summaries, ensembles, data, best_baseline, importances, figures, out, boot)
     content.usage, content.analysis, content.attention, content.left_out = (
@@ -169,6 +175,7 @@ def build_report(
         left_out,
     )
     write_file(out, markdown(content))
+    seconds["plots_importances_markdown"] = time.perf_counter() - t1
     for r in rows:
         del r["windows"], r["val_windows"]
     _log(f"wrote {out} in {time.perf_counter() - t0:.1f} s")
@@ -184,6 +191,7 @@ def build_report(
         "splits": data.split_sizes(),
         "figures": {k: str(v) for k, v in figures.items()},
         "seconds": time.perf_counter() - t0,
+        "seconds_by_part": seconds,  # plots_importances_markdown includes the two new plots
     }
 
 

@@ -267,6 +267,7 @@ def test_the_error_analysis_is_of_the_best_single_model_on_val_with_the_sample_t
     assert len(worst) == 5 and all(w["next"]["text"] and w["nearest_training"]["text"] for w in worst)
     assert "## Error analysis" in markdown and "*True next passage:*" in markdown
     assert "*Nearest training passage*" in markdown and "(the file has no text" not in markdown
+    assert json.loads(json.dumps(result, allow_nan=False))["error_analysis"] == analysis  # what --json prints
 
 
 def test_the_attention_of_the_best_amn_on_val_is_a_distribution_over_positions(report):
