@@ -91,7 +91,7 @@ def document_gains(differences: dict[str, np.ndarray], baseline: str, path: Path
     """Per model, the distribution over test documents of (model - baseline) mean cosine: a box and
     one dot per document."""
     names = list(differences)
-    fig = _figure(figsize=(8, 1.5 + 0.45 * len(names)))
+    fig = _figure(figsize=(9, 1.5 + 0.45 * len(names)))
     ax = fig.subplots()
     ax.boxplot([differences[n] for n in names], vert=False, showfliers=False, widths=0.5)
     jitter = np.random.default_rng(0)
@@ -101,8 +101,8 @@ def document_gains(differences: dict[str, np.ndarray], baseline: str, path: Path
     ax.axvline(0, color="grey", linestyle="--")
     ax.set_yticks(range(1, len(names) + 1), names)
     ax.set(
-        xlabel=f"test cosine minus {baseline} (mean per document)",
-        title="Per test document: each model against the best baseline on the same windows",
+        xlabel=f"test cosine minus the baseline's, mean per document\n(baseline: {baseline})",
+        title="Per test document: each model against the best baseline",
     )
     fig.tight_layout()
     return _save(fig, path)
@@ -140,7 +140,7 @@ def attention(profile: dict, label: str, path: Path) -> Path:
     ax.set(
         xlabel="passages back from the predicted one (1 = the last context passage)",
         ylabel="mean weight",
-        title=f"{label}: attention over context positions (test windows)",
+        title=f"{label}: mean attention per context position (test)",
     )
     ax.legend()
     fig.tight_layout()

@@ -164,7 +164,9 @@ def build_report(
             analysis.pop("document_differences"), best_baseline["model"], plots / PLOTS[3]
         )
     if attention:
-        figures["attention"] = plots_.attention(attention["profile"], attention["model"], plots / PLOTS[4])
+        figures["attention"] = plots_.attention(
+            attention["profile"], f"AMN run {attention['run']}", plots / PLOTS[4]
+        )
     seconds["document_and_attention_plots"] = time.perf_counter() - t2
     importances = {s.name: _importances(folder / STUDY, s.name) for folder, s in runs}
     content = Content(rows, summaries, ensembles, data, best_baseline, importances, figures, out, boot)
@@ -367,6 +369,7 @@ def _attention(rows, models: dict, texts: PassageTexts) -> dict | None:
     _log(f"attention of {best['model']}")
     return {
         "model": best["model"],
+        "run": best["run"],
         "residual": model.cfg.residual,
         "profile": attention_profile(model, view, "test"),
         "examples": attention_examples(model, view, "test", texts),
