@@ -7,6 +7,12 @@ versions, one epoch: the report needs runs, not good ones), then ``lvm-search re
 ``--repeats`` times, alternating versions so that both see the same machine. The searches are not timed.
 
     python benchmarks/report_speed.py --versions ef08a8d after --out benchmarks/results/cpu/report_speed.json
+
+``--storage DIR`` times both versions' reports of one existing storage instead (no searches), e.g. a
+small real search on python-docs:
+
+    python benchmarks/report_speed.py --versions dd3f07b after --storage /tmp/r29 \
+        --out benchmarks/results/cpu/report_speed_python.json
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -52,10 +59,13 @@ def prepare(version: str, scratch: Path) -> tuple[dict, Path]:
     return env, storage
 
 
-def timed_report(version: str, env: dict, storage: Path, scratch: Path) -> float:
+def timed_report(version: str, env: dict, storage: Path, scratch: Path) -> tuple[float, float]:
+    """Wall seconds and CPU seconds (user + system of the report's process) of one report. On a shared
+    machine the CPU seconds move less with other people's load than the wall seconds do."""
     out = scratch / f"report-{version}.md"
     if out.exists():
         out.unlink()  # the old version would overwrite it; the new one replaces only its own
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     subprocess.run(
         [sys.executable, "-m", "lvm_search.cli", "report", "--storage", str(storage), "--out", str(out)],
@@ -64,7 +74,9 @@ def timed_report(version: str, env: dict, storage: Path, scratch: Path) -> float
         check=True,
         capture_output=True,
     )
-    return time.perf_counter() - t0
+    wall = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
 def main(argv=None):
@@ -72,34 +84,65 @@ def main(argv=None):
     p.add_argument("--versions", nargs="+", default=["after"])
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--out", default=None)
+    p.add_argument("--storage", default=None, help="report this storage with every version (no searches)")
     args = p.parse_args(argv)
     scratch = Path(tempfile.mkdtemp(prefix="lvm-report-speed-"))
     try:
-        prepared = {v: prepare(v, scratch) for v in args.versions}
-        times = {v: [] for v in args.versions}
+        if args.storage:
+            storage = Path(args.storage).resolve()
+            prepared = {v: (environment(v, scratch), storage) for v in args.versions}
+        else:
+            prepared = {v: prepare(v, scratch) for v in args.versions}
+        times, cpu = {v: [] for v in args.versions}, {v: [] for v in args.versions}
         for _ in range(args.repeats):
             for version, (env, storage) in prepared.items():
-                times[version].append(timed_report(version, env, storage, scratch))
-                print(f"{version}: {times[version][-1]:.1f} s", file=sys.stderr, flush=True)
+                wall, cpu_s = timed_report(version, env, storage, scratch)
+                times[version].append(wall)
+                cpu[version].append(cpu_s)
+                print(f"{version}: {wall:.1f} s ({cpu_s:.1f} s CPU)", file=sys.stderr, flush=True)
     finally:
         remove_checkouts(scratch)
         shutil.rmtree(scratch, ignore_errors=True)
     sys.path.insert(0, str(REPO))
     from lvm_search.provenance import collect
 
-    rows = [[v, f"{statistics.median(t):.1f}", ", ".join(f"{x:.1f}" for x in t)] for v, t in times.items()]
+    rows = [
+        [
+            v,
+            f"{statistics.median(t):.1f}",
+            ", ".join(f"{x:.1f}" for x in t),
+            f"{statistics.median(cpu[v]):.1f}",
+            ", ".join(f"{x:.1f}" for x in cpu[v]),
+        ]
+        for v, t in times.items()
+    ]
     record = {
         "benchmark": "report_speed",
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "machine": collect().one_line(),
         "load_avg": os.getloadavg(),
-        "settings": {"runs": {a: k for a, (k, _) in RUNS.items()}, "repeats": args.repeats},
-        "results": {v: {"seconds": t, "median_s": statistics.median(t)} for v, t in times.items()},
-        "table": {"columns": ["version", "median s", "each run s"], "rows": rows},
+        "settings": {
+            "runs": args.storage or {a: k for a, (k, _) in RUNS.items()},
+            "repeats": args.repeats,
+        },
+        "results": {
+            v: {
+                "seconds": t,
+                "median_s": statistics.median(t),
+                "cpu_seconds": cpu[v],
+                "median_cpu_s": statistics.median(cpu[v]),
+            }
+            for v, t in times.items()
+        },
+        "table": {
+            "columns": ["version", "median s", "each run s", "median CPU s", "each run CPU s"],
+            "rows": rows,
+        },
     }
     if len(times) == 2:
         (a, ta), (b, tb) = times.items()
         record["ratio"] = statistics.median(ta) / statistics.median(tb)
+        record["cpu_ratio"] = statistics.median(cpu[a]) / statistics.median(cpu[b])
     print("\n".join(" | ".join(r) for r in rows))
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)

@@ -3,7 +3,9 @@
 A *predictor* is a checkpoint folder, a run folder (its best trial) or an ensemble folder. Scoring
 on other data than it was trained on is allowed and said so; the classical baselines are fitted on
 the other corpus's train split (ridge's lambda on its val) and scored on exactly the same windows,
-and every number carries a bootstrap interval over the scored documents.
+and every number carries a bootstrap interval over the scored documents. ``eval`` also analyses the
+errors against the best baseline (``analysis.error_analysis``): per document, by position and
+context, and the worst windows with their texts where the file has them.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import torch
 from torch import nn
 
 from . import provenance
+from .analysis import error_analysis
 from .checkpoint import CONFIG, check_dimension, load_model
 from .data import LVMData, Split, is_windows_file, load_data
 from .ensemble import load_ensemble
@@ -28,6 +31,7 @@ from .intervals import DocumentBootstrap, verdict
 from .limits import MAX_K
 from .metrics import ReferenceMean, fit_baselines, per_window, predict, summarise
 from .runs import ENSEMBLE_RECORD, SUMMARY, check_output_file, npz_meta, read_summary, to_json, write_file
+from .texts import PassageTexts
 
 EVAL_SPLITS = ("test", "all")
 PREDICTIONS_MARK = "lvm_search_predictions"
@@ -154,6 +158,10 @@ def evaluate(path: str | Path, data_path: str | None, split: str = "test") -> di
         name: {**summarise(w), "cosine_interval": boot.mean(cos[name]).as_dict()}
         for name, w in windows.items()
     }
+    logger.info(f"eval: error analysis against {best_baseline}")
+    analysis = error_analysis(
+        predictor.model, scored, split, cos["model"], cos[best_baseline], PassageTexts(data)
+    )
     return {
         "predictor": {
             "kind": predictor.kind,
@@ -182,6 +190,7 @@ def evaluate(path: str | Path, data_path: str | None, split: str = "test") -> di
         "gain_over_best_baseline_pct": gain.as_dict(),
         "gain_over_mean_pct": boot.gain_pct(cos["model"], cos["reference mean"]).as_dict(),
         "verdict": f"the {predictor.kind} {verdict(gain)} the best classical baseline ({best_baseline})",
+        "error_analysis": {"baseline": best_baseline, **analysis},
         "intervals": {"level": 0.95, "resamples": len(boot.counts), "unit": "documents"},
         "provenance": to_json(provenance.collect(data.device)),
     }

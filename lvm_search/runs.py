@@ -435,6 +435,18 @@ def find_runs(storage: Path, names: tuple[str, ...] = (), where: str = "") -> li
     return [latest[arch][1:] for arch in sorted(latest)]
 
 
+def all_runs(storage: Path) -> list[tuple[Path, RunSummary]]:
+    """Every finished run under ``storage`` (each folder with a summary), oldest summary first: the
+    report gives each its row, so a second search of an architecture never hides the first."""
+    storage = Path(storage)
+    found = sorted(
+        (path.stat().st_mtime, path.parent.name, path.parent) for path in storage.glob(f"*/{SUMMARY}")
+    )
+    if not found:
+        raise UserError(f"{storage}: no finished search (no */{SUMMARY}); run `lvm-search run` first")
+    return [(folder, read_summary(folder)) for _, _, folder in found]
+
+
 def find_ensembles(storage: Path) -> list[tuple[Path, EnsembleRecord]]:
     return [
         (p.parent, read_ensemble(p.parent))

@@ -109,6 +109,50 @@ def test_eval_on_another_corpus_says_so_and_scores_baselines_on_the_same_windows
     assert code == 0 and "95% CI" in out and "the checkpoint" in out
 
 
+def test_eval_json_analyses_the_errors_against_the_best_baseline_with_the_files_texts(checkpoint, cli):
+    path, data = checkpoint
+    code, out, err = cli("eval", path, "--json")
+    assert code == 0, err
+    result = json.loads(out)
+    analysis, test = result["error_analysis"], data.splits["test"]
+    baseline = analysis["baseline"]
+    assert baseline == result["baselines_fitted"]["best_on_val"]
+    for part in ("per_document", "by_position", "by_context"):  # every test window once, paired
+        groups = analysis[part]
+        assert sum(g["windows"] for g in groups) == len(test)
+        for key, row in (("cosine", "model"), ("baseline", baseline)):
+            mean = sum(g[key] * g["windows"] for g in groups) / len(test)
+            assert mean == pytest.approx(result["scores"][row]["cosine"], abs=1e-6)
+    from lvm_search.checkpoint import load_model
+
+    model, _ = load_model(path)
+    cosine = (predict(model, data, "test") * data.targets("test")).sum(-1)
+    worst = analysis["worst_windows"]
+    assert [w["window"] for w in worst] == torch.argsort(cosine)[: len(worst)].tolist()
+    z = np.load(data.source)
+    file_text = lambda r: z["text_bytes"][z["text_offsets"][r] : z["text_offsets"][r + 1]].tobytes().decode()  # noqa: E731
+    titles = z["doc_titles_bytes"].tobytes()
+    for w in worst:
+        for passage in (w["last_context"], w["next"], w["nearest_training"]):
+            assert passage["text"] == file_text(passage["row"])
+        doc = int(z["doc_ids"][w["next"]["row"]])
+        assert w["document"] == titles[z["doc_title_offsets"][doc] : z["doc_title_offsets"][doc + 1]].decode()
+        assert int(np.flatnonzero(z["doc_ids"] == doc)[w["position"]]) == w["next"]["row"]
+    assert analysis["texts"] and analysis["texts_note"] == ""
+
+
+def test_eval_json_on_a_file_without_texts_says_so_plainly_and_still_analyses(checkpoint, other_corpus, cli):
+    path, _ = checkpoint
+    code, out, err = cli("eval", path, "--data", other_corpus, "--json")
+    assert code == 0, err
+    analysis = json.loads(out)["error_analysis"]
+    assert not analysis["texts"] and "has no passage texts" in analysis["texts_note"]
+    assert all(
+        w["next"]["text"] is None and w["nearest_training"]["text"] is None for w in analysis["worst_windows"]
+    )
+    assert analysis["per_document"][0]["document"].startswith("document ")
+
+
 def test_eval_of_a_run_folder_uses_its_best_trial_and_an_unknown_folder_is_one_line(tmp_path, cli):
     code, _, err = cli("eval", tmp_path)
     assert code == 2 and "not a checkpoint, run or ensemble folder" in one_error(err)

@@ -173,3 +173,22 @@ def test_a_context_with_no_passage_gives_a_finite_prediction(arch):
     # Context dropout can zero every position of a window in training.
     model = build_model(arch, 32, 5, depth=1, width=16).train()
     assert torch.isfinite(model(torch.zeros(3, 5, 32))).all()
+
+
+def test_amn_attention_is_a_distribution_over_real_positions_and_is_what_the_network_reads():
+    torch.manual_seed(1)
+    model = build_model("amn", 16, 6, depth=1, width=16, key_dim=8, residual=False, base_decay=1.0).eval()
+    x = normalize(torch.randn(4, 6, 16), dim=-1)
+    x[0, :3] = 0  # a document with three earlier passages: the three oldest positions are padding
+    x[1, :5] = 0
+    with torch.no_grad():
+        weights = model.attention(x)
+        attended = torch.einsum("bk,bkd->bd", weights, x)
+        mean = x.sum(1) / (x.abs().sum(-1) > 0).sum(1, keepdim=True)  # base_decay 1: the plain mean
+        by_hand = model.mlp(torch.cat([mean, attended], -1))
+        out = model.network(x)
+    assert weights.shape == (4, 6)
+    torch.testing.assert_close(weights.sum(-1), torch.ones(4))
+    assert (weights[0, :3] == 0).all() and (weights[1, :5] == 0).all() and weights[1, 5] == 1
+    assert (weights[2:] > 0).all()  # no padding: every position has some weight
+    torch.testing.assert_close(out, by_hand)

@@ -54,11 +54,18 @@ class AMNModel(LVM):
         if cfg.residual:
             zero_init(self.mlp[-1])
 
+    def attention(self, x: torch.Tensor, base: torch.Tensor | None = None) -> torch.Tensor:
+        """[B, k] the weight of each context position in the attended vector: a softmax over the real
+        positions (it sums to 1 over them), queried from the recency-weighted context mean; padding
+        gets 0. A context with no passage at all (context dropout can make one) attends uniformly
+        over zeros rather than dividing by zero."""
+        if base is None:
+            base = context_mean(x, self.cfg.base_decay)
+        scores = torch.einsum("bd,bkd->bk", self.query(base), self.key(x)) / self.cfg.key_dim**0.5
+        scores = scores.masked_fill(~real_positions(x), torch.finfo(scores.dtype).min)
+        return scores.softmax(dim=-1)
+
     def network(self, x):
         base = context_mean(x, self.cfg.base_decay)
-        scores = torch.einsum("bd,bkd->bk", self.query(base), self.key(x)) / self.cfg.key_dim**0.5
-        # Padding gets no weight; a context with no passage at all (context dropout can make one)
-        # attends uniformly over zeros rather than dividing by zero.
-        scores = scores.masked_fill(~real_positions(x), torch.finfo(scores.dtype).min)
-        attended = torch.einsum("bk,bkd->bd", scores.softmax(dim=-1), x)
+        attended = torch.einsum("bk,bkd->bd", self.attention(x, base), x)
         return self.mlp(torch.cat([base, attended], dim=-1))
