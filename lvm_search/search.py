@@ -326,7 +326,8 @@ def resolve_device(
     if kind == "mps" and local_gpu != "mps":
         raise UserError("resources.device: mps was asked for, but this machine has no working Apple GPU")
     if cluster_gpus <= 0:
-        raise UserError(f"resources.device: {requested} was asked for, but the Ray cluster has no GPU")
+        asked = kind if requested == "auto" else requested  # auto with gpus_per_trial > 0 means a GPU
+        raise UserError(f"resources.device: {asked} was asked for, but the Ray cluster has no GPU")
     if index is not None and index >= cluster_gpus:
         raise UserError(
             f"resources.device: {requested} was asked for, but this machine has {cluster_gpus:g} GPU(s)"

@@ -118,3 +118,12 @@ def test_the_versions_installed_are_the_tested_ones():
         assert tuple(map(int, low.split(".")[:2])) <= installed < tuple(map(int, high.split("."))), (
             f"{package} {metadata.version(package)} is outside the tested range {pins[package]}"
         )
+
+
+def test_the_cpu_count_is_what_ray_will_count():
+    try:
+        utils = importlib.import_module("ray._private.utils")
+        counted = utils.get_num_cpus()
+    except (ImportError, AttributeError):
+        pytest.fail(moved("ray._private.utils.get_num_cpus", "cpus_ray_counts"))
+    assert internals.cpus_ray_counts() == counted >= 1
