@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import CONFINED, FALSE_REFUSALS
 
 START_UP = """
 import sys
@@ -43,6 +44,7 @@ def test_the_public_api_is_there_on_first_use():
 # --- the packaged spaces and recipes ----------------------------------------------------------------
 
 
+@pytest.mark.hostile(FALSE_REFUSALS)
 def test_a_name_or_the_checkouts_path_finds_the_packaged_space_and_a_real_file_wins(
     tmp_path, monkeypatch, caplog
 ):
@@ -67,6 +69,7 @@ def test_a_name_or_the_checkouts_path_finds_the_packaged_space_and_a_real_file_w
         presets.resolve("recipe", "../spaces/lstm")
 
 
+@pytest.mark.hostile(CONFINED)
 def test_presets_lists_them_and_copies_them_without_replacing_anything(tmp_path, cli):
     code, out, _ = cli("presets")
     assert code == 0 and "amn gru lstm transformer" in out and "default wide" in out
@@ -87,6 +90,7 @@ def test_the_checkout_folders_are_the_packaged_ones():
         assert (root / name).resolve() == presets.folder(kind).resolve()
 
 
+@pytest.mark.hostile(FALSE_REFUSALS)
 def test_the_wheel_installed_in_a_fresh_venv_runs_the_main_job_and_ensemble_from_an_empty_folder(tmp_path):
     """Build the wheel, install it alone into a new virtual environment (its dependencies from this
     machine's site-packages: no network), and run `lvm-search run lstm` (tiny) and `lvm-search

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import ray
 import torch
-from conftest import one_trial_space
+from conftest import CONFINED, FALSE_REFUSALS, one_trial_space
 
 from lvm_search import devices, provenance, reaper
 from lvm_search.errors import UserError
@@ -62,6 +62,7 @@ def test_the_socket_path_limit_is_the_os_one():
     assert socket_path_limit("win32") is None  # Ray uses TCP there
 
 
+@pytest.mark.hostile(FALSE_REFUSALS)
 def test_on_a_mac_the_default_temp_folder_is_not_used_and_nothing_is_refused(caplog):
     env = {"TMPDIR": MAC_TMPDIR}  # RAY_TMPDIR unset, as for a new user
     with caplog.at_level(logging.WARNING, logger="lvm_search"):
@@ -69,6 +70,7 @@ def test_on_a_mac_the_default_temp_folder_is_not_used_and_nothing_is_refused(cap
     assert not caplog.records
 
 
+@pytest.mark.hostile(FALSE_REFUSALS)
 def test_a_long_tmpdir_on_linux_falls_back_to_tmp_with_one_warning_naming_both(short_dir, caplog):
     long = short_dir(len(MAC_TMPDIR))
     with caplog.at_level(logging.WARNING, logger="lvm_search"):
@@ -78,6 +80,7 @@ def test_a_long_tmpdir_on_linux_falls_back_to_tmp_with_one_warning_naming_both(s
     assert "at most 107 here); Ray's folder goes under /tmp instead" in record.getMessage()
 
 
+@pytest.mark.hostile(FALSE_REFUSALS)
 @pytest.mark.parametrize("length", [19, 28])
 def test_a_short_ray_tmpdir_is_used_as_it_is(short_dir, caplog, length):
     """The old rule refused anything over 36 characters for our folder, a 19-character RAY_TMPDIR
@@ -94,6 +97,7 @@ def test_the_same_ray_tmpdir_may_fit_linux_and_not_macos(short_dir):
     assert _made(make_ray_folder({"RAY_TMPDIR": base}, platform="darwin", pid=12345)) == "/tmp"
 
 
+@pytest.mark.hostile(FALSE_REFUSALS)
 def test_a_40_character_ray_tmpdir_falls_back_with_a_warning(short_dir, caplog):
     base = short_dir(40)
     with caplog.at_level(logging.WARNING, logger="lvm_search"):
@@ -101,6 +105,7 @@ def test_a_40_character_ray_tmpdir_falls_back_with_a_warning(short_dir, caplog):
     assert caplog.records[0].getMessage().startswith(f"RAY_TMPDIR={base}: too long")
 
 
+@pytest.mark.hostile(FALSE_REFUSALS)
 def test_a_120_character_ray_tmpdir_with_no_short_folder_writable_is_one_line(monkeypatch):
     monkeypatch.setattr("lvm_search.ray_folder.FALLBACKS", ("/proc/nowhere", "/nonexistent"))
     base = "/tmp/" + "x" * 115
@@ -112,6 +117,7 @@ def test_a_120_character_ray_tmpdir_with_no_short_folder_writable_is_one_line(mo
     assert "\n" not in message
 
 
+@pytest.mark.hostile(FALSE_REFUSALS)
 def test_the_longest_ray_tmpdir_the_rule_allows_really_works_for_ray(short_dir, cli, tmp_path):
     """The rule is Ray's own: a RAY_TMPDIR exactly as long as it allows starts a real search (Ray
     checks every socket path it makes), one byte more falls back."""
@@ -151,6 +157,7 @@ def _sleeper(cwd: str, *args: str) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", *args], cwd=cwd)
 
 
+@pytest.mark.hostile(CONFINED)
 def test_the_sweep_ends_rays_processes_and_leaves_a_users_and_their_files(tmp_path):
     root = tempfile.mkdtemp(prefix="sw", dir="/tmp")
     folder = _stale_folder(root)
@@ -172,6 +179,7 @@ def test_the_sweep_ends_rays_processes_and_leaves_a_users_and_their_files(tmp_pa
         shutil.rmtree(root)
 
 
+@pytest.mark.hostile(CONFINED)
 def test_a_folder_whose_owner_runs_or_that_is_not_ours_is_left_alone(tmp_path):
     root = tempfile.mkdtemp(prefix="sw", dir="/tmp")
     try:
@@ -203,6 +211,7 @@ def test_the_watcher_waits_for_its_parent_whatever_ends_it():
     assert proc.stdout.readline().strip() == "done"  # the grandchild saw its parent go
 
 
+@pytest.mark.hostile(CONFINED)
 def test_a_private_cluster_is_this_users_alone_and_passes_its_variables_to_workers(monkeypatch):
     from lvm_search.cluster import private_cluster
 
@@ -279,6 +288,7 @@ def test_auto_checks_that_apples_gpu_works_and_falls_back_to_the_cpu_once(broken
         devices.resolve_device("mps")
 
 
+@pytest.mark.hostile(FALSE_REFUSALS)
 def test_a_search_on_a_mac_whose_gpu_fails_trains_on_the_cpu_with_one_warning(broken_mps, cli, tmp_path):
     """The README's first command on a hosted macOS runner."""
     space = tmp_path / "s.yaml"

@@ -9,7 +9,7 @@ import struct
 from pathlib import Path
 
 import pytest
-from conftest import one_error, one_trial_space
+from conftest import LATE, one_error, one_trial_space
 
 
 def _space(tmp_path: Path, **extra) -> Path:
@@ -66,6 +66,7 @@ def test_mlflow_records_each_trials_val_curve_in_a_local_store(tmp_path, cli, mo
     ]
 
 
+@pytest.mark.hostile(LATE)
 def test_a_tracker_whose_package_is_missing_is_one_line_before_anything_starts(tmp_path, cli, monkeypatch):
     import importlib.util
 
@@ -79,6 +80,7 @@ def test_a_tracker_whose_package_is_missing_is_one_line_before_anything_starts(t
     assert not (tmp_path / "runs" / "tracked").exists()
 
 
+@pytest.mark.hostile(LATE)
 def test_an_unknown_tracker_in_a_space_file_is_one_line(tmp_path, cli):
     code, _, err = cli("run", _space(tmp_path, loggers=["neptune"]), "--storage", tmp_path / "runs")
     assert code == 2 and "loggers: unknown tracker 'neptune'" in one_error(err)
