@@ -6,6 +6,8 @@ the repository. The packaged sample is the only real data set the tests read.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -158,6 +160,26 @@ def cli(capsys):
         return code, captured.out, captured.err
 
     return run
+
+
+def copy_of(tiny_storage, tmp_path) -> Path:
+    """A copy of the session's ``tiny_storage`` that a test may change."""
+    import shutil
+
+    storage = tmp_path / "runs"
+    shutil.copytree(tiny_storage, storage)
+    return storage
+
+
+def tiny_space(tmp_path, samples: int, fixed: str = "{epochs: 1}") -> Path:
+    """A space file the ``tiny_storage`` run ``amn`` resumes with (``samples`` trials), unless
+    ``fixed`` differs from its own."""
+    space = tmp_path / "amn.yaml"
+    space.write_text(
+        f"arch: amn\nsamples: {samples}\nmax_concurrent: 2\nfixed: {fixed}\n"
+        "space: {width: {type: choice, values: [32, 512]}}\n"
+    )
+    return space
 
 
 @pytest.fixture(scope="session")

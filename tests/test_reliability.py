@@ -17,7 +17,17 @@ from pathlib import Path
 import pytest
 import ray
 import yaml
-from conftest import CONFINED, FALSE_REFUSALS, HANGS, LATE, NOT_LOOPBACK, one_error, one_trial_space
+from conftest import (
+    CONFINED,
+    FALSE_REFUSALS,
+    HANGS,
+    LATE,
+    NOT_LOOPBACK,
+    copy_of,
+    one_error,
+    one_trial_space,
+    tiny_space,
+)
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -552,15 +562,8 @@ def test_a_new_run_whose_start_fails_leaves_nothing_and_the_corrected_command_ru
 @pytest.mark.hostile(FALSE_REFUSALS)
 @pytest.mark.parametrize("fresh", [False, True], ids=["resume", "fresh"])
 def test_a_start_that_fails_never_removes_what_an_earlier_start_wrote(tiny_storage, tmp_path, cli, fresh):
-    import shutil
-
-    storage = tmp_path / "runs"
-    shutil.copytree(tiny_storage, storage)
-    space = tmp_path / "amn.yaml"
-    space.write_text(
-        "arch: amn\nsamples: 3\nmax_concurrent: 2\nfixed: {epochs: 1}\n"
-        "space: {width: {type: choice, values: [32, 512]}}\n"
-    )
+    storage = copy_of(tiny_storage, tmp_path)
+    space = tiny_space(tmp_path, samples=3)
     run = storage / "amn"
     before = _tree(run)
     code, _, err = cli("run", space, "--storage", storage, "--address", _free_address(), *["--fresh"] * fresh)

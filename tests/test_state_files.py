@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import CORRUPT, LATE, RESUME, TRIAL_LOSS, one_error
+from conftest import CORRUPT, LATE, RESUME, TRIAL_LOSS, copy_of, one_error, tiny_space
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -186,10 +186,7 @@ def test_set_values_are_a_user_error_or_a_valid_configuration(pairs, arch):
 
 @pytest.mark.hostile(CORRUPT)
 def test_a_truncated_summary_is_one_line_for_ensemble_and_report(tiny_storage, tmp_path, cli):
-    import shutil
-
-    storage = tmp_path / "runs"
-    shutil.copytree(tiny_storage, storage)
+    storage = copy_of(tiny_storage, tmp_path)
     summary = storage / "amn" / SUMMARY
     summary.write_bytes(summary.read_bytes()[:500])
     for argv in (
@@ -202,27 +199,17 @@ def test_a_truncated_summary_is_one_line_for_ensemble_and_report(tiny_storage, t
 
 @pytest.mark.hostile(CORRUPT)
 def test_a_trial_log_line_that_is_not_a_trial_is_one_line_for_run(tiny_storage, tmp_path, cli):
-    import shutil
-
-    storage = tmp_path / "runs"
-    shutil.copytree(tiny_storage, storage)
+    storage = copy_of(tiny_storage, tmp_path)
     log = storage / "amn" / TRIALS_LOG
     log.write_text('{"hello": "world"}\n' + log.read_text())
-    space = tmp_path / "amn.yaml"
-    space.write_text(
-        "arch: amn\nsamples: 3\nmax_concurrent: 2\nfixed: {epochs: 1}\n"
-        "space: {width: {type: choice, values: [32, 512]}}\n"
-    )
+    space = tiny_space(tmp_path, samples=3)
     code, _, err = cli("run", space, "--storage", storage)
     assert code == 2 and f"{log}: line 1: missing field" in one_error(err)
 
 
 @pytest.mark.hostile(CORRUPT)
 def test_an_ensemble_without_members_is_one_line_for_eval_and_report(tiny_storage, tmp_path, cli):
-    import shutil
-
-    storage = tmp_path / "runs"
-    shutil.copytree(tiny_storage, storage)
+    storage = copy_of(tiny_storage, tmp_path)
     record = storage / "ensembles" / "default" / ENSEMBLE_RECORD
     raw = json.loads(record.read_text())
     raw["members"] = []
@@ -234,15 +221,8 @@ def test_an_ensemble_without_members_is_one_line_for_eval_and_report(tiny_storag
 
 @pytest.mark.hostile(RESUME)
 def test_a_changed_fixed_section_or_epoch_cap_refuses_to_resume(tiny_storage, tmp_path, cli):
-    import shutil
-
-    storage = tmp_path / "runs"
-    shutil.copytree(tiny_storage, storage)
-    space = tmp_path / "amn.yaml"
-    space.write_text(
-        "arch: amn\nsamples: 3\nmax_concurrent: 2\nfixed: {epochs: 1, dropout: 0.2}\n"
-        "space: {width: {type: choice, values: [32, 512]}}\n"
-    )
+    storage = copy_of(tiny_storage, tmp_path)
+    space = tiny_space(tmp_path, samples=3, fixed="{epochs: 1, dropout: 0.2}")
     code, _, err = cli("run", space, "--storage", storage)
     assert code == 2 and "another fixed section" in one_error(err)
     space.write_text(
@@ -254,18 +234,10 @@ def test_a_changed_fixed_section_or_epoch_cap_refuses_to_resume(tiny_storage, tm
     assert len((storage / "amn" / TRIALS_LOG).read_text().splitlines()) == 2  # nothing was run or lost
 
 
-def _copy(tiny_storage, tmp_path) -> Path:
-    import shutil
-
-    storage = tmp_path / "runs"
-    shutil.copytree(tiny_storage, storage)
-    return storage
-
-
 @pytest.mark.hostile(CORRUPT)
 @pytest.mark.parametrize("where", ["../../outside", "/etc", ""])
 def test_a_checkpoint_path_that_leaves_the_run_folder_is_one_line(tiny_storage, tmp_path, cli, where):
-    storage = _copy(tiny_storage, tmp_path)
+    storage = copy_of(tiny_storage, tmp_path)
     summary = storage / "amn" / SUMMARY
     raw = json.loads(summary.read_text())
     raw["best"]["checkpoint"] = where
@@ -281,7 +253,7 @@ def test_a_checkpoint_path_that_leaves_the_run_folder_is_one_line(tiny_storage, 
 
 @pytest.mark.hostile(CORRUPT)
 def test_an_ensemble_weight_that_is_not_a_finite_number_is_one_line(tiny_storage, tmp_path, cli):
-    storage = _copy(tiny_storage, tmp_path)
+    storage = copy_of(tiny_storage, tmp_path)
     record = storage / "ensembles" / "default" / ENSEMBLE_RECORD
     raw = json.loads(record.read_text())
     raw["members"][0]["weight"] = float("nan")
@@ -292,7 +264,7 @@ def test_an_ensemble_weight_that_is_not_a_finite_number_is_one_line(tiny_storage
 
 @pytest.mark.hostile(CORRUPT)
 def test_a_study_file_that_is_not_a_database_leaves_the_importances_out(tiny_storage, tmp_path, cli):
-    storage = _copy(tiny_storage, tmp_path)
+    storage = copy_of(tiny_storage, tmp_path)
     (storage / "amn" / "study.db").write_bytes(b"not a database" * 100)
     code, _, err = cli("report", "--storage", storage, "--out", tmp_path / "r.md")
     assert code == 0 and "not a readable Optuna study; importances left out" in err
@@ -312,11 +284,6 @@ def test_a_trial_log_cut_by_a_kill_is_whole_again_after_the_next_append(tmp_path
 
 
 # --- every shape a state file can be left in: resume keeping every finished trial, or one line ------
-
-TINY_SPACE = (
-    "arch: amn\nsamples: {samples}\nmax_concurrent: 2\nfixed: {{epochs: 1}}\n"
-    "space: {{width: {{type: choice, values: [32, 512]}}}}\n"
-)
 
 
 def _entry(number: int, attempt: int = 1) -> dict:
@@ -379,12 +346,11 @@ def test_a_trial_log_in_any_shape_keeps_every_whole_record_through_the_next_appe
 def test_a_resume_keeps_a_last_trial_logged_without_its_newline(tiny_storage, tmp_path, cli):
     """The data loss of issue 28: a whole last record without its newline was counted as done, then
     erased by the next trial's append, and the search said 'interrupted'."""
-    storage = _copy(tiny_storage, tmp_path)
+    storage = copy_of(tiny_storage, tmp_path)
     log = storage / "amn" / TRIALS_LOG
     before = [json.loads(line) for line in log.read_text().splitlines()]
     log.write_text(log.read_text().rstrip("\n"))
-    space = tmp_path / "amn.yaml"
-    space.write_text(TINY_SPACE.format(samples=3))
+    space = tiny_space(tmp_path, samples=3)
     code, out, err = cli("run", space, "--storage", storage, "--json")
     assert code == 0, err[-2000:]
     summary = json.loads(out)
@@ -410,12 +376,11 @@ REBUILT = {SUMMARY, "resources.json", "study.db"}
 def test_a_damaged_state_file_resumes_keeping_every_trial_or_stops_in_one_line(
     tiny_storage, tmp_path, cli, name, shape
 ):
-    storage = _copy(tiny_storage, tmp_path)
+    storage = copy_of(tiny_storage, tmp_path)
     run = storage / "amn"
     log = (run / TRIALS_LOG).read_bytes()
     STATE_SHAPES[shape](run / name)
-    space = tmp_path / "amn.yaml"
-    space.write_text(TINY_SPACE.format(samples=2))  # every trial is done: no Ray is started
+    space = tiny_space(tmp_path, samples=2)  # every trial is done: no Ray is started
     code, out, err = cli("run", space, "--storage", storage, "--json")
     assert (run / TRIALS_LOG).read_bytes() == log
     if name in REBUILT and shape != "a folder":
@@ -430,7 +395,7 @@ def test_a_damaged_state_file_resumes_keeping_every_trial_or_stops_in_one_line(
 
 @pytest.mark.hostile(CORRUPT)
 def test_an_integer_no_float_can_hold_in_a_state_file_is_one_line(tiny_storage, tmp_path):
-    storage = _copy(tiny_storage, tmp_path)
+    storage = copy_of(tiny_storage, tmp_path)
     summary = storage / "amn" / SUMMARY
     raw = json.loads(summary.read_text())
     raw["wall_s"] = 10**400  # valid JSON; float() of it raises OverflowError
