@@ -269,7 +269,9 @@ def cmd_ensemble(args) -> int:
     from .ensemble import build_ensemble, load_recipe
     from .presets import resolve
 
-    record = build_ensemble(load_recipe(resolve("recipe", args.recipe or "default")), args.storage, args.data)
+    record = build_ensemble(
+        load_recipe(resolve("recipe", args.recipe or "ensembles/default.yaml")), args.storage, args.data
+    )
     if args.json:
         _print_json(record)
         return 0

@@ -31,12 +31,14 @@ from .devices import gpus_here
 from .errors import UserError, reason
 from .internals import (
     SINGLE_MACHINE_ENV,
+    TOKEN_AUTH_LOGGER,
     TUNE_QUIET,
     enable_token_auth_if_token_available,
     gcs_probe,
     recorded_cluster_address,
     single_machine_mode,
 )
+from .logs import quieted
 from .ray_folder import bases_to_sweep, make_ray_folder
 
 logger = logging.getLogger(__name__)
@@ -111,7 +113,12 @@ def private_cluster(env: dict[str, str] | None = None, gpu: int | None = None):
         # One token per process: Ray's token loader caches the first one it reads.
         os.environ.setdefault("RAY_AUTH_TOKEN", secrets.token_hex(16))
     try:
-        with environment(settings, keep=("RAY_AUTH_TOKEN",)), loopback_only():
+        # Ray says on stderr that it turned token auth on; we turned it on ourselves (the README says so)
+        with (
+            environment(settings, keep=("RAY_AUTH_TOKEN",)),
+            loopback_only(),
+            quieted(*TOKEN_AUTH_LOGGER, level=logging.ERROR),
+        ):
             ray.init(
                 num_gpus=num_gpus,
                 include_dashboard=False,

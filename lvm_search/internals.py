@@ -51,6 +51,11 @@ def cpus_ray_counts() -> int:
     return get_num_cpus()
 
 
+# The logger through which Ray says it turned token authentication on for a new local cluster (a
+# warning, on every search); ``cluster.private_cluster`` turns it on on purpose and quiets it.
+TOKEN_AUTH_LOGGER = ("ray._private.authentication.authentication_token_setup",)
+
+
 # --- joining a cluster ----------------------------------------------------------------------------
 
 

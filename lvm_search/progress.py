@@ -32,13 +32,16 @@ def proposal_number(trial) -> int:
 
 
 class Progress(tune.Callback):
-    def __init__(self, space: SearchSpace, done: int, concurrency: int):
+    def __init__(
+        self, space: SearchSpace, done: int, concurrency: int, best: tuple[float, str] | None = None
+    ):
+        """``best``: (val cosine, trial number) of the best trial of earlier starts, if any."""
         self.space, self.done, self.concurrency = space, done, concurrency
         # with an epoch budget, about the trials it holds, not samples: the budget ends the search first
         self.total = space.expected_trials()
         self.start = time.time()
         self.finished_here = 0
-        self.best: tuple[float, str] | None = None
+        self.best = best
         self.last_line: dict[str, float] = {}
 
     def _say(self, text: str) -> None:

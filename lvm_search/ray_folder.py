@@ -73,6 +73,7 @@ def bases_to_sweep(env=None, platform: str = sys.platform) -> list[str]:
 def make_ray_folder(env=None, platform: str = sys.platform, pid: int | None = None) -> str:
     """Make the private Ray's temporary folder (mode 0700) under a base short enough for Ray."""
     base = default_base(env, platform)
+    base = Base(os.path.abspath(base.path), base.origin)  # Ray takes absolute paths only
     pid = os.getpid() if pid is None else pid
     limit = socket_path_limit(platform)
     fits = lambda path: limit is None or socket_path_bytes(path, pid) <= limit  # noqa: E731
@@ -80,9 +81,13 @@ def make_ray_folder(env=None, platform: str = sys.platform, pid: int | None = No
         try:
             return tempfile.mkdtemp(prefix=TMP_PREFIX, dir=base.path)
         except OSError as e:
-            where = f"{base.origin}={base.path}"
-            raise UserError(f"{where}: cannot make Ray's folder there ({e.strerror})") from None
-    needed = socket_path_bytes(base.path, pid)
+            if base.origin == "RAY_TMPDIR":  # asked for by name: not silently elsewhere
+                where = f"{base.origin}={base.path}"
+                raise UserError(f"{where}: cannot make Ray's folder there ({e.strerror})") from None
+            why = f"cannot make Ray's folder there ({e.strerror})"  # as Python's tempfile, try others
+    else:
+        needed = socket_path_bytes(base.path, pid)
+        why = f"too long for Ray's socket paths ({needed} bytes, at most {limit} here)"
     for fallback in FALLBACKS:
         if not fits(fallback):
             continue
@@ -90,12 +95,9 @@ def make_ray_folder(env=None, platform: str = sys.platform, pid: int | None = No
             folder = tempfile.mkdtemp(prefix=TMP_PREFIX, dir=fallback)
         except OSError:
             continue
-        logger.warning(
-            f"{base.origin}={base.path}: too long for Ray's socket paths ({needed} bytes, at most {limit} "
-            f"here); Ray's folder goes under {fallback} instead"
-        )
+        logger.warning(f"{base.origin}={base.path}: {why}; Ray's folder goes under {fallback} instead")
         return folder
     raise UserError(
-        f"{base.origin}={base.path}: too long for Ray's socket paths ({needed} bytes, at most {limit} here) "
-        f"and no shorter folder ({', '.join(FALLBACKS)}) is writable; set RAY_TMPDIR to a short one"
+        f"{base.origin}={base.path}: {why}, and no other folder ({', '.join(FALLBACKS)}) is writable; "
+        "set RAY_TMPDIR to a short writable one"
     )

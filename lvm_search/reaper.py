@@ -96,7 +96,7 @@ def kill_and_remove(folder: str, ray_dir: str) -> list[int]:
 def remove_ray_entries(folder: str) -> None:
     with contextlib.suppress(OSError):
         for entry in os.scandir(folder):
-            if entry.name == OWNER_FILE or entry.is_symlink():
+            if entry.name in (OWNER_FILE, "session_latest") and not entry.is_dir(follow_symlinks=False):
                 with contextlib.suppress(OSError):
                     os.unlink(entry.path)
             elif RAY_ENTRIES.fullmatch(entry.name) and entry.is_dir(follow_symlinks=False):

@@ -172,8 +172,8 @@ def run_search(space: SearchSpace, opts: SearchOptions) -> RunSummary:
     teacher = load_teacher(space.data.teacher, data) if space.data.teacher else None
     command = opts.command or provenance.collect().command
 
-    # Optuna's INFO lines (a study created or loaded, each trial told) repeat the progress lines.
-    with _run_lock(storage, name) as lock, quieted("optuna"):
+    # Optuna's and MLflow's INFO lines (a study created or loaded, each trial told) repeat the progress lines.
+    with _run_lock(storage, name) as lock, quieted("optuna", "mlflow"):
         start = _prepare_run_dir(folder, space, data, teacher, opts.fresh, command)
         done = read_trial_log(folder)
         previous = read_optional(RunSummary, folder / SUMMARY, None, "summary")
@@ -243,8 +243,9 @@ def _fit(
             ),
             {"cpu": space.resources.cpus_per_trial, "gpu": gpus},
         )
+        left = space.samples - len(done)
         logger.info(
-            f"{folder.name}: {space.samples - len(done)} trials of {space.arch}, {concurrency} at a time on "
+            f"{folder.name}: {left} trial{'s' * (left != 1)} of {space.arch}, {concurrency} at a time on "
             f"{device} ({space.resolved_sampler()} sampler, {space.scheduler.type} scheduler); "
             f"live study: optuna-dashboard sqlite:///{folder / STUDY}",
         )
@@ -257,7 +258,12 @@ def _fit(
             "cluster_gpus": ray.cluster_resources().get("GPU", 0),
         }
         write_json(folder / RESOURCES, resources)
-        progress = Progress(space, done=len(done), concurrency=concurrency)
+        earlier = [  # (best val cosine, number) of the trials of earlier starts: the best so far
+            (max(h.val_cosine for h in e.history), str(n))
+            for n, e in enumerate(done)
+            if e.status == "ok" and e.history
+        ]
+        progress = Progress(space, done=len(done), concurrency=concurrency, best=max(earlier, default=None))
         budget = EpochBudget(space.budget_epochs, sum(len(e.history) for e in done))
         run_config = tune.RunConfig(
             name=attempt_name(attempt),

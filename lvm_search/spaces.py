@@ -428,7 +428,7 @@ def parse_space(raw, source: str, check_data: bool = True) -> SearchSpace:
         budget,
         reference,
         source,
-        _loggers(raw.get("loggers") or [], f"{source}: loggers"),
+        _loggers([] if raw.get("loggers") is None else raw["loggers"], f"{source}: loggers"),
     )
     start = {**reference_defaults(arch), "k": result.reference_k, **fixed, **reference}
     for name, dim in space.items():

@@ -13,6 +13,7 @@ from __future__ import annotations
 import importlib.util
 import os
 from pathlib import Path
+from urllib.parse import urlparse
 
 from .errors import UserError
 
@@ -26,13 +27,20 @@ NEEDS = {
 
 
 def check_installed(names: tuple[str, ...]) -> None:
+    """Every tracker asked for can start: its package is here, and MLflow's store is one it takes."""
     for name in names:
         module, extra = NEEDS[name]
         if importlib.util.find_spec(module) is None:
             raise UserError(
-                f"--log {name}: needs the {module} package, which is not installed: "
+                f"tracker {name} (--log or loggers:): needs the {module} package, which is not installed: "
                 f"pip install 'lvm-search[{extra}]'"
             )
+    uri = os.environ.get("MLFLOW_TRACKING_URI")
+    if "mlflow" in names and uri and urlparse(uri).scheme in ("", "file"):
+        raise UserError(
+            f"MLFLOW_TRACKING_URI={uri}: a file store, which MLflow 3 refuses; give a database "
+            "(sqlite:///path/mlflow.db) or a tracking server, or unset it for the run folder's mlflow.db"
+        )
 
 
 def callbacks(names: tuple[str, ...], folder: Path) -> list:

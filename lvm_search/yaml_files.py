@@ -48,6 +48,8 @@ class _StrictLoader(yaml.SafeLoader):
 def read_yaml(path: Path, what: str):
     """The parsed document of file ``path`` (a ``what``: "space file", "ensemble recipe")."""
     path = Path(path)
+    if path.is_dir():
+        raise UserError(f"{path}: is a folder, not a {what}")
     if not path.is_file():
         raise UserError(f"{path}: no such {what}")
     size = path.stat().st_size

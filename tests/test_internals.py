@@ -57,6 +57,16 @@ def test_token_auth_can_be_turned_on_for_an_explicit_address():
     )
 
 
+def test_the_logger_that_announces_token_auth_is_the_one_quieted():
+    module = importlib.import_module("ray._private.authentication.authentication_token_setup")
+    assert module.logger.name == internals.TOKEN_AUTH_LOGGER[0], moved(
+        "the token auth logger", "TOKEN_AUTH_LOGGER"
+    )
+    assert "Token authentication is enabled" in inspect.getsource(module), moved(
+        "the token auth warning", "TOKEN_AUTH_LOGGER"
+    )
+
+
 def test_the_address_ray_start_records_is_readable(tmp_path, monkeypatch):
     try:
         utils = importlib.import_module("ray._private.utils")

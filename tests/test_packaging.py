@@ -82,6 +82,29 @@ def test_presets_lists_them_and_copies_them_without_replacing_anything(tmp_path,
     assert (tmp_path / "mine" / "spaces" / "lstm.yaml").read_text() == "edited"
 
 
+@pytest.mark.hostile(CONFINED)
+def test_a_copy_that_cannot_finish_copies_nothing(tmp_path, cli):
+    target = tmp_path / "mine"
+    target.mkdir()
+    (target / "ensembles").write_text("a file where a folder must go")
+    code, _, err = cli("presets", "--copy", target)
+    assert code == 2 and f"{target / 'ensembles'}: is a file where presets --copy needs a folder" in err
+    assert sorted(p.name for p in target.iterdir()) == ["ensembles"]
+
+
+def test_ensemble_without_a_recipe_means_ensembles_default_yaml(tmp_path, monkeypatch, cli):
+    """Not a file or folder that happens to be called 'default'; a copied and edited recipe wins."""
+    from lvm_search import presets
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "default").mkdir()
+    code, _, err = cli("ensemble", "--storage", tmp_path / "runs")
+    assert code == 2 and "no finished search" in err  # the packaged recipe was read, then the runs looked for
+    assert presets.resolve("recipe", "ensembles/default.yaml") == presets.folder("recipe") / "default.yaml"
+    presets.copy_to(tmp_path)
+    assert presets.resolve("recipe", "ensembles/default.yaml") == Path("ensembles/default.yaml")
+
+
 def test_the_checkout_folders_are_the_packaged_ones():
     from lvm_search import presets
 

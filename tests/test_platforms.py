@@ -106,6 +106,25 @@ def test_a_40_character_ray_tmpdir_falls_back_with_a_warning(short_dir, caplog):
 
 
 @pytest.mark.hostile(FALSE_REFUSALS)
+@pytest.mark.hostile(FALSE_REFUSALS)
+def test_a_relative_ray_tmpdir_is_made_absolute_for_ray(tmp_path, monkeypatch, caplog):
+    """Ray refuses a relative temp folder with a traceback after it has started."""
+    monkeypatch.chdir("/tmp")
+    rel = Path(tempfile.mkdtemp(prefix="r", dir="/tmp")).name
+    try:
+        folder = make_ray_folder({"RAY_TMPDIR": rel}, platform="linux")
+        assert os.path.isabs(folder) and _made(folder) == f"/tmp/{rel}"
+    finally:
+        os.rmdir(f"/tmp/{rel}")
+
+
+@pytest.mark.hostile(FALSE_REFUSALS)
+def test_a_tmpdir_that_does_not_exist_falls_back_as_pythons_tempfile_does(caplog):
+    with caplog.at_level(logging.WARNING, logger="lvm_search"):
+        assert _made(make_ray_folder({"TMPDIR": "/tmp/no/such/folder"}, platform="linux")) == "/tmp"
+    assert "TMPDIR=/tmp/no/such/folder: cannot make Ray's folder there (No such file" in caplog.text
+
+
 def test_a_120_character_ray_tmpdir_with_no_short_folder_writable_is_one_line(monkeypatch):
     monkeypatch.setattr("lvm_search.ray_folder.FALLBACKS", ("/proc/nowhere", "/nonexistent"))
     base = "/tmp/" + "x" * 115
@@ -113,7 +132,7 @@ def test_a_120_character_ray_tmpdir_with_no_short_folder_writable_is_one_line(mo
         make_ray_folder({"RAY_TMPDIR": base}, platform="linux")
     message = str(e.value)
     assert message.startswith(f"RAY_TMPDIR={base}: too long for Ray's socket paths (")
-    assert "at most 107 here" in message and "no shorter folder (/proc/nowhere, /nonexistent)" in message
+    assert "at most 107 here" in message and "no other folder (/proc/nowhere, /nonexistent)" in message
     assert "\n" not in message
 
 
@@ -148,6 +167,7 @@ def _stale_folder(tmp_root: str) -> str:
     (session / "logs").mkdir(parents=True)
     (session / "logs" / "raylet.out").write_text("log")
     os.symlink(session, Path(folder, "session_latest"))
+    os.symlink("/tmp", Path(folder, "users_link"))  # not Ray's: stays
     me = os.getpid()
     Path(folder, reaper.OWNER_FILE).write_text(f"v2 {me} {reaper._create_time(me) - 100!r}\n")  # not me
     return folder
@@ -172,7 +192,8 @@ def test_the_sweep_ends_rays_processes_and_leaves_a_users_and_their_files(tmp_pa
         assert reaper.sweep_stale([root], RAY_DIR) == [folder]
         assert ray_worker.wait(timeout=10) == -9
         assert shell.poll() is None and reader.poll() is None
-        assert sorted(os.listdir(folder)) == ["notes.txt"]  # Ray's session, its link and our owner file went
+        # Ray's session, its link and our owner file went; the user's file and link stay
+        assert sorted(os.listdir(folder)) == ["notes.txt", "users_link"]
     finally:
         for proc in (shell, reader, ray_worker):
             proc.kill()

@@ -75,12 +75,24 @@ def test_a_tracker_whose_package_is_missing_is_one_line_before_anything_starts(t
         importlib.util, "find_spec", lambda name, *a: None if name == "wandb" else real(name, *a)
     )
     code, _, err = cli("run", _space(tmp_path), "--storage", tmp_path / "runs", "--log", "wandb")
-    assert code == 2 and "--log wandb: needs the wandb package" in one_error(err)
+    assert code == 2 and "tracker wandb (--log or loggers:): needs the wandb package" in one_error(err)
     assert "pip install 'lvm-search[wandb]'" in err
     assert not (tmp_path / "runs" / "tracked").exists()
 
 
 @pytest.mark.hostile(LATE)
-def test_an_unknown_tracker_in_a_space_file_is_one_line(tmp_path, cli):
-    code, _, err = cli("run", _space(tmp_path, loggers=["neptune"]), "--storage", tmp_path / "runs")
-    assert code == 2 and "loggers: unknown tracker 'neptune'" in one_error(err)
+@pytest.mark.parametrize(
+    "loggers, message", [(["neptune"], "unknown tracker 'neptune'"), ({}, "expected a list")]
+)
+def test_an_unknown_tracker_in_a_space_file_is_one_line(tmp_path, cli, loggers, message):
+    code, _, err = cli("run", _space(tmp_path, loggers=loggers), "--storage", tmp_path / "runs")
+    assert code == 2 and f"loggers: {message}" in one_error(err)
+
+
+@pytest.mark.hostile(LATE)
+def test_an_mlflow_file_store_is_one_line_before_ray_starts(tmp_path, cli, monkeypatch):
+    pytest.importorskip("mlflow")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", str(tmp_path / "mlruns"))
+    code, _, err = cli("run", _space(tmp_path), "--storage", tmp_path / "runs", "--log", "mlflow")
+    assert code == 2 and "a file store, which MLflow 3 refuses" in one_error(err)
+    assert not (tmp_path / "runs").exists()

@@ -52,20 +52,28 @@ def resolve(kind: str, given: str) -> Path:
 
 def copy_to(target: str | Path) -> list[Path]:
     """Copy every packaged file to ``target``/spaces and ``target``/ensembles. An existing file is
-    never replaced: all are checked before the first is copied."""
+    never replaced: all are checked before the first is copied, and a copy that fails half-way
+    removes the files it wrote."""
     target = Path(target)
     plan = [
         (folder(kind) / f"{name}.yaml", target / KINDS[kind] / f"{name}.yaml")
         for kind in KINDS
         for name in names(kind)
     ]
-    taken = [dest for _, dest in plan if dest.exists() or dest.is_symlink()]
-    if taken:
-        raise UserError(f"{taken[0]}: already exists; lvm-search presets --copy never replaces a file")
+    for _, dest in plan:
+        if dest.exists() or dest.is_symlink():
+            raise UserError(f"{dest}: already exists; lvm-search presets --copy never replaces a file")
+        blocking = next((p for p in dest.parents if p.exists() and not p.is_dir()), None)
+        if blocking is not None:
+            raise UserError(f"{blocking}: is a file where presets --copy needs a folder")
+    written: list[Path] = []
     try:
         for source, dest in plan:
             dest.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(source, dest)
+            written.append(dest)
     except OSError as e:
-        raise UserError(f"{target}: cannot copy the presets there ({e.strerror})") from None
-    return [dest for _, dest in plan]
+        for path in written:
+            path.unlink(missing_ok=True)
+        raise UserError(f"{e.filename or target}: cannot copy the presets there ({e.strerror})") from None
+    return written
