@@ -40,9 +40,9 @@ def positions(split: Split) -> np.ndarray:
     return (split.targets - split.starts).cpu().numpy()
 
 
-def context_passages(split: Split, k: int) -> np.ndarray:
+def context_passages(split: Split, k: int, horizon: int = 1) -> np.ndarray:
     """[M] the real (not padding) passages among a window's k context positions."""
-    return np.minimum(positions(split), k)
+    return np.minimum(positions(split) - (horizon - 1), k)
 
 
 def per_document(cosine, baseline, split: Split, texts: PassageTexts) -> list[dict]:
@@ -151,7 +151,8 @@ def worst_windows(
     near_to_target = (normalize(data.vectors[nearest].float(), dim=-1) * target).sum(-1)
     s = data.splits[split]
     targets, starts = s.targets[idx].tolist(), s.starts[idx].tolist()
-    text = texts.texts([*targets, *(t - 1 for t in targets), *nearest.tolist()])
+    last = [t - data.horizon for t in targets]  # the context's last passage
+    text = texts.texts([*targets, *last, *nearest.tolist()])
     out = []
     for j, window in enumerate(order.tolist()):
         t, row = targets[j], int(nearest[j])
@@ -162,10 +163,10 @@ def worst_windows(
                 "window": window,
                 "document": document,
                 "position": position,
-                "context_passages": min(t - starts[j], data.k),
+                "context_passages": min(last[j] + 1 - starts[j], data.k),
                 "cosine": float(cosine[window]),
                 "baseline": float(baseline[window]),
-                "last_context": {"row": t - 1, "text": text[t - 1]},
+                "last_context": {"row": last[j], "text": text[last[j]]},
                 "next": {"row": t, "text": text[t]},
                 "nearest_training": {
                     "row": row,
@@ -188,9 +189,14 @@ def error_analysis(model, data: LVMData, split: str, cosine, baseline, texts: Pa
     m = data.min_context
     return {
         "per_document": per_document(cosine, baseline, s, texts),
-        "by_position": by_bins(positions(s), position_edges(m), cosine, baseline, s),
+        "by_position": by_bins(positions(s), position_edges(m + data.horizon - 1), cosine, baseline, s),
         "by_context": by_bins(
-            context_passages(s, data.k), context_edges(m, data.k), cosine, baseline, s, f"{data.k} (full)"
+            context_passages(s, data.k, data.horizon),
+            context_edges(m, data.k),
+            cosine,
+            baseline,
+            s,
+            f"{data.k} (full)",
         ),
         "worst_windows": worst_windows(model, data, split, cosine, baseline, texts),
         "texts": texts.has_texts,

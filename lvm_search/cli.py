@@ -18,6 +18,13 @@ from .errors import TrainingDiverged, UserError, shown
 from .logs import console
 
 MIN_CONTEXT_HELP = "earlier passages a target needs (default k); older positions are zero-padded"
+ROLLOUT_HELP = (
+    "predict h passages ahead (default: the horizon it was trained at); a model trained at 1 reads its "
+    "own predictions as context to get there"
+)
+HORIZON_HELP = (
+    "predict the passage h steps after the context (default 1: the next; run: the space's data.horizon)"
+)
 EXTRA_TRAIN_HELP = "another native .npz whose every window joins the train split (repeatable)"
 
 
@@ -56,6 +63,7 @@ def _data_args(p: argparse.ArgumentParser) -> None:
         help="context length (default 5; run: the space's data.k; windows-format files set their own)",
     )
     p.add_argument("--min-context", type=_bounded(1, MAX_K), help=MIN_CONTEXT_HELP)
+    p.add_argument("--horizon", type=_bounded(1, MAX_K), help=HORIZON_HELP)
     p.add_argument(
         "--extra-train", type=_path, action="append", default=[], metavar="NPZ", help=EXTRA_TRAIN_HELP
     )
@@ -66,7 +74,12 @@ def _load(args):
     from .data import load_data
 
     return load_data(
-        args.data, k=args.k, seed=args.split_seed, min_context=args.min_context, extra_train=args.extra_train
+        args.data,
+        k=args.k,
+        seed=args.split_seed,
+        min_context=args.min_context,
+        extra_train=args.extra_train,
+        horizon=args.horizon or 1,
     )
 
 
@@ -211,6 +224,7 @@ def cmd_run(args) -> int:
         max_epochs=args.max_epochs,
         k=args.k,
         min_context=args.min_context,
+        horizon=args.horizon,
         device=args.device,
         teacher=args.teacher,
         loggers=tuple(args.log),
@@ -342,7 +356,7 @@ def cmd_report(args) -> int:
 def cmd_eval(args) -> int:
     from .evaluate import evaluate
 
-    result = evaluate(args.path, args.data, args.split)
+    result = evaluate(args.path, args.data, args.split, args.horizon)
     if args.json:
         _print_json(result)
         return 0
@@ -364,7 +378,7 @@ def cmd_eval(args) -> int:
 def cmd_predict(args) -> int:
     from .evaluate import write_predictions
 
-    result = write_predictions(args.path, args.data, args.out, args.last)
+    result = write_predictions(args.path, args.data, args.out, args.last, args.horizon)
     if args.json:
         _print_json(result)
         return 0
@@ -412,6 +426,8 @@ TEACHER_HELP = (
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .limits import MAX_K
+
     parser = _Parser(prog="lvm-search", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"lvm-search {__version__}")
     parser.add_argument("-q", "--quiet", action="store_true", help=QUIET_HELP)
@@ -528,6 +544,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--split", default="test", choices=["test", "all"], help="the windows scored (default test)"
     )
+    p.add_argument("--horizon", type=_bounded(1, MAX_K), help=ROLLOUT_HELP)
     p.add_argument("--json", action="store_true")
     p.set_defaults(fn=cmd_eval)
 
@@ -542,6 +559,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--out", type=_path, required=True, help="the .npz to write (replaces only a predictions file)"
     )
     p.add_argument("--last", action="store_true", help="also predict the passage after each document's end")
+    p.add_argument("--horizon", type=_bounded(1, MAX_K), help=ROLLOUT_HELP)
     p.add_argument("--json", action="store_true")
     p.set_defaults(fn=cmd_predict)
 

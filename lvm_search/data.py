@@ -19,6 +19,12 @@ earlier passages of its document, and the missing older positions point at an al
 Zero rows are invisible to a normalised (weighted) mean (``models.context_mean``), so baselines and
 residual models mean the same thing at any k; ``k=12, min_context=5`` scores exactly the windows
 (targets) of ``k=5``. A real passage is never all zeros: such rows are refused when loading.
+
+Further ahead: with ``horizon=h`` the target is the passage ``h`` steps after the context's last
+one (1: the next passage), inside the same document. The document split is the one of ``h=1``
+(documents with more than ``min_context`` passages), so every horizon splits the same documents;
+a target needs ``min_context + h - 1`` earlier passages, and a document too short for that has no
+windows at ``h``.
 """
 
 from __future__ import annotations
@@ -90,11 +96,12 @@ class LVMData:
     split_seed: int = 0
     digests: tuple[str, ...] = ()  # of the main file's content, then of each extra training file
     main_train_windows: int | None = None  # train windows of the main file (before extra ones)
+    horizon: int = 1  # the target is the passage this many steps after the context's last one
 
     def __post_init__(self):
         if self.min_context is None:
             self.min_context = self.k
-        self._offsets = torch.arange(-self.k, 0, device=self.vectors.device)
+        self._offsets = torch.arange(-self.k, 0, device=self.vectors.device) - (self.horizon - 1)
 
     @property
     def dim(self) -> int:
@@ -110,7 +117,8 @@ class LVMData:
         return self.pad_row is not None
 
     def contexts(self, split: str, idx: torch.Tensor | slice = slice(None)) -> torch.Tensor:
-        """Context rows [B, k] of windows ``idx`` of ``split``, oldest first, pad row before a document."""
+        """Context rows [B, k] of windows ``idx`` of ``split``, oldest first, pad row before a document:
+        the ``k`` rows that end ``horizon`` rows before each target."""
         s = self.splits[split]
         targets, starts = s.targets[idx], s.starts[idx]
         rows = targets[:, None] + self._offsets
@@ -139,7 +147,10 @@ class LVMData:
         a context longer than that reads padding only, at every window."""
         if self.format != "native":
             return self.k
-        return max((int((s.targets - s.starts).max()) for s in self.splits.values() if len(s)), default=0)
+        ahead = self.horizon - 1
+        return max(
+            (int((s.targets - s.starts).max()) - ahead for s in self.splits.values() if len(s)), default=0
+        )
 
     def targets(self, split: str) -> torch.Tensor:
         return self.vectors[self.splits[split].targets].float()
@@ -186,6 +197,8 @@ class LVMData:
         if self.format != "native":
             return self.fingerprint
         spec = {"k": self.k} if self.min_context == self.k else {"k": self.k, "min_context": self.min_context}
+        if self.horizon != 1:  # horizon 1 hashes as before horizons existed: old checkpoints still match
+            spec["horizon"] = self.horizon
         main = [
             s.targets[: self.main_train_windows] if name == "train" else s.targets
             for name, s in self.splits.items()
@@ -202,6 +215,7 @@ class LVMData:
             "D": self.dim,
             "k": self.k,
             "min_context": self.min_context,
+            "horizon": self.horizon,
             "extra_train": list(self.extra_train),
             "passages": int(self.vectors.shape[0]) - int(self.padded),
             "split_seed": self.split_seed,
@@ -245,6 +259,7 @@ def load_data(
     min_context: int | None = None,
     extra_train: tuple[str | Path, ...] = (),
     split: bool = True,
+    horizon: int = 1,
 ) -> LVMData:
     """Load an .npz in either format and split it; ``path=None`` loads the packaged sample.
 
@@ -254,12 +269,16 @@ def load_data(
     other corpora); val and test stay the main file's, and a file sharing passages with them is refused.
     ``split=False``: no train/val/test split, one split ``all`` of every window in file order (for
     scoring or predicting with a trained model).
+    ``horizon`` (native format only, default 1): predict the passage this many steps after the
+    context; the same documents and split as at 1.
     """
     path = Path(path) if path is not None else sample_path()
     _check_fractions(fractions)
-    for name, value in (("k", k), ("min_context", min_context)):
+    for name, value in (("k", k), ("min_context", min_context), ("horizon", horizon)):
         if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value > MAX_K):
             raise UserError(f"{name} must be an integer from 1 to {MAX_K:,}, got {shown(value)}")
+    if horizon < 1:
+        raise UserError(f"horizon must be an integer from 1 to {MAX_K:,}, got {shown(horizon)}")
     if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
         raise UserError(
             f"the split seed (--split-seed) must be an integer from 0 to {MAX_SEED:,}, got {shown(seed)}"
@@ -276,11 +295,16 @@ def load_data(
             )
         if extra_train:
             raise UserError(f"{extra_train[0]}: extra training data needs a native-format main file")
+        if horizon != 1:
+            raise UserError(
+                f"{path}: horizon {horizon} needs documents; a windows-format file has fixed windows "
+                "whose target is the next passage"
+            )
         data = _from_windows(path, arrays, k, fractions, split)
     else:
         k = DEFAULT_K if k is None else k
         data = _from_documents(
-            path, arrays, k, k if min_context is None else min_context, fractions, seed, split
+            path, arrays, k, k if min_context is None else min_context, fractions, seed, split, horizon
         )
         for extra in extra_train:
             data = _add_training_documents(data, arrays["vectors"], path, Path(extra))
@@ -357,7 +381,7 @@ def _fingerprint(*parts) -> str:
     return h.hexdigest()[:16]
 
 
-def _from_documents(path, arrays, k, min_context, fractions, seed, split=True) -> LVMData:
+def _from_documents(path, arrays, k, min_context, fractions, seed, split=True, horizon=1) -> LVMData:
     vectors, doc_ids = _native_arrays(path, arrays)
     if k < 1:
         raise UserError(f"k must be at least 1, got {k}")
@@ -383,12 +407,25 @@ def _from_documents(path, arrays, k, min_context, fractions, seed, split=True) -
     else:
         doc_groups = _split_documents(path, with_windows, fractions, seed)
 
+    before = min_context + horizon - 1  # earlier passages of its document a target needs
+    if lengths.max() <= before:
+        raise UserError(
+            f"{path}: horizon {horizon} with {needs} needs documents of more than {before} passages "
+            f"(longest has {lengths.max()})"
+        )
     splits, split_targets = {}, []
     for name in doc_groups:
         docs = np.sort(doc_groups[name])  # reading order inside a split, for readable debugging
-        targets, target_starts = _windows(starts, lengths, docs, min_context)
+        targets, target_starts = _windows(starts, lengths, docs, before)
         split_targets.append(targets)
-        splits[name] = Split(torch.from_numpy(targets), torch.from_numpy(target_starts), len(docs))
+        splits[name] = Split(
+            torch.from_numpy(targets), torch.from_numpy(target_starts), int((lengths[docs] > before).sum())
+        )
+        if split and len(targets) == 0:  # only a horizon can empty a split: h=1 keeps >= 1 document each
+            raise UserError(
+                f"{path}: horizon {horizon} leaves the {name} split without windows (none of its "
+                f"{len(docs)} documents has more than {before} passages); use a shorter horizon"
+            )
     pad = min_context < k
     table = _unit_rows(path, vectors, extra_rows=int(pad))
     data = LVMData(
@@ -403,6 +440,7 @@ def _from_documents(path, arrays, k, min_context, fractions, seed, split=True) -
         split_seed=seed,
         digests=(_digest(vectors, doc_ids),),
         main_train_windows=len(split_targets[0]),
+        horizon=horizon,
     )
     data.fingerprint = data.compute_fingerprint()
     return data
@@ -441,13 +479,13 @@ def _document_runs(path: Path, doc_ids: np.ndarray) -> tuple[np.ndarray, np.ndar
     return starts, lengths
 
 
-def _windows(starts, lengths, docs, min_context: int) -> tuple[np.ndarray, np.ndarray]:
-    """Target rows [M] of documents ``docs`` (those with ``min_context`` earlier passages of their
+def _windows(starts, lengths, docs, before: int) -> tuple[np.ndarray, np.ndarray]:
+    """Target rows [M] of documents ``docs`` (those with ``before`` earlier passages of their
     document) and the first row of each target's document."""
     if len(docs) == 0:
         return np.zeros(0, np.int64), np.zeros(0, np.int64)
-    counts = np.maximum(lengths[docs] - min_context, 0)
-    first = np.repeat(starts[docs] + min_context, counts)
+    counts = np.maximum(lengths[docs] - before, 0)
+    first = np.repeat(starts[docs] + before, counts)
     within = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
     return (first + within).astype(np.int64), np.repeat(starts[docs], counts).astype(np.int64)
 
@@ -458,11 +496,12 @@ def _add_training_documents(data: LVMData, main_vectors: np.ndarray, main_path: 
         raise UserError(f"{path}: vectors have D={vectors.shape[1]}, the main data D={data.dim}")
     _check_no_shared_passages(data, main_vectors, main_path, vectors, path)
     starts, lengths = _document_runs(path, doc_ids)
-    docs = np.flatnonzero(lengths > data.min_context)
+    before = data.min_context + data.horizon - 1
+    docs = np.flatnonzero(lengths > before)
     if len(docs) == 0:
-        raise UserError(f"{path}: no document has more than {data.min_context} passages")
+        raise UserError(f"{path}: no document has more than {before} passages")
     offset = data.vectors.shape[0]  # the new rows go after the table (and after its pad row)
-    targets, target_starts = _windows(starts, lengths, docs, data.min_context)
+    targets, target_starts = _windows(starts, lengths, docs, before)
     train = data.splits["train"]
     splits = {
         **data.splits,

@@ -76,6 +76,12 @@ def load_teacher(path: str | Path, data: LVMData) -> Teacher:
             f"this data has min_context={data.min_context}: other windows; load it with min_context "
             f"{min_context} (--min-context, or the space's data section)"
         )
+    if record.data.horizon != data.horizon:
+        raise UserError(
+            f"{path}: the teacher predicts {record.data.horizon} passage(s) ahead, this data "
+            f"{data.horizon}: other targets; use --horizon {record.data.horizon} "
+            "(or the space's data section)"
+        )
     if k < min_context:  # only a hand-edited record says so; with_k would blame the data file
         raise UserError(f"{path / ENSEMBLE_RECORD}: data: k={k} is below its min_context={min_context}")
     data_k = data.with_k(k)

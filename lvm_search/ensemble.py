@@ -403,17 +403,21 @@ def runs_data(summaries: list[RunSummary], data_path: str | None) -> LVMData:
     sources = {s.data.source for s in summaries}
     if data_path is None and len(sources) == 1 and Path(next(iter(sources))).is_file():
         data_path = next(iter(sources))
-    shared = {(s.data.min_context, tuple(s.data.extra_train), s.data.split_seed) for s in summaries}
+    shared = {
+        (s.data.min_context, tuple(s.data.extra_train), s.data.split_seed, s.data.horizon) for s in summaries
+    }
     if len(shared) > 1:
         raise UserError(
-            f"runs {[s.name for s in summaries]} were windowed differently (min_context, split seed or extra "
-            "training data); their scores are not comparable window by window"
+            f"runs {[s.name for s in summaries]} were windowed differently (min_context, split seed, extra "
+            "training data or horizon); their scores are not comparable window by window"
         )
-    min_context, extra, split_seed = shared.pop()
+    min_context, extra, split_seed, horizon = shared.pop()
     k = max(s.data.k for s in summaries)
     if is_windows_file(data_path):  # fixed windows: no min_context to ask for
         min_context = None
-    return load_data(data_path, k=k, min_context=min_context, extra_train=extra, seed=split_seed)
+    return load_data(
+        data_path, k=k, min_context=min_context, extra_train=extra, seed=split_seed, horizon=horizon
+    )
 
 
 def build_ensemble(recipe: Recipe, storage: str | Path = "runs", data_path: str | None = None) -> dict:

@@ -30,6 +30,7 @@ from .errors import UserError
 from .intervals import DocumentBootstrap, verdict
 from .limits import MAX_K
 from .metrics import ReferenceMean, fit_baselines, per_window, predict, summarise
+from .models import Rollout
 from .runs import ENSEMBLE_RECORD, SUMMARY, check_output_file, npz_meta, read_summary, to_json, write_file
 from .texts import PassageTexts
 
@@ -48,9 +49,23 @@ class Predictor:
     dim: int
     min_context: int
     trained_on: dict  # the summary of the data it was trained on (DataInfo)
+    horizon: int = 1  # how far ahead it was trained to predict
 
     def describe(self) -> str:
         return f"{self.kind} {self.path}"
+
+    def at_horizon(self, horizon: int | None) -> tuple[nn.Module, int]:
+        """The model predicting ``horizon`` passages ahead (None: its own), and that horizon. A model
+        trained at 1 rolls forward on its own predictions; one trained further ahead predicts only that."""
+        if horizon is None or horizon == self.horizon:
+            return self.model, self.horizon
+        if self.horizon != 1:
+            raise UserError(
+                f"{self.path}: the {self.kind} was trained to predict {self.horizon} passages ahead, not "
+                f"{horizon}; only a model trained at horizon 1 rolls forward to another"
+            )
+        logger.info(f"{self.describe()}: rolled forward {horizon} steps on its own predictions")
+        return Rollout(self.model, horizon).eval(), horizon
 
 
 def load_predictor(path: str | Path, device: str | torch.device = "cpu") -> Predictor:
@@ -59,7 +74,16 @@ def load_predictor(path: str | Path, device: str | torch.device = "cpu") -> Pred
     if (path / ENSEMBLE_RECORD).is_file():
         model, record = load_ensemble(path, device)
         data = record["data"]
-        return Predictor(model, "ensemble", path, max(model.ks), data["D"], data["min_context"], data)
+        return Predictor(
+            model,
+            "ensemble",
+            path,
+            max(model.ks),
+            data["D"],
+            data["min_context"],
+            data,
+            data.get("horizon", 1),
+        )
     if (path / SUMMARY).is_file():
         summary = read_summary(path)
         if summary.best is None:
@@ -75,10 +99,19 @@ def load_predictor(path: str | Path, device: str | torch.device = "cpu") -> Pred
 def _from_checkpoint(checkpoint: Path, kind: str, path: Path, device) -> Predictor:
     model, meta = load_model(checkpoint, device)
     data = meta.get("data") or {"fingerprint": meta["fingerprint"], "k": meta["k"], "min_context": meta["k"]}
-    return Predictor(model, kind, path, meta["k"], meta["dim"], data.get("min_context") or meta["k"], data)
+    return Predictor(
+        model,
+        kind,
+        path,
+        meta["k"],
+        meta["dim"],
+        data.get("min_context") or meta["k"],
+        data,
+        data.get("horizon", 1),
+    )
 
 
-def _load_for(predictor: Predictor, data_path: str | None, split: bool) -> LVMData:
+def _load_for(predictor: Predictor, data_path: str | None, split: bool, horizon: int) -> LVMData:
     try:
         data = load_data(
             data_path,
@@ -87,6 +120,7 @@ def _load_for(predictor: Predictor, data_path: str | None, split: bool) -> LVMDa
             min_context=None if is_windows_file(data_path) else predictor.min_context,
             split=split,
             seed=predictor.trained_on.get("split_seed", 0),
+            horizon=horizon,
         )
     except UserError as e:
         raise UserError(f"{e} (the {predictor.kind} reads k={predictor.k} passages)") from None
@@ -129,17 +163,21 @@ def relation(predictor: Predictor, data: LVMData, split: str) -> str:
     return f"other data than it was trained on ({split} windows)"
 
 
-def evaluate(path: str | Path, data_path: str | None, split: str = "test") -> dict:
-    """Scores, intervals and baselines of a predictor on the ``split`` windows of another corpus."""
+def evaluate(
+    path: str | Path, data_path: str | None, split: str = "test", horizon: int | None = None
+) -> dict:
+    """Scores, intervals and baselines of a predictor on the ``split`` windows of another corpus,
+    ``horizon`` passages ahead (default: the predictor's own; the baselines are fitted at it)."""
     if split not in EVAL_SPLITS:
         raise UserError(f"--split must be one of {EVAL_SPLITS}, got {split!r}")
     predictor = load_predictor(path)
-    data = _load_for(predictor, data_path, split=True)
+    model, horizon = predictor.at_horizon(horizon)
+    data = _load_for(predictor, data_path, True, horizon)
     scored = _with_all_windows(data) if split == "all" else data
     logger.info(
         f"eval: {predictor.describe()} on {data.source} ({len(scored.splits[split]):,} {split} windows)"
     )
-    windows = {"model": per_window(predict(predictor.model, scored, split), scored, split)}
+    windows = {"model": per_window(predict(model, scored, split), scored, split)}
     logger.info("eval: fitting the classical baselines on its train split")
     baselines, fitted = fit_baselines(data)
     val_cosine = {}
@@ -159,16 +197,17 @@ def evaluate(path: str | Path, data_path: str | None, split: str = "test") -> di
         for name, w in windows.items()
     }
     logger.info(f"eval: error analysis against {best_baseline}")
-    analysis = error_analysis(
-        predictor.model, scored, split, cos["model"], cos[best_baseline], PassageTexts(data)
-    )
+    analysis = error_analysis(model, scored, split, cos["model"], cos[best_baseline], PassageTexts(data))
     return {
         "predictor": {
             "kind": predictor.kind,
             "path": str(predictor.path),
             "k": predictor.k,
+            "horizon": predictor.horizon,
             "trained_on": predictor.trained_on,
         },
+        "horizon": horizon,
+        "rolled_forward": horizon != predictor.horizon,
         "evaluated_on": {
             **data.summary(),
             "split": split,
@@ -196,14 +235,18 @@ def evaluate(path: str | Path, data_path: str | None, split: str = "test") -> di
     }
 
 
-def write_predictions(path: str | Path, data_path: str | None, out: str | Path, last: bool = False) -> dict:
-    """The predicted next vector of every window of a corpus, in file order, with each window's
-    document id and the position in its document of the passage predicted (``last``: also one
-    window per document predicting the passage after its end, with ``rows`` -1)."""
+def write_predictions(
+    path: str | Path, data_path: str | None, out: str | Path, last: bool = False, horizon: int | None = None
+) -> dict:
+    """The predicted vector of every window of a corpus, ``horizon`` passages ahead (default: the
+    predictor's own), in file order, with each window's document id and the position in its
+    document of the passage predicted (``last``: also one window per document predicting the
+    passage ``horizon`` after its end, with ``rows`` -1)."""
     predictor = load_predictor(path)
+    model, horizon = predictor.at_horizon(horizon)
     out = Path(out)
     check_output_file(out, ".npz", _is_predictions, "a predictions file that lvm-search wrote")
-    data = _load_for(predictor, data_path, split=False)
+    data = _load_for(predictor, data_path, False, horizon)
     if last and data.format != "native":
         raise UserError(f"{data.source}: --last needs documents; a windows-format file has none")
     windows = data.splits["all"]
@@ -213,22 +256,26 @@ def write_predictions(path: str | Path, data_path: str | None, out: str | Path, 
         splits["ends"] = _document_ends(data)
     viewed = dataclasses.replace(data, splits=splits)
     predictions, rows, positions, documents = [], [], [], []
-    predictor.model.eval()
+    model.eval()
     with torch.no_grad():
         for name, s in splits.items():
             size = data.chunk_size()
             for lo in range(0, len(s), size):
-                predictions.append(
-                    predictor.model(data.vectors[viewed.contexts(name, slice(lo, lo + size))].float())
-                )
+                predictions.append(model(data.vectors[viewed.contexts(name, slice(lo, lo + size))].float()))
             rows.append(s.targets if name == "all" else torch.full_like(s.targets, -1))
             positions.append(s.targets - s.starts)
             documents.append(s.starts)
     doc_ids = _file_doc_ids(data)
     meta = {
         PREDICTIONS_MARK: True,
-        "predictor": {"kind": predictor.kind, "path": str(predictor.path), "k": predictor.k},
-        "data": data.summary(),
+        "predictor": {
+            "kind": predictor.kind,
+            "path": str(predictor.path),
+            "k": predictor.k,
+            "horizon": predictor.horizon,
+        },
+        "data": data.summary(),  # its horizon: how far ahead these predictions are
+        "rolled_forward": horizon != predictor.horizon,
         "last": last,
         "relation": relation(predictor, data, "all"),
         "provenance": to_json(provenance.collect(data.device)),
@@ -248,6 +295,7 @@ def write_predictions(path: str | Path, data_path: str | None, out: str | Path, 
         "windows": len(windows),
         "document_ends": len(splits.get("ends", [])),
         "D": data.dim,
+        "horizon": horizon,
         "relation": meta["relation"],
     }
 
@@ -266,11 +314,10 @@ def _file_doc_ids(data: LVMData) -> np.ndarray:
 
 def _document_ends(data: LVMData) -> Split:
     """One window per document with at least min_context passages: its last passages as context,
-    its "target" the row just past its end (never gathered)."""
+    its "target" the row ``horizon`` past its end (never gathered)."""
     doc_ids = _file_doc_ids(data)
     starts = np.flatnonzero(np.r_[True, doc_ids[1:] != doc_ids[:-1]])
     lengths = np.diff(np.r_[starts, len(doc_ids)])
     keep = lengths >= data.min_context
-    return Split(
-        torch.from_numpy(starts[keep] + lengths[keep]), torch.from_numpy(starts[keep]), int(keep.sum())
-    )
+    ends = starts[keep] + lengths[keep] + data.horizon - 1
+    return Split(torch.from_numpy(ends), torch.from_numpy(starts[keep]), int(keep.sum()))

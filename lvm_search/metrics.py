@@ -58,7 +58,8 @@ def per_window(pred: torch.Tensor, data: LVMData, split: str) -> dict[str, torch
     target = data.targets(split)
     pred = pred.to(target.device).float()
     cos_target = cosines(pred, target)
-    last = data.vectors[s.targets - 1].float()  # the last context row: always a passage (min_context >= 1)
+    # the last context row: always a passage (min_context >= 1), horizon rows before the target
+    last = data.vectors[s.targets - data.horizon].float()
     cos_last = cosines(pred, last)
     usable = torch.isfinite(pred).all(-1) & (pred.norm(dim=-1) > MIN_NORM)
 

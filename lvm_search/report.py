@@ -198,8 +198,8 @@ def build_report(
 
 
 def _comparable_runs(runs, data_path: str | None):
-    """The runs windowed like the newest one (same file, min_context, extra training data and split
-    seed): every row is scored on one set of windows. The others are named, with the reason."""
+    """The runs windowed like the newest one (same file, min_context, extra training data, split
+    seed and horizon): every row is scored on one set of windows. The others are named, with the reason."""
 
     def windowing(s):
         return (
@@ -207,6 +207,7 @@ def _comparable_runs(runs, data_path: str | None):
             s.data.min_context,
             tuple(s.data.extra_train),
             s.data.split_seed,
+            s.data.horizon,
         )
 
     newest = windowing(runs[-1][1])
@@ -214,6 +215,7 @@ def _comparable_runs(runs, data_path: str | None):
     left_out = [
         f"{s.arch} run `{s.name}`: trained on {Path(s.data.source).name} with min_context "
         f"{s.data.min_context}, split seed {s.data.split_seed}"
+        + (f", horizon {s.data.horizon}" if s.data.horizon != 1 else "")
         + (
             f" and extra training data {', '.join(Path(e).name for e in s.data.extra_train)}"
             if s.data.extra_train

@@ -389,8 +389,15 @@ def _data_section(c: Content) -> list[str]:
         "## Data",
         "",
         f"Source `{Path(data.source).name}` ({data.format} format), D={data.dim}, "
-        f"contexts of up to k={data.k} passages (a target needs {data.min_context} earlier passages "
-        f"of its document), fingerprint `{data.fingerprint}`.",
+        f"contexts of up to k={data.k} passages (a target needs {data.min_context + data.horizon - 1} "
+        "earlier passages of its document), "
+        + (
+            f"**horizon {data.horizon}**: every model predicts the passage {data.horizon} steps after its "
+            "context, not the next one; "
+            if data.horizon != 1
+            else ""
+        )
+        + f"fingerprint `{data.fingerprint}`.",
         "",
         "| split | documents | windows |",
         "|---|---:|---:|",

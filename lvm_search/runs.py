@@ -81,6 +81,7 @@ class DataInfo:
     extra_train: list[str] = field(default_factory=list)
     split_seed: int = 0
     content_digest: str = ""  # of the file's vectors and document ids, whatever k and split
+    horizon: int = 1  # the target is the passage this many steps after the context (1: the next)
 
 
 @dataclass

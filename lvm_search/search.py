@@ -165,6 +165,7 @@ def run_search(space: SearchSpace, opts: SearchOptions) -> RunSummary:
         opts.data,
         k=space.load_k,
         min_context=space.data.min_context,
+        horizon=space.data.horizon or 1,
         extra_train=opts.extra_train,
         seed=opts.split_seed,
     )

@@ -14,6 +14,7 @@ A space file (see ``spaces/*.yaml``)::
     resources: {cpus_per_trial: 1, gpus_per_trial: auto, device: auto}
     data: {k: 12, min_context: 5}   # context length (trial 0's where k is searched: the data is
                                # then loaded at the longest k); targets need min_context earlier passages;
+                               # horizon: h predicts the passage h steps after the context (default 1);
                                # teacher: ENSEMBLE_FOLDER distils that ensemble (distill: 0.8 default)
     fixed: {schedule: cosine}  # settings held constant
     reference: {width: 256}    # trial 0's searched settings, where not the architecture's defaults
@@ -125,10 +126,11 @@ class Resources:
 @dataclass(frozen=True)
 class DataSpec:
     """How the data is windowed, and the ensemble every trial learns from (if any); ``--k``,
-    ``--min-context`` and ``--teacher`` override it. None: load_data's default, no teacher."""
+    ``--min-context``, ``--horizon`` and ``--teacher`` override it. None: load_data's default, no teacher."""
 
     k: int | None = None
     min_context: int | None = None
+    horizon: int | None = None  # predict the passage this many steps after the context (None: 1)
     # an ensemble folder built on this data's split (lvm_search/distill.py), from the current folder
     teacher: str | None = None
 
@@ -223,7 +225,12 @@ class SearchSpace:
                 "fixed": self.fixed,
                 "space": self.space,
                 "scheduler": self.scheduler,
-                "data": self.data,
+                # without a horizon as runs recorded it before horizons existed, so they still resume
+                "data": {
+                    key: value
+                    for key, value in dataclasses.asdict(self.data).items()
+                    if key != "horizon" or value is not None
+                },
             }
         )
 
@@ -238,6 +245,7 @@ class SearchSpace:
         max_epochs=None,
         k=None,
         min_context=None,
+        horizon=None,
         device=None,
         teacher=None,
         loggers=(),
@@ -266,6 +274,8 @@ class SearchSpace:
             data["k"] = k
         if min_context is not None:
             data["min_context"] = min_context
+        if horizon is not None:
+            data["horizon"] = horizon
         if teacher is not None:
             data["teacher"] = teacher
         result = dataclasses.replace(
@@ -290,7 +300,7 @@ class SearchSpace:
             fixed=fixed,
             loggers=_loggers([*self.loggers, *loggers], f"{where}: --log"),
         )
-        overridden = (k, min_context, teacher) != (None, None, None)
+        overridden = (k, min_context, horizon, teacher) != (None, None, None, None)
         _check_data_against_space(
             result, f"{self.source} with the command line" if overridden else self.source
         )
@@ -597,12 +607,14 @@ def _data_spec(raw, where: str) -> DataSpec:
     )
     if k is not None and min_context is not None and min_context > k:
         raise UserError(f"{where}.min_context: must be <= k ({k}), got {shown(min_context)}")
+    horizon = raw.get("horizon")
+    horizon = None if horizon is None else _int(horizon, f"{where}.horizon", minimum=1, maximum=MAX_K)
     teacher = raw.get("teacher")
     if teacher is not None:
         if not isinstance(teacher, str) or not teacher.strip():
             raise UserError(f"{where}.teacher: expected the path of an ensemble folder, got {shown(teacher)}")
         teacher = str(Path(teacher).expanduser().resolve())  # one spelling per folder, for resumes
-    return DataSpec(k, min_context, teacher)
+    return DataSpec(k, min_context, horizon, teacher)
 
 
 def _dimension(spec, where: str, name: str) -> Dimension:

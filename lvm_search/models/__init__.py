@@ -17,10 +17,12 @@ from .registry import (
     register,
 )
 from .residual import context_mean, real_positions
+from .rollout import Rollout
 
 __all__ = [
     "ARCHITECTURES",
     "Architecture",
+    "Rollout",
     "build_model",
     "config_fields",
     "context_mean",
