@@ -356,6 +356,11 @@ def ablation_section(folder: str | Path) -> list[str]:
     return lines
 
 
+def _delta(x: float) -> str:
+    """A difference at 4 decimals, or in scientific notation where 4 decimals would read 0."""
+    return f"{x:+.4f}" if abs(x) >= 5e-5 or x == 0 else f"{x:+.1e}"
+
+
 def _seconds(s: float) -> str:
     return f"{s:.0f} s" if s < 120 else f"{s / 60:.1f} min"
 
@@ -373,9 +378,9 @@ def ablation_table(result: dict) -> list[str]:
         if "test_delta" in row:
             d = row["test_delta"]
             verdict = "higher" if d["low"] > 0 else "lower" if d["high"] < 0 else "no difference"
-            delta_test = f"{d['value']:+.4f} [{d['low']:+.4f}, {d['high']:+.4f}] ({verdict})"
+            delta_test = f"{_delta(d['value'])} [{_delta(d['low'])}, {_delta(d['high'])}] ({verdict})"
             better = sum(v > 0 for v in row["val_delta_by_seed"])
-            delta_val = f"{row['val_delta']:+.4f} ({better}/{len(row['val_delta_by_seed'])} seeds up)"
+            delta_val = f"{_delta(row['val_delta'])} ({better}/{len(row['val_delta_by_seed'])} seeds up)"
         else:
             delta_test = delta_val = "(the baseline)" if name == DEFAULT else "no default to pair"
         rows.append(
@@ -438,18 +443,24 @@ def longer_epochs_sentence(result: dict) -> str:
             continue
         d = row["test_delta"]
         parts.append(
-            f"{more}: val {row['val_delta']:+.4f}, test {d['value']:+.4f} [{d['low']:+.4f}, {d['high']:+.4f}]"
+            f"{more}: val {_delta(row['val_delta'])}, "
+            f"test {_delta(d['value'])} [{_delta(d['low'])}, {_delta(d['high'])}]"
         )
     if not parts:
         return "Longer training: not measured yet."
-    paid = [
-        more for more in LONGER_EPOCHS if (comparison.get(f"{more} epochs") or {}).get("val_delta", 0) > 0
-    ]
+    deltas = [comparison[f"{m} epochs"]["val_delta"] for m in LONGER_EPOCHS if f"{m} epochs" in comparison]
+    largest, sd = max(deltas), default["val_sd"] or 0.0
+    paid = largest > sd  # a gain within the seed-to-seed spread of the default is no gain
     return (
-        f"Longer training against {result['recipe']['epochs']} epochs (val {default['val_mean']:.4f}; "
-        f"best epochs {', '.join(str(e) for e in default['best_epochs'])}): "
+        f"Longer training against {result['recipe']['epochs']} epochs (val {default['val_mean']:.4f} "
+        f"± {sd:.4f} over seeds; best epochs {', '.join(str(e) for e in default['best_epochs'])}): "
         + "; ".join(parts)
-        + (f". Longer training raised val at {paid} epochs." if paid else ". No longer training raised val.")
+        + (
+            f". Longer training paid on val: up to {_delta(largest)}, above the seeds' sd."
+            if paid
+            else f". Longer training did not pay on val: its best change, {_delta(largest)}, is within "
+            f"the default's seed-to-seed sd of {sd:.4f}."
+        )
     )
 
 
