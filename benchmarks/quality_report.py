@@ -18,6 +18,7 @@ import json
 from pathlib import Path
 
 from _markdown import markdown_table
+from ablation import ablation_section
 
 REPO = Path(__file__).resolve().parent.parent
 CORPORA = {  # result file stem: (corpus, role)
@@ -412,6 +413,7 @@ def main(argv=None):
         *searches_section(results),
         *ensembles,
         *distill_section(distill),
+        *ablation_section(folder),
     ]
     Path(args.out).write_text("\n".join(lines) + "\n")
     print(f"wrote {args.out}")
