@@ -130,6 +130,26 @@ def _ci(i: dict, spec: str = ".4f", suffix: str = "") -> str:
     return f"{i['value']:{spec}}{suffix} [{i['low']:{spec}}, {i['high']:{spec}}]"
 
 
+def _horizon_findings(rows: list[dict]) -> list[str]:
+    """Sentences computed from one corpus's rows: what the table says, nothing it does not."""
+    longest = max(row["horizon"] for row in rows)
+    far = [row for row in rows if row["horizon"] == longest]
+    above = sorted(row["arch"] for row in far if row["direct"]["gain_pct"]["low"] > 0)
+    rolled = [row for row in rows if row.get("rolled")]
+    trained_wins = sum(row["direct"]["test"]["value"] > row["rolled"]["test"]["value"] for row in rolled)
+    rolled_below = sorted(
+        f"{row['arch']} h={row['horizon']}" for row in rolled if row["rolled"]["gain_pct"]["high"] < 0
+    )
+    return [
+        f"At h = {longest}, {len(above)} of {len(far)} architectures trained at that horizon stay above "
+        f"the best baseline with the gain's interval excluding 0 ({', '.join(above) or 'none'}). "
+        f"Trained at h beats the rolled h = 1 model in {trained_wins} of {len(rolled)} (architecture, "
+        "h > 1) pairs on the point estimate (their difference has no paired interval here); the rolled "
+        f"model falls below the baseline, interval excluding 0, in: {', '.join(rolled_below) or 'none'}.",
+        "",
+    ]
+
+
 def horizons_section(folder: str | Path) -> list[str]:
     """## Horizons: one table per ``horizons_<corpus>.json`` in ``folder``; every number from the file."""
     results = [json.loads(p.read_text()) for p in sorted(Path(folder).glob("horizons_*.json"))]
@@ -165,8 +185,8 @@ def horizons_section(folder: str | Path) -> list[str]:
                 f"{d['best_baseline']} {d['baseline_test']['value']:.4f} |"
             )
         windows = {row["horizon"]: row["direct"]["windows"] for row in result["rows"]}
+        lines += ["", *_horizon_findings(result["rows"])]
         lines += [
-            "",
             "Test windows by h: "
             + ", ".join(f"{h}: {n:,}" for h, n in sorted(windows.items()))
             + f". Wall time {result['wall_s'] / 60:.1f} min (two runs at a time).",

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from _markdown import markdown_table
 from ablation import ablation_section
+from horizons import horizons_section
 
 REPO = Path(__file__).resolve().parent.parent
 CORPORA = {  # result file stem: (corpus, role)
@@ -414,6 +415,7 @@ def main(argv=None):
         *ensembles,
         *distill_section(distill),
         *ablation_section(folder),
+        *horizons_section(folder),
     ]
     Path(args.out).write_text("\n".join(lines) + "\n")
     print(f"wrote {args.out}")

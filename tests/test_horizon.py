@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pytest
 import torch
+from conftest import doc_ids_for, one_error, one_trial_space
 from torch.nn.functional import normalize
 
 from lvm_search.data import load_data
@@ -14,8 +15,6 @@ from lvm_search.metrics import baselines, last_vector_baseline, per_window, pred
 from lvm_search.models import Rollout
 from lvm_search.spaces import parse_space
 from lvm_search.yaml_files import parse_yaml
-
-from conftest import doc_ids_for, one_error, one_trial_space
 
 
 def _rows(split):
