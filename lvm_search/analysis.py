@@ -7,7 +7,7 @@ split (a model's and a baseline's, window for window), so nothing is predicted t
 * by position in the document (of the passage predicted) and by how much context a window has (the
   real passages among its k, fewer near a document's start): the two means and a paired 95% interval
   of their difference from a bootstrap over the documents in that group;
-* the worst windows of the model: the last context passage, the true next passage and the training
+* the worst windows of the model: the last context passage, the passage to predict and the training
   passage nearest to the prediction (searched over the train split's passages only, in chunked
   matrix products), with their texts where the file has them;
 * for an AMN: its attention weights over context positions (``AMNModel.attention``).
@@ -246,7 +246,7 @@ def attention_examples(model, data: LVMData, split: str, texts: PassageTexts, n:
     """The attention weights of ``n`` windows with a full context, evenly spaced through ``split``
     (chosen by place, not by score), next to their context passages."""
     s = data.splits[split]
-    full = np.flatnonzero(positions(s) >= data.k)
+    full = np.flatnonzero(context_passages(s, data.k, data.horizon) >= data.k)
     if not len(full):
         return []
     chosen = full[np.unique(np.linspace(0, len(full) - 1, n).round().astype(int))]

@@ -114,7 +114,8 @@ def cmd_baselines(args) -> int:
         _print_json(out)
         return 0
     d = out["data"]
-    print(f"data {d['source']}  D={d['D']} k={d['k']} fingerprint={d['fingerprint']}")
+    horizon = f" horizon={d['horizon']}" if d["horizon"] != 1 else ""
+    print(f"data {d['source']}  D={d['D']} k={d['k']}{horizon} fingerprint={d['fingerprint']}")
     for name, s in out["splits"].items():
         print(f"  {name:5s} {s['docs']:5d} docs {s['windows']:7d} windows")
     print(f"{'baseline':10s} {'val cos':>8s} {'test cos':>8s} {'test hit@5':>10s}")
@@ -364,6 +365,9 @@ def cmd_eval(args) -> int:
     print(
         f"{result['predictor']['kind']} {result['predictor']['path']} on {e['source']}: {result['relation']}"
     )
+    if result["horizon"] != 1:
+        how = ", the model rolled forward on its own predictions" if result["rolled_forward"] else ""
+        print(f"predicting the passage {result['horizon']} steps after each context{how}")
     print(f"{e['windows']:,} windows in {e['documents']:,} documents; {result['baselines_note']}")
     print(f"{'':16s} {'cosine [95% CI]':>26s} {'hit@1':>6s} {'hit@5':>6s} {'mrr':>6s}")
     for name, s in result["scores"].items():

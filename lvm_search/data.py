@@ -259,7 +259,7 @@ def load_data(
     min_context: int | None = None,
     extra_train: tuple[str | Path, ...] = (),
     split: bool = True,
-    horizon: int = 1,
+    horizon: int | None = 1,
 ) -> LVMData:
     """Load an .npz in either format and split it; ``path=None`` loads the packaged sample.
 
@@ -270,9 +270,10 @@ def load_data(
     ``split=False``: no train/val/test split, one split ``all`` of every window in file order (for
     scoring or predicting with a trained model).
     ``horizon`` (native format only, default 1): predict the passage this many steps after the
-    context; the same documents and split as at 1.
+    context (None: 1); the same documents and split as at 1.
     """
     path = Path(path) if path is not None else sample_path()
+    horizon = 1 if horizon is None else horizon
     _check_fractions(fractions)
     for name, value in (("k", k), ("min_context", min_context), ("horizon", horizon)):
         if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value > MAX_K):
@@ -303,11 +304,15 @@ def load_data(
         data = _from_windows(path, arrays, k, fractions, split)
     else:
         k = DEFAULT_K if k is None else k
-        data = _from_documents(
-            path, arrays, k, k if min_context is None else min_context, fractions, seed, split, horizon
-        )
+        min_context = k if min_context is None else min_context
+        data = _from_documents(path, arrays, k, min_context, fractions, seed, split, horizon)
+        # what must stay out of extra training data: every row of a val or test document, which at
+        # horizon 1 the windows' targets and contexts cover (at h > 1 gap rows and short documents have none)
+        held_out = data
+        if horizon != 1 and extra_train:
+            held_out = _from_documents(path, arrays, k, min_context, fractions, seed, split)
         for extra in extra_train:
-            data = _add_training_documents(data, arrays["vectors"], path, Path(extra))
+            data = _add_training_documents(data, held_out, arrays["vectors"], path, Path(extra))
     return data.to(device)
 
 
@@ -490,11 +495,13 @@ def _windows(starts, lengths, docs, before: int) -> tuple[np.ndarray, np.ndarray
     return (first + within).astype(np.int64), np.repeat(starts[docs], counts).astype(np.int64)
 
 
-def _add_training_documents(data: LVMData, main_vectors: np.ndarray, main_path: Path, path: Path) -> LVMData:
+def _add_training_documents(
+    data: LVMData, held_out: LVMData, main_vectors: np.ndarray, main_path: Path, path: Path
+) -> LVMData:
     vectors, doc_ids = _native_arrays(path, _read_npz(path))
     if vectors.shape[1] != data.dim:
         raise UserError(f"{path}: vectors have D={vectors.shape[1]}, the main data D={data.dim}")
-    _check_no_shared_passages(data, main_vectors, main_path, vectors, path)
+    _check_no_shared_passages(held_out, main_vectors, main_path, vectors, path)
     starts, lengths = _document_runs(path, doc_ids)
     before = data.min_context + data.horizon - 1
     docs = np.flatnonzero(lengths > before)

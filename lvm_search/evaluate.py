@@ -151,10 +151,24 @@ def relation(predictor: Predictor, data: LVMData, split: str) -> str:
         and data.min_context <= k <= MAX_K
         and data.fingerprint_at(k) == trained.get("fingerprint")
     )
-    if same_windows:
+    # another horizon shifts every target, so the fingerprints differ; its documents and their split
+    # are horizon 1's, so on the same file, context and split seed the test documents are the same
+    trained_horizon = trained.get("horizon", 1)
+    ahead = "" if data.horizon == trained_horizon else f", {data.horizon} passages ahead"
+    same_split_elsewhere_ahead = (
+        ahead
+        and same_file
+        and data.min_context == trained.get("min_context")
+        and data.split_seed == trained.get("split_seed")
+        and list(data.extra_train) == list(trained.get("extra_train", []))
+    )
+    if same_windows or same_split_elsewhere_ahead:
         if split == "test":
-            return "the test split of the data it was trained on"
-        return "every window of the data it was trained on, its own training windows included: not held out"
+            return f"the test split of the data it was trained on{ahead}"
+        return (
+            f"every window of the data it was trained on{ahead}, its own training windows included: "
+            "not held out"
+        )
     unsplit = set(data.splits) == {"all"}
     if same_file and unsplit and data.min_context == trained.get("min_context") and not data.extra_train:
         return "every window of the corpus it was trained on, its own training windows included: not held out"

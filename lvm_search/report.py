@@ -215,7 +215,7 @@ def _comparable_runs(runs, data_path: str | None):
     left_out = [
         f"{s.arch} run `{s.name}`: trained on {Path(s.data.source).name} with min_context "
         f"{s.data.min_context}, split seed {s.data.split_seed}"
-        + (f", horizon {s.data.horizon}" if s.data.horizon != 1 else "")
+        + (f", horizon {s.data.horizon}" if s.data.horizon != 1 or newest[-1] != 1 else "")
         + (
             f" and extra training data {', '.join(Path(e).name for e in s.data.extra_train)}"
             if s.data.extra_train

@@ -187,8 +187,8 @@ def _worst_windows(analysis: dict) -> list[str]:
         "",
         f"### The {len(windows)} worst test windows of {analysis['model']}",
         "",
-        "Each with the last passage of its context, the true next passage and the passage of the train "
-        "split nearest to the model's prediction (by cosine; only training documents are searched).",
+        "Each with the last passage of its context, the passage it had to predict and the passage of the "
+        "train split nearest to the model's prediction (by cosine; only training documents are searched).",
     ]
     if analysis["texts_note"]:
         lines += ["", analysis["texts_note"]]

@@ -225,11 +225,12 @@ class SearchSpace:
                 "fixed": self.fixed,
                 "space": self.space,
                 "scheduler": self.scheduler,
-                # without a horizon as runs recorded it before horizons existed, so they still resume
+                # horizon 1 (the default, however given) is left out as runs recorded it before
+                # horizons existed, so those runs still resume with or without --horizon 1
                 "data": {
                     key: value
                     for key, value in dataclasses.asdict(self.data).items()
-                    if key != "horizon" or value is not None
+                    if key != "horizon" or value not in (None, 1)
                 },
             }
         )

@@ -7,10 +7,11 @@ import json
 import numpy as np
 import pytest
 import torch
-from conftest import doc_ids_for, one_error, one_trial_space
+from conftest import LEAKAGE, doc_ids_for, one_error, one_trial_space
 from torch.nn.functional import normalize
 
 from lvm_search.data import load_data
+from lvm_search.errors import UserError
 from lvm_search.metrics import baselines, last_vector_baseline, per_window, predict
 from lvm_search.models import Rollout
 from lvm_search.spaces import parse_space
@@ -100,7 +101,6 @@ def test_data_a_horizon_cannot_use_is_one_line(cli, write_native, write_windows)
 
 def test_a_split_left_without_windows_is_one_line(write_native):
     """One long training document and short ones elsewhere: at h = 3 val and test are empty."""
-    from lvm_search.errors import UserError
 
     lengths = [30] + [4] * 9
     path = write_native(lengths=lengths, vectors=None, doc_ids=doc_ids_for(lengths))
@@ -118,7 +118,8 @@ def test_space_horizon_is_parsed_recorded_and_old_runs_still_resume(tmp_path):
     plain = parse_space(parse_yaml(text, "s.yaml"), "s.yaml")
     assert "horizon" not in plain.identity()["data"]  # as run.json recorded it before horizons
     assert plain.with_overrides(horizon=2).data.horizon == 2
-    from lvm_search.errors import UserError
+    # --horizon 1 (or data: {horizon: 1}) names the default: the same run, so it resumes
+    assert plain.with_overrides(horizon=1).identity() == plain.identity()
 
     with pytest.raises(UserError, match="data.horizon"):
         parse_space(parse_yaml(text + "data: {horizon: 0}\n", "s.yaml"), "s.yaml")
@@ -149,6 +150,14 @@ def test_train_eval_predict_record_and_check_the_horizon(cli, tmp_path, sample):
     rolled = json.loads(out)
     assert rolled["rolled_forward"] and rolled["horizon"] == 2
     assert rolled["evaluated_on"]["windows"] == result["evaluated_on"]["windows"]  # the same windows
+    # the test documents are the ones it was trained beside: held out, 2 passages ahead
+    assert rolled["relation"] == "the test split of the data it was trained on, 2 passages ahead"
+    code, out, err = cli("eval", tmp_path / "h1", "--horizon", "2")  # what a person reads says so too
+    assert code == 0 and "the passage 2 steps after each context, the model rolled forward" in out
+    code, out, err = cli("eval", tmp_path / "h1", "--horizon", "2", "--split", "all", "--json")
+    assert json.loads(out)["relation"].endswith(
+        "2 passages ahead, its own training windows included: not held out"
+    )
 
     from lvm_search.evaluate import load_predictor
 
@@ -195,3 +204,26 @@ def test_search_and_ensemble_at_a_horizon(tmp_path, cli):
     code, out, err = cli("eval", storage / "ensembles" / "default", "--json")
     assert code == 0, err
     assert json.loads(out)["horizon"] == 2
+
+
+@pytest.mark.hostile(LEAKAGE)
+def test_extra_train_may_not_bring_in_a_test_document_that_has_no_windows_at_h(write_native):
+    """At h = 3 a 4-passage document has no windows, yet it is still a test document (the split is
+    h = 1's): its passages are held out all the same."""
+    lengths = [12, 4] * 20
+    main = write_native(lengths=lengths, dim=4, name="main.npz", doc_ids=doc_ids_for(lengths))
+    short_starts = set(np.cumsum([0, *lengths[:-1]])[1::2].tolist())
+    for seed in range(50):  # a split seed whose val and test have long and short documents
+        at_1 = load_data(main, k=3, seed=seed)
+        held = [set(at_1.splits[name].starts.tolist()) for name in ("val", "test")]
+        if all(starts & short_starts and starts - short_starts for starts in held):
+            break
+    row = min(held[1] & short_starts)
+    at_3 = load_data(main, k=3, seed=seed, horizon=3)
+    assert row not in at_3.splits["test"].starts.tolist() + at_3.splits["val"].starts.tolist()
+    other = np.random.default_rng(5).standard_normal((30, 4)).astype(np.float32)
+    other[7] = np.load(main)["vectors"][row]
+    extra = write_native([10] * 3, vectors=other, name="copy.npz")
+    with pytest.raises(UserError, match="1 of its passages are validation or test passages.*first: row 7"):
+        load_data(main, k=3, seed=seed, horizon=3, extra_train=(extra,))
+    assert load_data(main, k=3, seed=seed, horizon=None).fingerprint == at_1.fingerprint  # None: 1

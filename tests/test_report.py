@@ -312,8 +312,10 @@ def test_runs_windowed_unlike_the_newest_are_named_and_left_out():
 
     from lvm_search.report import _comparable_runs
 
-    def run(name, min_context, source="a.npz"):
-        data = SimpleNamespace(source=source, min_context=min_context, extra_train=[], split_seed=0)
+    def run(name, min_context, source="a.npz", horizon=1):
+        data = SimpleNamespace(
+            source=source, min_context=min_context, extra_train=[], split_seed=0, horizon=horizon
+        )
         return Path(name), SimpleNamespace(name=name, arch="amn", data=data)
 
     runs = [run("old", 3), run("other-file", 5, "b.npz"), run("b", 5), run("a", 5)]  # oldest first
@@ -322,3 +324,6 @@ def test_runs_windowed_unlike_the_newest_are_named_and_left_out():
     assert len(left_out) == 2 and left_out[0].startswith("amn run `old`: trained on a.npz with min_context 3")
     kept, left_out = _comparable_runs(runs, "c.npz")  # --data: any file, the same windowing
     assert [s.name for _, s in kept] == ["a", "b", "other-file"] and len(left_out) == 1
+    # a horizon that differs from the newest run's is named, the default 1 included
+    kept, left_out = _comparable_runs([run("h1", 5), run("h3", 5, horizon=3)], None)
+    assert [s.name for _, s in kept] == ["h3"] and left_out[0].endswith("split seed 0, horizon 1")
