@@ -160,6 +160,7 @@ def cmd_train(args) -> int:
     from .metrics import reference_mean, score
     from .spaces import trial_settings
     from .train import check_fits, train
+    from .warm_start import load_init, settings_from_init
 
     settings = parse_sets(args.set or [])
     trial_settings(args.arch, {}, settings, where="--set")  # the --set values alone, named as such
@@ -184,6 +185,12 @@ def cmd_train(args) -> int:
     if args.teacher:
         check_outside_teacher(out, args.teacher, "--out")
     data = _load(args)
+    init = load_init(args.init) if args.init else None
+    if init:
+        given = {**settings, **({"k": args.k} if args.k is not None else {})}
+        pinned = settings_from_init(init, args.arch, data.dim, given, {}, "--set/--k")
+        data = data.with_k(pinned.pop("k")) if "k" in pinned else data
+        cfg, _ = trial_settings(args.arch, {}, {**settings, **pinned}, where="--set")
     check_context_length(data, data.k, "--k")
     check_fits(cfg, data.k, data.dim, "--set/--k")
 
@@ -195,7 +202,7 @@ def cmd_train(args) -> int:
         )
 
     teacher = load_teacher(args.teacher, data) if args.teacher else None
-    result = train(cfg, data, report, teacher=teacher)
+    result = train(cfg, data, report, teacher=teacher, init=init)
     save_checkpoint(out, result.model, result.meta)
     baseline = score(reference_mean(data, "val"), data, "val")["cosine"]
     best = result.best
@@ -241,6 +248,7 @@ def cmd_run(args) -> int:
         name=args.name,
         address=args.address,
         fresh=args.fresh,
+        init=args.init,
         verbose=args.verbose,
     )
     # With --json, stdout carries the summary alone; progress and anything Ray prints go to stderr.
@@ -423,6 +431,10 @@ class _Parser(argparse.ArgumentParser):
 
 
 QUIET_HELP = "only warnings and errors on stderr, no progress lines"
+INIT_HELP = (
+    "a checkpoint or run folder (its best trial) whose weights training starts from; the settings "
+    "that size the weights take its values"
+)
 TEACHER_HELP = (
     "an ensemble folder built on this data's split, to distil: the training targets move towards "
     "its predictions by distill (default 0.8)"
@@ -457,6 +469,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=int)
     p.add_argument("--device", help="auto (default), cpu, cuda, cuda:N or mps")
     p.add_argument("--teacher", type=_path, help=TEACHER_HELP)
+    p.add_argument("--init", type=_path, help=INIT_HELP)
     p.add_argument(
         "--out", type=_path, help="checkpoint folder (default runs/train/ARCH); replaces only a checkpoint"
     )
@@ -489,6 +502,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="auto, cuda, cuda:N (this machine's GPU N), mps or cpu (overrides the space's resources.device)",
     )
     p.add_argument("--teacher", type=_path, help=TEACHER_HELP + " (overrides the space's data.teacher)")
+    p.add_argument("--init", type=_path, help=INIT_HELP + "; every trial starts from it")
     p.add_argument("--address", help="an existing Ray cluster: auto or HOST:PORT")
     p.add_argument(
         "--log",

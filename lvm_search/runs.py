@@ -98,6 +98,7 @@ class RunInfo:
     data: DataInfo
     provenance: Provenance | None = None
     teacher: dict | None = None  # distill.Teacher.describe(): the ensemble every trial learns from
+    init: dict | None = None  # warm_start.WarmStart.describe(): the weights every trial starts from
 
 
 @dataclass
@@ -187,6 +188,7 @@ class RunSummary:
         default_factory=dict
     )  # of the last start: device, concurrency, the cluster's CPUs/GPUs
     teacher: dict | None = None  # as in run.json: the ensemble every trial learned from
+    init: dict | None = None  # as in run.json: the weights every trial started from
 
     def trial(self, trial_id: str) -> Trial:
         return next(t for t in self.trials if t.trial_id == trial_id)

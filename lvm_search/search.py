@@ -75,6 +75,7 @@ from .runs import (
 from .spaces import METRIC, SearchSpace, check_against_data, trial_settings
 from .trackers import callbacks, check_installed
 from .train import train
+from .warm_start import WarmStart, load_init, same_init, settings_from_init
 
 AUTO_GPUS_PER_TRIAL = 0.25  # measured: see Resources in spaces.py
 
@@ -92,6 +93,7 @@ class SearchOptions:
     name: str | None = None
     address: str | None = None
     fresh: bool = False
+    init: str | None = None  # --init: a checkpoint or run folder every trial's weights start from
     verbose: int = 0  # 0: our progress lines; 1 and 2: Ray Tune's tables as well
     command: str | None = None  # recorded in provenance (default: this process's command line)
 
@@ -111,6 +113,7 @@ def run_trial(
     staging: str,
     command: str,
     teacher: Teacher | None,
+    init: WarmStart | None,
 ) -> None:
     """One trial: the core trainer, reporting every epoch and checkpointing when val improves."""
     cfg, k = trial_settings(arch, fixed, config)
@@ -135,7 +138,7 @@ def run_trial(
             shutil.rmtree(folder, ignore_errors=True)
 
     try:
-        train(cfg, data, report, command=command, teacher=teacher)
+        train(cfg, data, report, command=command, teacher=teacher, init=init)
     except TrainingDiverged as e:
         # A diverged trial is a result, not a crash: the sampler learns to avoid the region, and
         # retrying the same seed would diverge again.
@@ -169,13 +172,20 @@ def run_search(space: SearchSpace, opts: SearchOptions) -> RunSummary:
         extra_train=opts.extra_train,
         seed=opts.split_seed,
     )
+    init = load_init(opts.init) if opts.init else None
+    if init:
+        if folder == Path(init.source) or folder in Path(init.checkpoint).parents:
+            raise UserError(
+                f"{init.source}: --init is in the run folder this search writes; use another --name"
+            )
+        space, data = _fit_to_init(space, data, init)
     check_against_data(space, data)
     teacher = load_teacher(space.data.teacher, data) if space.data.teacher else None
     command = opts.command or provenance.collect().command
 
     # Optuna's and MLflow's INFO lines (a study created or loaded, each trial told) repeat the progress lines.
     with _run_lock(storage, name) as lock, quieted("optuna", "mlflow"):
-        start = _prepare_run_dir(folder, space, data, teacher, opts.fresh, command)
+        start = _prepare_run_dir(folder, space, data, teacher, init, opts.fresh, command)
         done = read_trial_log(folder)
         previous = read_optional(RunSummary, folder / SUMMARY, None, "summary")
         previous_s = previous.wall_s if previous else 0.0
@@ -185,7 +195,7 @@ def run_search(space: SearchSpace, opts: SearchOptions) -> RunSummary:
             if done:
                 logger.info(f"resuming {folder}: {len(done)} of {space.samples} trials already done")
             try:
-                _fit(space, opts, data, teacher, folder, done, command)
+                _fit(space, opts, data, teacher, init, folder, done, command)
             except BaseException:
                 # A new run that failed before any trial was logged (no cluster at --address, Ray would not
                 # start, Ctrl-C): what this start wrote would refuse the corrected command.
@@ -195,6 +205,7 @@ def run_search(space: SearchSpace, opts: SearchOptions) -> RunSummary:
                 raise
         summary = summarise(read_trial_log(folder), space, data, name, previous_s + time.time() - t0, command)
         summary.teacher = teacher.describe() if teacher else None
+        summary.init = init.describe() if init else None
         summary.resources = read_optional(dict, folder / RESOURCES, {}, "resources record")
         write_json(folder / SUMMARY, summary)
     return summary
@@ -205,6 +216,7 @@ def _fit(
     opts: SearchOptions,
     data: LVMData,
     teacher: Teacher | None,
+    init: WarmStart | None,
     folder: Path,
     done: list[TrialLogEntry],
     command: str,
@@ -241,6 +253,7 @@ def _fit(
                 staging=str(staging),
                 command=command,
                 teacher=teacher,
+                init=init,
             ),
             {"cpu": space.resources.cpus_per_trial, "gpu": gpus},
         )
@@ -567,8 +580,30 @@ class Start:
     aside: Path | None = None
 
 
+def _fit_to_init(space: SearchSpace, data: LVMData, init: WarmStart) -> tuple[SearchSpace, LVMData]:
+    """The space with the settings that size the weights fixed at the init's, and the data at the
+    context length a pinned k needs."""
+    given = {**space.fixed, **({"k": space.data.k} if space.data.k is not None else {})}
+    searched = {name: list(dim.corners()) for name, dim in space.space.items()}
+    pinned = settings_from_init(init, space.arch, data.dim, given, searched, space.source)
+    if pinned and set(space.space) <= set(pinned):
+        raise UserError(
+            f"{space.source}: with --init {init.source} nothing is left to search "
+            f"({', '.join(space.space)} sizes the weights and takes the init's value); search the recipe "
+            "too, or use lvm-search train --init"
+        )
+    space = space.pinned(pinned)
+    return space, (data.with_k(pinned["k"]) if pinned.get("k", 0) > data.k else data)
+
+
 def _prepare_run_dir(
-    folder: Path, space: SearchSpace, data: LVMData, teacher: Teacher | None, fresh: bool, command: str
+    folder: Path,
+    space: SearchSpace,
+    data: LVMData,
+    teacher: Teacher | None,
+    init: WarmStart | None,
+    fresh: bool,
+    command: str,
 ) -> Start:
     """Create the run folder, or check that a resumed run means the same trials."""
     start = Start(folder)
@@ -596,6 +631,12 @@ def _prepare_run_dir(
                 f"{folder}: this run was started with another teacher (or its ensemble was rebuilt since: "
                 f"{previous.teacher}); its trials would mean something else. Use --fresh or another --name"
             )
+        if not same_init(previous.init, init):
+            raise UserError(
+                f"{folder}: this run was started from other initial weights (--init: "
+                f"{previous.init['source'] if previous.init else 'none'}, or its files changed since); its "
+                "trials would mean something else. Use --fresh or another --name"
+            )
         changed = sorted(key for key, value in space.identity().items() if previous.space.get(key) != value)
         if changed:
             raise UserError(
@@ -614,6 +655,7 @@ def _prepare_run_dir(
                 DataInfo(**data.summary()),
                 provenance.collect(command=command),
                 teacher.describe() if teacher else None,
+                init.describe() if init else None,
             ),
         )
     except OSError as e:

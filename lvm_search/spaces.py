@@ -235,6 +235,15 @@ class SearchSpace:
             }
         )
 
+    def pinned(self, values: dict) -> "SearchSpace":
+        """The space with ``values`` fixed: searched no more (a warm start's weight shapes)."""
+        return dataclasses.replace(
+            self,
+            fixed={**self.fixed, **values},
+            space={name: dim for name, dim in self.space.items() if name not in values},
+            reference={name: value for name, value in self.reference.items() if name not in values},
+        )
+
     def with_overrides(
         self,
         samples=None,

@@ -35,6 +35,7 @@ from .limits import (
 )
 from .metrics import cosines, predict
 from .models import build_model, config_fields
+from .warm_start import WarmStart
 
 SCHEDULES = ("cosine", "plateau", "constant")
 DATA_DTYPES = ("auto", "float32", "float16")
@@ -220,13 +221,15 @@ def train(
     report: ReportFn | None = None,
     command: str | None = None,
     teacher: Teacher | None = None,
+    init: WarmStart | None = None,
 ) -> TrainResult:
     """``command``: the command line recorded in checkpoints (default: this process's).
-    ``teacher``: the predictions ``cfg.distill`` mixes into the training targets."""
+    ``teacher``: the predictions ``cfg.distill`` mixes into the training targets.
+    ``init``: the weights training starts from (``warm_start.settings_from_init`` gives its shapes)."""
     cfg.validate()
     device = resolve_device(cfg.device)
     with torch_settings(device, cfg.threads):
-        return _train(cfg, data, report, device, command, teacher)
+        return _train(cfg, data, report, device, command, teacher, init)
 
 
 def _train(
@@ -236,6 +239,7 @@ def _train(
     device: torch.device,
     command,
     teacher: Teacher | None,
+    init: WarmStart | None,
 ) -> TrainResult:
     # system
     torch.manual_seed(cfg.seed)
@@ -251,6 +255,12 @@ def _train(
 
     # model
     model = build_model(cfg.arch, data.dim, data.k, **cfg.model).to(device)
+    if init:
+        try:
+            model.load_state_dict(init.state)
+        except RuntimeError as e:  # the callers fix the shapes first; this names what still differs
+            first = str(e).strip().splitlines()[-1].strip()
+            raise UserError(f"{init.source}: --init does not fit this {cfg.arch}: {first}") from None
     model_config = dataclasses.asdict(model.cfg)
     meta = {
         "arch": cfg.arch,
@@ -263,6 +273,7 @@ def _train(
         "params": sum(p.numel() for p in model.parameters()),
         "provenance": dataclasses.asdict(provenance.collect(device, command)),
         "teacher": teacher.describe() if teacher else None,
+        "init": init.describe() if init else None,
     }
     forward = torch.compile(model) if cfg.compile else model
 

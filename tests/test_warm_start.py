@@ -1,0 +1,115 @@
+"""Warm starts (--init): training starts from a checkpoint's weights, the settings that size them take
+its values, and checkpoints and runs record it so that a resume from other weights is refused."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+import yaml
+from conftest import one_error, one_trial_space
+from safetensors.torch import load_file
+
+from lvm_search.errors import UserError
+from lvm_search.models import build_model
+from lvm_search.warm_start import WarmStart, settings_from_init
+
+
+def _init(arch="amn", dim=8, k=5, **model) -> WarmStart:
+    net = build_model(arch, dim, k, **model)
+    return WarmStart("/x/init", "/x/init", "d", arch, dim, k, dict(vars(net.cfg)), net.state_dict())
+
+
+def test_the_settings_that_size_the_weights_take_the_inits_values():
+    init = _init(width=16, depth=1, dropout=0.1)
+    searched = {"width": [8, 32], "dropout": [0.0, 0.5], "base_decay": [0.5, 1.0], "k": [5, 16]}
+    # width is searched and sizes the weights: fixed at 16; depth left at its default (2): fixed at 1;
+    # dropout, base_decay and k do not size them: still searched
+    assert settings_from_init(init, "amn", 8, {}, searched, "s.yaml") == {"width": 16, "depth": 1}
+    assert settings_from_init(init, "amn", 8, {"width": 16, "depth": 1}, {}, "s.yaml") == {}
+    with pytest.raises(
+        UserError, match=r"s.yaml: width=32 sizes the weights otherwise than --init .*\(width=16\)"
+    ):
+        settings_from_init(init, "amn", 8, {"width": 32}, {}, "s.yaml")
+    with pytest.raises(UserError, match="arch amn, not lstm"):
+        settings_from_init(init, "lstm", 8, {}, {}, "s.yaml")
+    with pytest.raises(UserError, match="D=8 vectors; the data has D=16"):
+        settings_from_init(init, "amn", 16, {}, {}, "s.yaml")
+
+
+def test_train_starts_from_the_inits_weights_and_records_it(cli, tmp_path):
+    common = ("train", "--arch", "amn", "--epochs", "1", "--k", "5")
+    assert cli(*common, "--set", "width=8", "--out", tmp_path / "a")[0] == 0
+    # a step too small to move the weights: what is saved is what training started from
+    code, out, err = cli(*common, "--set", "lr=1e-12", "--init", tmp_path / "a", "--out", tmp_path / "b")
+    assert code == 0, err
+    a, b = (load_file(tmp_path / name / "model.safetensors") for name in ("a", "b"))
+    assert a.keys() == b.keys() and all(torch.allclose(a[n], b[n], atol=1e-6) for n in a)
+    meta = json.loads((tmp_path / "b" / "config.json").read_text())
+    assert meta["init"]["source"] == str(tmp_path / "a") and meta["model_config"]["width"] == 8
+
+    code, _, err = cli(*common, "--set", "width=16", "--init", tmp_path / "a", "--out", tmp_path / "c")
+    assert code == 2 and "width=16 sizes the weights otherwise than --init" in one_error(err)
+    assert not (tmp_path / "c").exists()
+    code, _, err = cli(*common, "--init", tmp_path / "nothing", "--out", tmp_path / "c")
+    assert code == 2 and "not a checkpoint or run folder" in one_error(err)
+
+
+def test_a_search_starts_every_trial_from_the_init_and_a_resume_checks_it(cli, tmp_path):
+    assert (
+        cli(
+            "train",
+            "--arch",
+            "amn",
+            "--epochs",
+            "1",
+            "--k",
+            "5",
+            "--set",
+            "width=16",
+            "--out",
+            tmp_path / "a",
+        )[0]
+        == 0
+    )
+    space = tmp_path / "amn.yaml"
+    space.write_text(yaml.safe_dump(one_trial_space()))  # searches width only
+    code, _, err = cli("run", space, "--storage", tmp_path / "runs", "--init", tmp_path / "a", "--k", "5")
+    assert code == 2 and "nothing is left to search (width sizes the weights" in one_error(err)
+    lr = {"type": "float", "low": 1e-4, "high": 1e-2, "log": True}
+    space.write_text(
+        yaml.safe_dump(one_trial_space(space={"width": {"type": "choice", "values": [8, 16]}, "lr": lr}))
+    )
+    storage = tmp_path / "runs"
+    code, out, err = cli("run", space, "--storage", storage, "--init", tmp_path / "a", "--k", "5", "-q")
+    assert code == 0, err
+    run = storage / "amn"
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["init"]["source"] == str(tmp_path / "a")
+    assert "width" not in summary["trials"][0]["config"]  # fixed at the init's, not searched
+    best = json.loads((run / summary["best"]["checkpoint"] / "config.json").read_text())
+    assert best["model_config"]["width"] == 16 and best["init"] == summary["init"]
+
+    # the same folder retrained is other weights: the resume is refused, and so is none
+    assert (
+        cli(
+            "train",
+            "--arch",
+            "amn",
+            "--epochs",
+            "2",
+            "--k",
+            "5",
+            "--set",
+            "width=16",
+            "--out",
+            tmp_path / "a",
+        )[0]
+        == 0
+    )
+    for more in (("--init", tmp_path / "a"), ()):
+        code, _, err = cli("run", space, "--storage", storage, "--k", "5", "--samples", "2", *more)
+        assert code == 2 and "started from other initial weights" in one_error(err)
+    code, _, err = cli("run", space, "--storage", storage, "--k", "5", "--init", run, "--name", "amn")
+    assert code == 2 and "--init is in the run folder this search writes" in one_error(err)
