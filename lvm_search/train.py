@@ -3,7 +3,7 @@
 Read it top to bottom: config, device, data, model, optimizer and schedule, the loop, evaluation.
 The search wraps ``train`` in a Tune trainable; the CLI's ``train`` command and the benchmarks call
 it directly. ``train`` may run hundreds of times in one process (Ray reuses actors), so it leaves
-torch's process-wide settings (threads, TF32) as it found them.
+torch's process-wide settings (threads, TF32, the random generators) as it found them.
 """
 
 from __future__ import annotations
@@ -204,6 +204,19 @@ def torch_settings(device: torch.device, threads: int | None):
         torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved[1:]
 
 
+@contextlib.contextmanager
+def seeded(device: torch.device, seed: int):
+    """torch's generators seeded for one training run (weight init, noise, dropout), then put back as
+    they were: a caller's own random stream is not this run's business."""
+    if device.type == "cuda":
+        forked = [device.index if device.index is not None else torch.cuda.current_device()]
+    else:
+        forked = ["mps"] if device.type == "mps" else []
+    with torch.random.fork_rng(forked, device_type=device.type if forked else None):
+        torch.manual_seed(seed)
+        yield
+
+
 _device_copy: dict = {}  # one copy of the data per process and device, kept across trials
 
 
@@ -228,7 +241,7 @@ def train(
     ``init``: the weights training starts from (``warm_start.settings_from_init`` gives its shapes)."""
     cfg.validate()
     device = resolve_device(cfg.device)
-    with torch_settings(device, cfg.threads):
+    with torch_settings(device, cfg.threads), seeded(device, cfg.seed):
         return _train(cfg, data, report, device, command, teacher, init)
 
 
@@ -241,8 +254,7 @@ def _train(
     teacher: Teacher | None,
     init: WarmStart | None,
 ) -> TrainResult:
-    # system
-    torch.manual_seed(cfg.seed)
+    # system (seeded by the caller: ``seeded``)
     # bf16 autocast where it is supported (CUDA, CPU); MPS trains in float32
     bf16 = cfg.bf16 and device.type in ("cuda", "cpu")
     autocast = (lambda: torch.autocast(device.type, dtype=torch.bfloat16)) if bf16 else contextlib.nullcontext

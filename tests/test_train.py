@@ -164,6 +164,36 @@ def test_train_leaves_torch_threads_as_it_found_them(data):
     assert torch.get_num_threads() == before
 
 
+def test_train_leaves_torchs_random_stream_as_it_found_it(data):
+    """Seeded inside (the same seed trains the same weights), the caller's stream untouched."""
+    torch.manual_seed(123)
+    expected = torch.rand(4)
+    torch.manual_seed(123)
+    train(config(input_noise=0.05, context_dropout=0.2), data)  # both draw from torch's generator
+    assert torch.equal(torch.rand(4), expected)
+
+
+@pytest.mark.parametrize(
+    "device, forked", [("cpu", ([], None)), ("cuda:1", ([1], "cuda")), ("mps", (["mps"], "mps"))]
+)
+def test_the_generators_of_the_training_device_are_put_back_too(monkeypatch, device, forked):
+    """On a GPU its own generator is forked as well (patched here: this machine has none)."""
+    import contextlib
+
+    from lvm_search.train import seeded
+
+    calls = []
+    monkeypatch.setattr(
+        torch.random,
+        "fork_rng",
+        lambda devices, device_type=None: calls.append((devices, device_type)) or contextlib.nullcontext(),
+    )
+    monkeypatch.setattr(torch, "manual_seed", lambda seed: None)
+    with seeded(torch.device(device), 0):
+        pass
+    assert calls == [forked]
+
+
 def test_the_settings_of_a_cuda_run_are_restored_afterwards():
     # TF32 is switched on for CUDA runs only; the flags are process-wide and must come back.
     matmul, cudnn = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
