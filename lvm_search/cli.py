@@ -442,8 +442,6 @@ TEACHER_HELP = (
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .limits import MAX_K
-
     parser = _Parser(prog="lvm-search", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"lvm-search {__version__}")
     parser.add_argument("-q", "--quiet", action="store_true", help=QUIET_HELP)
@@ -451,7 +449,15 @@ def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS, help=QUIET_HELP)
     sub = parser.add_subparsers(dest="command", required=True)
+    # in the order --help lists them
+    _add_training_commands(sub, common)
+    _add_ensemble_and_report_commands(sub, common)
+    _add_corpus_commands(sub, common)
+    return parser
 
+
+def _add_training_commands(sub, common: argparse.ArgumentParser) -> None:
+    """baselines, train and run: the commands that read a data set and train on it."""
     p = sub.add_parser(
         "baselines", parents=[common], help="split sizes and the classical baselines on val and test"
     )
@@ -517,6 +523,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(fn=cmd_run)
 
+
+def _add_ensemble_and_report_commands(sub, common: argparse.ArgumentParser) -> None:
+    """ensemble and report, which read a storage folder's runs, and presets (listed between them),
+    which lists or copies the packaged space files and ensemble recipes."""
     p = sub.add_parser(
         "ensemble", parents=[common], help="weighted average of the best checkpoints, weights fitted on val"
     )
@@ -550,15 +560,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print every row with its intervals as JSON")
     p.set_defaults(fn=cmd_report)
 
+
+def _add_corpus_commands(sub, common: argparse.ArgumentParser) -> None:
+    """eval, predict and embed: the commands that read a corpus, whatever the runs were trained on."""
+    from .limits import MAX_K
+
     p = sub.add_parser(
         "eval",
         parents=[common],
         help="score a checkpoint, run or ensemble on any corpus, against its baselines",
     )
-    p.add_argument(
-        "path", type=_path, help="a checkpoint folder, a run folder (its best trial) or an ensemble folder"
-    )
-    p.add_argument("--data", type=_path, help="an .npz data set (default: the packaged sample)")
+    _model_and_corpus_args(p)
     p.add_argument(
         "--split", default="test", choices=["test", "all"], help="the windows scored (default test)"
     )
@@ -569,10 +581,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "predict", parents=[common], help="write the predicted next vector of every window of a corpus"
     )
-    p.add_argument(
-        "path", type=_path, help="a checkpoint folder, a run folder (its best trial) or an ensemble folder"
-    )
-    p.add_argument("--data", type=_path, help="an .npz data set (default: the packaged sample)")
+    _model_and_corpus_args(p)
     p.add_argument(
         "--out", type=_path, required=True, help="the .npz to write (replaces only a predictions file)"
     )
@@ -595,7 +604,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto")
     p.add_argument("--batch-size", type=int, default=64)
     p.set_defaults(fn=cmd_embed)
-    return parser
+
+
+def _model_and_corpus_args(p: argparse.ArgumentParser) -> None:
+    """What eval and predict read: a trained model (of any kind) and the corpus it runs on."""
+    p.add_argument(
+        "path", type=_path, help="a checkpoint folder, a run folder (its best trial) or an ensemble folder"
+    )
+    p.add_argument("--data", type=_path, help="an .npz data set (default: the packaged sample)")
 
 
 # devices.mps_environment() for this process, set before any command imports torch (which reads it)

@@ -240,23 +240,7 @@ def _fit(
         )
         concurrency = resolve_concurrency(space, gpus, ray.cluster_resources(), len(done))
         _check_resources(space, gpus)
-        trainable = tune.with_resources(
-            tune.with_parameters(
-                run_trial,
-                data=data,
-                arch=space.arch,
-                fixed=space.fixed,
-                seed=space.seed,
-                threads=max(1, int(space.resources.cpus_per_trial)),
-                device=device,
-                gpus=gpus,
-                staging=str(staging),
-                command=command,
-                teacher=teacher,
-                init=init,
-            ),
-            {"cpu": space.resources.cpus_per_trial, "gpu": gpus},
-        )
+        trainable = _trainable(space, data, teacher, init, device, gpus, staging, command)
         left = space.samples - len(done)
         logger.info(
             f"{folder.name}: {left} trial{'s' * (left != 1)} of {space.arch}, {concurrency} at a time on "
@@ -303,6 +287,36 @@ def _fit(
         with environment(tune_output_env(opts.verbose)), tune_logs:
             tune.Tuner(trainable, tune_config=tune_config, run_config=run_config).fit()
     shutil.rmtree(staging, ignore_errors=True)
+
+
+def _trainable(
+    space: SearchSpace,
+    data: LVMData,
+    teacher: Teacher | None,
+    init: WarmStart | None,
+    device: str,
+    gpus: float,
+    staging: Path,
+    command: str,
+):
+    """``run_trial`` with everything but a trial's config bound, and the CPUs and GPU share it asks of Ray."""
+    return tune.with_resources(
+        tune.with_parameters(
+            run_trial,
+            data=data,
+            arch=space.arch,
+            fixed=space.fixed,
+            seed=space.seed,
+            threads=max(1, int(space.resources.cpus_per_trial)),
+            device=device,
+            gpus=gpus,
+            staging=str(staging),
+            command=command,
+            teacher=teacher,
+            init=init,
+        ),
+        {"cpu": space.resources.cpus_per_trial, "gpu": gpus},
+    )
 
 
 # --- resources ----------------------------------------------------------------------------------

@@ -397,26 +397,7 @@ def parse_space(raw, source: str, check_data: bool = True) -> SearchSpace:
     scheduler = _scheduler(raw.get("scheduler", {}), f"{source}: scheduler")
     resources = _resources(raw.get("resources", {}), f"{source}: resources")
 
-    fixed = raw.get("fixed") or {}
-    if not isinstance(fixed, dict):
-        raise UserError(f"{source}: fixed: expected a mapping of setting: value")
-    space_raw = raw.get("space") or {}
-    if not isinstance(space_raw, dict):
-        raise UserError(f"{source}: space: expected a mapping of setting: {{type: ...}}")
-    if not space_raw:
-        raise UserError(
-            f"{source}: space: a search needs at least one searched setting "
-            "(to train one configuration, use `lvm-search train`)"
-        )
-    for section, keys in (("fixed", fixed), ("space", space_raw)):
-        for key in keys:
-            if key not in settings or key in NOT_SEARCHABLE:
-                known = ", ".join(sorted(map(str, settings - NOT_SEARCHABLE)))
-                raise UserError(f"{source}: {section}.{key}: unknown setting for {arch} (known: {known})")
-    both = set(fixed) & set(space_raw)
-    if both:
-        raise UserError(f"{source}: {sorted(both)[0]}: appears in both fixed and space")
-    space = {name: _dimension(spec, f"{source}: space.{name}", name) for name, spec in space_raw.items()}
+    fixed, space = _fixed_and_space(raw, source, arch, settings)
 
     sampler = raw.get("sampler", SearchSpace.sampler)
     if sampler not in SAMPLERS:
@@ -432,7 +413,7 @@ def parse_space(raw, source: str, check_data: bool = True) -> SearchSpace:
     if not isinstance(reference, dict):
         raise UserError(f"{source}: reference: expected a mapping of searched setting: value")
     for key in reference:
-        if key not in space_raw:
+        if key not in space:
             raise UserError(f"{source}: reference.{key}: only searched settings can be set for trial 0")
     result = SearchSpace(
         arch,
@@ -462,6 +443,32 @@ def parse_space(raw, source: str, check_data: bool = True) -> SearchSpace:
         _check_data_against_space(result, source)
     check_every_trial(result)
     return result
+
+
+def _fixed_and_space(raw: dict, source: str, arch: str, settings: set) -> tuple[dict, dict[str, Dimension]]:
+    """The ``fixed`` settings and the searched ``space`` of a space file, each key one of ``settings``
+    (the architecture's, the trainer's and the data's) and in one section only."""
+    fixed = raw.get("fixed") or {}
+    if not isinstance(fixed, dict):
+        raise UserError(f"{source}: fixed: expected a mapping of setting: value")
+    space_raw = raw.get("space") or {}
+    if not isinstance(space_raw, dict):
+        raise UserError(f"{source}: space: expected a mapping of setting: {{type: ...}}")
+    if not space_raw:
+        raise UserError(
+            f"{source}: space: a search needs at least one searched setting "
+            "(to train one configuration, use `lvm-search train`)"
+        )
+    for section, keys in (("fixed", fixed), ("space", space_raw)):
+        for key in keys:
+            if key not in settings or key in NOT_SEARCHABLE:
+                known = ", ".join(sorted(map(str, settings - NOT_SEARCHABLE)))
+                raise UserError(f"{source}: {section}.{key}: unknown setting for {arch} (known: {known})")
+    both = set(fixed) & set(space_raw)
+    if both:
+        raise UserError(f"{source}: {sorted(both)[0]}: appears in both fixed and space")
+    space = {name: _dimension(spec, f"{source}: space.{name}", name) for name, spec in space_raw.items()}
+    return fixed, space
 
 
 def check_every_trial(space: SearchSpace) -> None:

@@ -266,89 +266,26 @@ def _train(
         raise UserError(f"{data.source}: the train split has no windows")
 
     # model
-    model = build_model(cfg.arch, data.dim, data.k, **cfg.model).to(device)
-    if init:
-        try:
-            model.load_state_dict(init.state)
-        except RuntimeError as e:  # the callers fix the shapes first; this names what still differs
-            first = str(e).strip().splitlines()[-1].strip()
-            raise UserError(f"{init.source}: --init does not fit this {cfg.arch}: {first}") from None
-    model_config = dataclasses.asdict(model.cfg)
-    meta = {
-        "arch": cfg.arch,
-        "model_config": model_config,
-        "train_config": {**dataclasses.asdict(cfg), "model": model_config},
-        "dim": data.dim,
-        "k": data.k,
-        "fingerprint": data.fingerprint,
-        "data": data.summary(),
-        "params": sum(p.numel() for p in model.parameters()),
-        "provenance": dataclasses.asdict(provenance.collect(device, command)),
-        "teacher": teacher.describe() if teacher else None,
-        "init": init.describe() if init else None,
-    }
+    model, meta = _model_and_meta(cfg, data, device, command, teacher, init)
     forward = torch.compile(model) if cfg.compile else model
 
     # optimizer and schedule
-    optimizer = torch.optim.AdamW(
-        model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, fused=device.type == "cuda"
-    )
     steps_per_epoch = math.ceil(n_train / cfg.batch_size)
-    total_steps = cfg.epochs * steps_per_epoch
-    warmup_steps = round(cfg.warmup_epochs * steps_per_epoch)
-    step_schedule = plateau = None
-    if cfg.schedule == "cosine":
-        step_schedule = torch.optim.lr_scheduler.LambdaLR(
-            optimizer, lambda step: lr_factor(step, warmup_steps, total_steps)
-        )
-    elif cfg.schedule == "plateau":
-        plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode="max", factor=0.5, patience=2)
+    optimizer, step_schedule, plateau, ema = _optimizer_and_schedule(cfg, model, device, steps_per_epoch)
     # The order of the training windows comes from a CPU generator on every device: the same seed
     # gives the same batches on CPU, CUDA and MPS.
     generator = torch.Generator().manual_seed(cfg.seed)
     # With EMA the averaged copy is what gets evaluated, kept and saved; the raw weights only train.
-    ema = None
-    if cfg.ema:
-        ema = torch.optim.swa_utils.AveragedModel(
-            model, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(cfg.ema), use_buffers=True
-        )
     eval_model = ema.module if ema else model
 
     # the loop
     history, best, best_state = [], None, None
     for epoch in range(1, cfg.epochs + 1):
         t0 = time.perf_counter()
-        model.train()
-        loss_sum = torch.zeros((), device=device)
         order = torch.randperm(n_train, generator=generator).to(device)
-        for lo in range(0, n_train, cfg.batch_size):
-            idx = order[lo : lo + cfg.batch_size]
-            x, y = data.batch("train", idx)
-            if soft is not None:
-                y = torch.lerp(y, soft[idx].float(), cfg.distill)
-            if cfg.input_noise:
-                x = F.normalize(x + cfg.input_noise * torch.randn_like(x), dim=-1)
-            if cfg.context_dropout:
-                x = x * (torch.rand(x.shape[0], x.shape[1], 1, device=device) >= cfg.context_dropout)
-            with autocast():
-                pred = forward(x)
-            loss = F.mse_loss(pred.float(), y)
-            if cfg.infonce_weight:
-                # In-batch negatives; divided by D to sit on the per-element MSE's scale.
-                logits = pred.float() @ y.T / cfg.infonce_temperature
-                nce = F.cross_entropy(logits, torch.arange(len(y), device=device))
-                loss = (1 - cfg.infonce_weight) * loss + cfg.infonce_weight * nce / data.dim
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if cfg.grad_clip:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-            optimizer.step()
-            if ema:
-                ema.update_parameters(model)
-            if step_schedule:
-                step_schedule.step()
-            loss_sum += loss.detach()
-        train_loss = loss_sum.item() / steps_per_epoch  # one sync per epoch, not per batch
+        train_loss = _train_epoch(
+            cfg, data, soft, order, model, forward, optimizer, step_schedule, ema, autocast, device
+        )
         train_s = time.perf_counter() - t0
         if not math.isfinite(train_loss):
             raise TrainingDiverged(f"training loss became {train_loss} in epoch {epoch} (lr={cfg.lr})")
@@ -386,3 +323,108 @@ def _train(
     eval_model.load_state_dict(best_state)
     eval_model.eval()
     return TrainResult(eval_model, best, history, {**meta, "epoch": best["epoch"], "metrics": best})
+
+
+def _model_and_meta(
+    cfg: TrainConfig,
+    data: LVMData,
+    device: torch.device,
+    command,
+    teacher: Teacher | None,
+    init: WarmStart | None,
+) -> tuple[torch.nn.Module, dict]:
+    """The model on ``device``, from ``init``'s weights if given, and what its checkpoints record."""
+    model = build_model(cfg.arch, data.dim, data.k, **cfg.model).to(device)
+    if init:
+        try:
+            model.load_state_dict(init.state)
+        except RuntimeError as e:  # the callers fix the shapes first; this names what still differs
+            first = str(e).strip().splitlines()[-1].strip()
+            raise UserError(f"{init.source}: --init does not fit this {cfg.arch}: {first}") from None
+    model_config = dataclasses.asdict(model.cfg)
+    meta = {
+        "arch": cfg.arch,
+        "model_config": model_config,
+        "train_config": {**dataclasses.asdict(cfg), "model": model_config},
+        "dim": data.dim,
+        "k": data.k,
+        "fingerprint": data.fingerprint,
+        "data": data.summary(),
+        "params": sum(p.numel() for p in model.parameters()),
+        "provenance": dataclasses.asdict(provenance.collect(device, command)),
+        "teacher": teacher.describe() if teacher else None,
+        "init": init.describe() if init else None,
+    }
+    return model, meta
+
+
+def _optimizer_and_schedule(
+    cfg: TrainConfig, model: torch.nn.Module, device: torch.device, steps_per_epoch: int
+):
+    """AdamW; the learning-rate schedule, stepped after every batch (cosine) or after every epoch
+    (plateau); and the exponential moving average of the weights (None when ``cfg.ema`` is 0)."""
+    optimizer = torch.optim.AdamW(
+        model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, fused=device.type == "cuda"
+    )
+    total_steps = cfg.epochs * steps_per_epoch
+    warmup_steps = round(cfg.warmup_epochs * steps_per_epoch)
+    step_schedule = plateau = None
+    if cfg.schedule == "cosine":
+        step_schedule = torch.optim.lr_scheduler.LambdaLR(
+            optimizer, lambda step: lr_factor(step, warmup_steps, total_steps)
+        )
+    elif cfg.schedule == "plateau":
+        plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode="max", factor=0.5, patience=2)
+    ema = None
+    if cfg.ema:
+        ema = torch.optim.swa_utils.AveragedModel(
+            model, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(cfg.ema), use_buffers=True
+        )
+    return optimizer, step_schedule, plateau, ema
+
+
+def _train_epoch(
+    cfg: TrainConfig,
+    data: LVMData,
+    soft: torch.Tensor | None,
+    order: torch.Tensor,
+    model: torch.nn.Module,
+    forward: Callable,
+    optimizer: torch.optim.Optimizer,
+    step_schedule,
+    ema,
+    autocast,
+    device: torch.device,
+) -> float:
+    """One pass over the training windows in ``order``: the mean of its batch losses."""
+    model.train()
+    loss_sum = torch.zeros((), device=device)
+    batches = range(0, len(order), cfg.batch_size)
+    for lo in batches:
+        idx = order[lo : lo + cfg.batch_size]
+        x, y = data.batch("train", idx)
+        if soft is not None:
+            y = torch.lerp(y, soft[idx].float(), cfg.distill)
+        if cfg.input_noise:
+            x = F.normalize(x + cfg.input_noise * torch.randn_like(x), dim=-1)
+        if cfg.context_dropout:
+            x = x * (torch.rand(x.shape[0], x.shape[1], 1, device=device) >= cfg.context_dropout)
+        with autocast():
+            pred = forward(x)
+        loss = F.mse_loss(pred.float(), y)
+        if cfg.infonce_weight:
+            # In-batch negatives; divided by D to sit on the per-element MSE's scale.
+            logits = pred.float() @ y.T / cfg.infonce_temperature
+            nce = F.cross_entropy(logits, torch.arange(len(y), device=device))
+            loss = (1 - cfg.infonce_weight) * loss + cfg.infonce_weight * nce / data.dim
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if cfg.grad_clip:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+        optimizer.step()
+        if ema:
+            ema.update_parameters(model)
+        if step_schedule:
+            step_schedule.step()
+        loss_sum += loss.detach()
+    return loss_sum.item() / len(batches)  # one sync per epoch, not per batch
