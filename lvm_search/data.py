@@ -316,6 +316,13 @@ def load_data(
     return data.to(device)
 
 
+def unsplit_windows(path: str | Path, vectors: np.ndarray, doc_ids: np.ndarray, k: int) -> LVMData:
+    """Every window of native arrays held in memory, in one split ``all``: what
+    ``load_data(path, k, split=False)`` gives once they are written to ``path``."""
+    arrays = {"vectors": vectors, "doc_ids": doc_ids}
+    return _from_documents(Path(path), arrays, k, k, DEFAULT_FRACTIONS, seed=0, split=False)
+
+
 def check_context_length(data: LVMData, k: int, where: str) -> None:
     """Refuse a context length no target of ``data`` can fill: with min_context < k the older
     positions are padding, legal, but a k beyond the longest document reads padding at every window

@@ -42,8 +42,10 @@ from typing import Protocol
 
 import numpy as np
 
+from .data import unsplit_windows
 from .errors import UserError, reason, shown
 from .limits import MAX_BATCH_SIZE, MAX_K
+from .metrics import context_mean_baseline, cosines, last_vector_baseline, predict
 from .runs import check_output_file, npz_meta, write_file
 
 logger = logging.getLogger(__name__)
@@ -309,20 +311,20 @@ def _blob(strings: list[str]) -> tuple[np.ndarray, np.ndarray]:
     return np.frombuffer(b"".join(encoded), dtype=np.uint8).copy(), offsets
 
 
-def window_baselines(vectors: np.ndarray, doc_ids: np.ndarray, k: int) -> dict:
-    """Mean-of-context and last-vector cosines over every k-context window inside one document."""
-    v = vectors.astype(np.float32)
-    v /= np.linalg.norm(v, axis=1, keepdims=True)  # stored float16 rows are unit only to ~1e-4
-    targets = np.arange(k, len(v))
-    targets = targets[doc_ids[targets - k] == doc_ids[targets]]  # ids non-decreasing: window in one doc
-    contexts = targets[:, None] - np.arange(k, 0, -1)
-    mean = v[contexts].mean(axis=1)
-    mean /= np.linalg.norm(mean, axis=1, keepdims=True)
+def window_baselines(out: Path, vectors: np.ndarray, doc_ids: np.ndarray, k: int) -> dict:
+    """Mean-of-context and last-vector cosines over every k-context window inside one document: the
+    windows and the baselines that every other command scores, by the same code."""
+    data = unsplit_windows(out, vectors, doc_ids, k)
+    targets = data.targets("all")
+
+    def mean_cosine(baseline) -> float:
+        return round(cosines(predict(baseline, data, "all"), targets).double().mean().item(), 6)
+
     return {
         "k": k,
-        "n_windows": int(len(targets)),
-        "mean_of_context_cosine": round(float((mean * v[targets]).sum(1).mean()), 6),
-        "last_vector_cosine": round(float((v[contexts[:, -1]] * v[targets]).sum(1).mean()), 6),
+        "n_windows": len(targets),
+        "mean_of_context_cosine": mean_cosine(context_mean_baseline),
+        "last_vector_cosine": mean_cosine(last_vector_baseline),
     }
 
 
@@ -405,7 +407,7 @@ def embed_command(args, encoder: Encoder | None = None) -> int:
         },
         "embed_seconds": round(seconds, 2),
         "passages_per_s": round(len(passages) / seconds, 1),
-        "baselines": window_baselines(vectors, doc_ids, rules.k),
+        "baselines": window_baselines(out, vectors, doc_ids, rules.k),
     }
     write_npz(out, vectors, doc_ids, passages, [doc.title for doc, _ in kept], meta)
 

@@ -37,19 +37,19 @@ from .intervals import DocumentBootstrap
 from .limits import MAX_ENSEMBLE_SIZE, MAX_SEED
 from .metrics import (
     ReferenceMean,
-    RidgeBaseline,
     context_mean_baseline,
-    fit_recency_decay,
+    fit_baselines,
     last_vector_baseline,
     per_window,
     predict,
     recency_weighted_baseline,
+    ridge_prediction,
     summarise,
 )
-from .models import context_mean
 from .runs import (
     ENSEMBLE_MEMBERS,
     ENSEMBLE_RECORD,
+    RIDGE_WEIGHTS,
     DataInfo,
     EnsembleRecord,
     MemberRecord,
@@ -81,10 +81,10 @@ logger = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class Recipe:
     runs: tuple[str, ...] = ()  # run names under the storage folder; empty = latest run of each arch
-    top_k: int | str = 1  # best trials taken from each run, or "all" finished trials
+    top_k: int | str = "all"  # every finished trial of each run, or the best top_k of each
     method: str = "auto"
     ensemble_size: int = 20  # greedy selections (with replacement)
-    baselines: bool = False  # the classical baselines join the candidates
+    baselines: bool = True  # the classical baselines join the candidates
     seed: int = 0  # of the bags
     name: str = "default"  # artifact folder: <storage>/ensembles/<name>
     source: str = ""
@@ -285,19 +285,19 @@ class BaselineMember(nn.Module):
             return last_vector_baseline(x)
         if self.name == "recency":
             return recency_weighted_baseline(x, self.decay)
-        residual = (x.reshape(len(x), -1).double() - self.x_mean) @ self.weights + self.r_mean
-        return normalize(context_mean(x) + residual.to(x.dtype), dim=-1)
+        return ridge_prediction(x, self.x_mean, self.r_mean, self.weights)
 
     def describe(self) -> dict:
         return {"name": self.name, "decay": self.decay, "min_context": self.min_context}
 
 
 def fitted_baseline_members(data: LVMData) -> list[BaselineMember]:
-    ridge = RidgeBaseline(data)
+    predictors, fitted = fit_baselines(data)
+    ridge = predictors["ridge"]
     return [
         BaselineMember("mean", min_context=data.min_context),
         BaselineMember("last"),
-        BaselineMember("recency", decay=fit_recency_decay(data)),
+        BaselineMember("recency", decay=fitted["recency"]["decay"]),
         BaselineMember(
             "ridge", ridge={"x_mean": ridge.x_mean, "r_mean": ridge.r_mean, "weights": ridge.weights}
         ),
@@ -368,7 +368,7 @@ def _load_baseline_member(root: Path, member: MemberRecord) -> BaselineMember:
     ridge = None
     if name == "ridge":
         _check_member_files(root, member)
-        weights = _member_folder(root, member) / "ridge.safetensors"
+        weights = _member_folder(root, member) / RIDGE_WEIGHTS
         try:
             ridge = load_file(weights)
         except Exception as e:  # safetensors raises several types for a damaged file
@@ -425,7 +425,35 @@ def build_ensemble(recipe: Recipe, storage: str | Path = "runs", data_path: str 
     out_dir = ensemble_dir(storage, recipe.name)
     runs = find_runs(storage, recipe.runs, recipe.source)
     data = runs_data([s for _, s in runs], data_path)
+    candidates = _predict_candidates(_load_candidates(recipe, storage, runs, data), data, storage)
 
+    val_targets = data.targets("val")
+    logger.info(f"ensemble: fitting weights on val ({recipe.method}, {recipe.ensemble_size} selections)")
+    method, weights, crossfit = fit_weights(
+        torch.stack([c.val_pred for c in candidates]),
+        val_targets,
+        recipe.ensemble_size,
+        recipe.method,
+        recipe.seed,
+        data.splits["val"].groups(),
+    )
+    kept = [i for i, w in enumerate(weights.tolist()) if w > 0]
+    weights = weights[kept] / weights[kept].sum()
+    members = [candidates[i] for i in kept]
+
+    scores, best_single, intervals = _score(data, candidates, members, weights, val_targets)
+    record = _ensemble_record(
+        recipe, data, method, members, weights, candidates, scores, best_single, intervals, crossfit
+    )
+    logger.info(f"ensemble: writing {out_dir}")
+    write_folder(out_dir, lambda tmp: _fill(tmp, record, members), _is_ensemble, "an ensemble folder")
+    return {**to_json(record), "path": str(out_dir)}
+
+
+def _load_candidates(
+    recipe: Recipe, storage: Path, runs: list[tuple[Path, RunSummary]], data: LVMData
+) -> list[Candidate]:
+    """The best trials of each run (``recipe.top_k``), then the classical baselines if asked for."""
     candidates = []
     for folder, summary in runs:
         trials = sorted(
@@ -460,7 +488,12 @@ def build_ensemble(recipe: Recipe, storage: str | Path = "runs", data_path: str 
             candidates.append(
                 Candidate(f"baseline:{member.name}", "baseline", data.k, data.fingerprint, member)
             )
+    return candidates
 
+
+def _predict_candidates(candidates: list[Candidate], data: LVMData, storage: Path) -> list[Candidate]:
+    """Fill in each candidate's normalised val and test predictions; the candidates whose val
+    predictions are all finite (the others are left out, with a warning)."""
     logger.info(f"ensemble: predicting val and test windows with {len(candidates)} candidates")
     for c in candidates:
         view = data.with_k(c.k)
@@ -475,20 +508,18 @@ def build_ensemble(recipe: Recipe, storage: str | Path = "runs", data_path: str 
     candidates = [c for c, ok in zip(candidates, finite) if ok]
     if not any(c.source is not None for c in candidates):  # baselines alone are not an ensemble of models
         raise UserError(f"{storage}: no trained candidate gives finite predictions on val; retrain the runs")
-    val_targets = data.targets("val")
-    logger.info(f"ensemble: fitting weights on val ({recipe.method}, {recipe.ensemble_size} selections)")
-    method, weights, crossfit = fit_weights(
-        torch.stack([c.val_pred for c in candidates]),
-        val_targets,
-        recipe.ensemble_size,
-        recipe.method,
-        recipe.seed,
-        data.splits["val"].groups(),
-    )
-    kept = [i for i, w in enumerate(weights.tolist()) if w > 0]
-    weights = weights[kept] / weights[kept].sum()
-    members = [candidates[i] for i in kept]
+    return candidates
 
+
+def _score(
+    data: LVMData,
+    candidates: list[Candidate],
+    members: list[Candidate],
+    weights: torch.Tensor,
+    val_targets: torch.Tensor,
+) -> tuple[dict, Candidate, dict]:
+    """The ensemble, the mean of context and every candidate scored on val and test; the best single
+    model (chosen on val); and bootstrap intervals over test documents for the ensemble's gains."""
     windows = {split: {} for split in ("val", "test")}
     for split in ("val", "test"):
         combined = normalize(
@@ -513,10 +544,25 @@ def build_ensemble(recipe: Recipe, storage: str | Path = "runs", data_path: str 
         "gain_over_best_single_pct": boot.gain_pct(test["ensemble"], test[best_single.name]).as_dict(),
         "resamples": len(boot.counts),
         "unit": "test documents",
+        "val_error_correlation": _error_correlation([c.val_pred for c in models], val_targets),
     }
-    error_correlation = _error_correlation([c.val_pred for c in models], val_targets)
+    return scores, best_single, intervals
 
-    record = EnsembleRecord(
+
+def _ensemble_record(
+    recipe: Recipe,
+    data: LVMData,
+    method: str,
+    members: list[Candidate],
+    weights: torch.Tensor,
+    candidates: list[Candidate],
+    scores: dict,
+    best_single: Candidate,
+    intervals: dict,
+    crossfit: dict[str, float],
+) -> EnsembleRecord:
+    """What ensemble.json holds: the members and their weights, every candidate's scores, the gains."""
+    return EnsembleRecord(
         name=recipe.name,
         recipe=recipe.source,
         method=method,
@@ -560,13 +606,10 @@ def build_ensemble(recipe: Recipe, storage: str | Path = "runs", data_path: str 
             }
             for split in ("val", "test")
         },
-        intervals={**intervals, "val_error_correlation": error_correlation},
+        intervals=intervals,
         val_crossfit=crossfit,
         provenance=provenance.collect(data.device),
     )
-    logger.info(f"ensemble: writing {out_dir}")
-    write_folder(out_dir, lambda tmp: _fill(tmp, record, members), _is_ensemble, "an ensemble folder")
-    return {**to_json(record), "path": str(out_dir)}
 
 
 def _fill(folder: Path, record: EnsembleRecord, members: list[Candidate]) -> None:
@@ -580,7 +623,7 @@ def _fill(folder: Path, record: EnsembleRecord, members: list[Candidate]) -> Non
             target.mkdir(parents=True)
             save_file(
                 {k: v.contiguous() for k, v in member.model.state_dict().items()},
-                target / "ridge.safetensors",
+                target / RIDGE_WEIGHTS,
             )
         if target.is_dir():
             entry.digest = files_digest(target)

@@ -227,11 +227,18 @@ class RidgeBaseline:
         return x.reshape(len(x), -1).double().cpu()
 
     def _predict(self, x, weights):
-        residual = (self._features(x) - self.x_mean) @ weights + self.r_mean
-        return normalize(context_mean(x) + residual.to(x.device, x.dtype), dim=-1)
+        return ridge_prediction(x, self.x_mean, self.r_mean, weights)
 
     def __call__(self, contexts):
         return self._predict(contexts, self.weights)
+
+
+def ridge_prediction(contexts, x_mean, r_mean, weights) -> torch.Tensor:
+    """The ridge baseline's prediction from its fitted numbers, wherever they live (the fit keeps them
+    on the CPU; an ensemble member, on its device): the context mean plus the predicted residual."""
+    features = contexts.reshape(len(contexts), -1).to(weights.device, torch.float64)
+    residual = (features - x_mean) @ weights + r_mean
+    return normalize(context_mean(contexts) + residual.to(contexts.device, contexts.dtype), dim=-1)
 
 
 def _solve_spd(matrix: torch.Tensor, rhs: torch.Tensor, lam: float) -> torch.Tensor:

@@ -40,12 +40,10 @@ from .intervals import DocumentBootstrap, verdict
 from .logs import quieted
 from .metrics import (
     ReferenceMean,
-    RidgeBaseline,
-    fit_recency_decay,
+    fit_baselines,
     last_vector_baseline,
     per_window,
     predict,
-    recency_weighted_baseline,
     summarise,
 )
 from .report_markdown import IMPORTANCE_TOP, MARK, MIN_TRIALS_FOR_IMPORTANCE, Content, markdown
@@ -130,17 +128,7 @@ def build_report(
     rows += ensemble_rows
     rows += _baseline_rows(data, {r["k"] for r in rows if "k" in r} | ({data.k} if ensembles else set()))
 
-    _log("bootstrap intervals over test documents")
-    mean_row = next(r for r in rows if r["model"] == "mean of context")
-    best_baseline = _best_on_val([r for r in rows if r["kind"] == "baseline"])
-    _intervals(rows, boot, mean_row, best_baseline)
-    for r, record in zip((r for r in rows if r["kind"] == "ensemble"), ensembles):
-        member_windows = _member_windows(record, record["best_single"]["name"], runs, data)
-        if member_windows is not None:
-            r["gain_over_best_member_pct"] = boot.gain_pct(r["windows"], member_windows).as_dict()
-    rows.sort(key=lambda r: r["test"]["cosine"], reverse=True)
-    for rank, r in enumerate(rows, 1):
-        r["rank"] = rank
+    mean_row, best_baseline = _intervals_and_ranks(rows, ensembles, runs, data, boot)
 
     seconds = {"scoring": time.perf_counter() - t0}
     t1 = time.perf_counter()
@@ -195,6 +183,25 @@ def build_report(
         "seconds": time.perf_counter() - t0,
         "seconds_by_part": seconds,  # plots_importances_markdown includes the two new plots
     }
+
+
+def _intervals_and_ranks(
+    rows: list[dict], ensembles: list[dict], runs, data: LVMData, boot: DocumentBootstrap
+) -> tuple[dict, dict]:
+    """Add each row's bootstrap intervals over test documents, then rank the rows by test cosine.
+    Returns the mean-of-context row and the best baseline on val, which the report compares against."""
+    _log("bootstrap intervals over test documents")
+    mean_row = next(r for r in rows if r["model"] == "mean of context")
+    best_baseline = _best_on_val([r for r in rows if r["kind"] == "baseline"])
+    _intervals(rows, boot, mean_row, best_baseline)
+    for r, record in zip((r for r in rows if r["kind"] == "ensemble"), ensembles):
+        member_windows = _member_windows(record, record["best_single"]["name"], runs, data)
+        if member_windows is not None:
+            r["gain_over_best_member_pct"] = boot.gain_pct(r["windows"], member_windows).as_dict()
+    rows.sort(key=lambda r: r["test"]["cosine"], reverse=True)
+    for rank, r in enumerate(rows, 1):
+        r["rank"] = rank
+    return mean_row, best_baseline
 
 
 def _comparable_runs(runs, data_path: str | None):
@@ -274,8 +281,8 @@ def _baseline_rows(data: LVMData, model_ks: set[int]) -> list[dict]:
     ]
     for d in (data.with_k(k) for k in sorted({classic.k, *model_ks})):
         _log(f"fitting the recency and ridge baselines at k={d.k}")
-        decay, ridge = fit_recency_decay(d), RidgeBaseline(d)
-        recency = lambda x, decay=decay: recency_weighted_baseline(x, decay)  # noqa: E731
+        predictors, fitted = fit_baselines(d)
+        decay, recency, ridge = fitted["recency"]["decay"], predictors["recency"], predictors["ridge"]
         rows.append(
             _row(f"recency-weighted mean (k={d.k}, decay {decay:.2f})", "baseline", recency, d, 1, 0.0)
         )

@@ -58,6 +58,7 @@ STAGING = ".staging"
 ENSEMBLES = "ensembles"
 ENSEMBLE_RECORD = "ensemble.json"
 ENSEMBLE_MEMBERS = "members"
+RIDGE_WEIGHTS = "ridge.safetensors"  # a ridge baseline member's fitted numbers, in its member folder
 TRIAL_STATUSES = ("ok", "diverged", "error")
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 RESERVED_NAMES = {ENSEMBLES}

@@ -7,6 +7,7 @@ download and no shared data; one test uses the real model where it is installed.
 from __future__ import annotations
 
 import importlib.util
+import io
 import json
 import re
 import zlib
@@ -26,6 +27,7 @@ from lvm_search.embed import (
     sentences,
     split_passages,
 )
+from lvm_search.metrics import context_mean_baseline, cosines, last_vector_baseline, predict
 
 # --- a small corpus of real prose ---------------------------------------------------------------
 
@@ -358,6 +360,10 @@ def test_folder_to_native_npz(corpus, tmp_path, capsys):
     base = meta["baselines"]
     assert base["k"] == 5 and base["n_windows"] == n - 5 * len(KEPT)
     assert -1 <= base["last_vector_cosine"] <= 1 and 0 < base["mean_of_context_cosine"] <= 1
+    every = load_data(out, k=5, split=False)  # the same windows and baselines as every other command
+    for name, baseline in (("mean_of_context", context_mean_baseline), ("last_vector", last_vector_baseline)):
+        scored = cosines(predict(baseline, every, "all"), every.targets("all")).double().mean().item()
+        assert base[f"{name}_cosine"] == pytest.approx(scored, abs=1e-6)
     assert meta["passages_per_s"] > 0
     assert [p.name for p in out.parent.iterdir()] == [out.name]  # no temp file left
     plain = out.parent / "plain"
@@ -480,8 +486,26 @@ def test_failed_run_keeps_the_old_output(corpus, tmp_path):
     assert sorted(tmp_path.iterdir()) == sorted([corpus, out])  # no temp file left
 
 
+def _npz(**arrays) -> bytes:
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    return buffer.getvalue()
+
+
 @pytest.mark.hostile(CONFINED)
-@pytest.mark.parametrize("name, content", [("notes.npz", b"my own bytes"), ("README.md", b"# mine")])
+@pytest.mark.parametrize(
+    "name, content",
+    [
+        ("notes.npz", b"my own bytes"),
+        ("README.md", b"# mine"),
+        ("data.npz", _npz(vectors=np.ones((4, 3), np.float32), doc_ids=np.zeros(4, np.int32))),
+        (
+            "preds.npz",
+            _npz(predictions=np.ones((4, 3)), meta_json=json.dumps({"lvm_search_predictions": True})),
+        ),
+    ],
+    ids=["bytes", "a markdown file", "a data file of another tool", "a predictions file"],
+)
 def test_an_existing_file_that_embed_did_not_write_is_never_replaced(corpus, tmp_path, capsys, name, content):
     out = tmp_path / name
     out.write_bytes(content)

@@ -26,6 +26,8 @@ from lvm_search.metrics import predict
 from lvm_search.runs import Counts, DataInfo, EpochResult, RunSummary, Trial, write_json
 from lvm_search.train import TrainConfig, train
 
+BASELINES = ("mean", "last", "recency", "ridge")  # the classical baselines, as ensemble candidates
+
 
 def two_members(b_y: float):
     """Targets (1, 0); member A predicts (1, 0.5), member B (1, b_y), both normalised."""
@@ -157,15 +159,27 @@ def test_candidates_can_be_every_trial_and_the_classical_baselines(two_runs, tmp
     record = build_ensemble(load_recipe(recipe), storage)
     names = [c["name"] for c in record["candidates"]]
     assert names[:2] == ["amn-run/amn-run0", "gru-run/gru-run0"]
-    assert names[2:] == ["baseline:mean", "baseline:last", "baseline:recency", "baseline:ridge"]
+    assert names[2:] == [f"baseline:{b}" for b in BASELINES]
     assert record["method"] == "bagged"
     model, _ = load_ensemble(storage / "ensembles" / "wide")  # baseline members load too
 
 
-def test_the_latest_run_of_each_architecture_is_the_default(two_runs):
+def test_the_default_is_every_trial_of_the_latest_run_of_each_architecture_and_the_baselines(two_runs):
     storage, _ = two_runs
     record = build_ensemble(load_recipe(None), storage)
-    assert sorted(c["arch"] for c in record["candidates"]) == ["amn", "gru"]
+    names = [c["name"] for c in record["candidates"]]
+    assert names == ["amn-run/amn-run0", "gru-run/gru-run0"] + [f"baseline:{b}" for b in BASELINES]
+
+
+def test_the_packaged_default_recipe_is_the_recipe_with_no_file():
+    """`lvm-search ensemble` and `lvm-search ensemble ensembles/default.yaml` build the same thing."""
+    from dataclasses import replace
+
+    from lvm_search import presets
+
+    packaged = load_recipe(presets.folder("recipe") / "default.yaml")
+    assert replace(packaged, source="") == replace(load_recipe(None), source="")
+    assert packaged.top_k == "all" and packaged.baselines
 
 
 def test_a_checkpoint_trained_on_other_data_is_refused(two_runs, tmp_path, cli):

@@ -72,9 +72,9 @@ def test_a_name_or_the_checkouts_path_finds_the_packaged_space_and_a_real_file_w
 @pytest.mark.hostile(CONFINED)
 def test_presets_lists_them_and_copies_them_without_replacing_anything(tmp_path, cli):
     code, out, _ = cli("presets")
-    assert code == 0 and "amn gru lstm transformer" in out and "default wide" in out
+    assert code == 0 and "amn gru lstm transformer" in out and "best-of-each default wide" in out
     code, out, _ = cli("presets", "--copy", tmp_path / "mine")
-    assert code == 0 and len(out.splitlines()) == 6
+    assert code == 0 and len(out.splitlines()) == 7
     assert (tmp_path / "mine" / "spaces" / "lstm.yaml").read_text().startswith("# Search space for the LSTM")
     (tmp_path / "mine" / "spaces" / "lstm.yaml").write_text("edited")
     code, _, err = cli("presets", "--copy", tmp_path / "mine")
