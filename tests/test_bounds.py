@@ -85,6 +85,18 @@ space:
         (["run", "{space}", "--gpus-per-trial", "1e-9"], "gpus_per_trial: must be 0, from 0.0001"),
         (["run", "{space}", "--cpus-per-trial", "1e308"], "cpus_per_trial: must be from 0.0001 (Ray's"),
         (["run", "{space}", "--cpus-per-trial", "64"], "a trial asks for 64 CPU(s), but this machine has"),
+        # the low end of each run flag, and values no range holds
+        (["run", "{space}", "--k", "3", "--min-context", "5"], "min_context: must be <= k (3), got 5"),
+        (["run", "{space}", "--min-context", "0"], "argument --min-context: expected an integer from 1"),
+        (["run", "{space}", "--k", "0"], "argument --k: expected an integer from 1 to 1,024, got 0"),
+        (["run", "{space}", "--samples", "0"], "--samples: expected an integer >= 1, got 0"),
+        (["run", "{space}", "--max-epochs", "0"], "--max-epochs: expected an integer >= 1, got 0"),
+        (["run", "{space}", "--max-concurrent", "0"], "--max-concurrent (or auto): expected an integer >= 1"),
+        (["run", "{space}", "--seed", "-1"], "--seed: expected an integer >= 0, got -1"),
+        (["run", "{space}", "--cpus-per-trial", "0"], "cpus_per_trial: must be from 0.0001"),
+        (["run", "{space}", "--cpus-per-trial", "nan"], "cpus_per_trial: expected a finite number, got nan"),
+        (["run", "{space}", "--gpus-per-trial", "-1"], "gpus_per_trial: must be 0, from 0.0001"),
+        (["run", "{space}", "--device", "tpu"], "resources.device: expected auto, cpu, cuda, cuda:N or mps"),
         # recipes
         (
             ["ensemble", "{recipe:ensemble_size: 1000000000000}"],

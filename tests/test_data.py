@@ -1,11 +1,13 @@
 """Loading data: windows inside documents, the document split, the fingerprint, the windows format."""
 
 import logging
+import os
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from conftest import DEGENERATE, LEAKAGE
+from conftest import DEGENERATE, FALSE_REFUSALS, LEAKAGE
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -424,6 +426,78 @@ def test_extra_train_sharing_a_held_out_passage_is_refused(write_native):
     # The same file without that row is accepted.
     other[17] = np.random.default_rng(6).standard_normal(4)
     load_data(main, extra_train=(write_native([10] * 3, vectors=other, name="clean.npz"),))
+
+
+@pytest.mark.hostile(LEAKAGE)
+@pytest.mark.parametrize(
+    "how", ["an absolute path", "a path through sub/..", "a symbolic link", "a hard link"]
+)
+def test_the_data_file_under_another_name_is_still_the_data_file_itself(
+    write_native, tmp_path, monkeypatch, how
+):
+    write_native([9] * 12, dim=4, name="main.npz")
+    monkeypatch.chdir(tmp_path)  # the --data file is given as "main.npz", relative
+    (tmp_path / "sub").mkdir()
+    if how == "a symbolic link":
+        Path("other.npz").symlink_to("main.npz")
+    elif how == "a hard link":
+        os.link("main.npz", "other.npz")
+    extra = {"an absolute path": tmp_path / "main.npz", "a path through sub/..": "sub/../main.npz"}.get(
+        how, "other.npz"
+    )
+    with pytest.raises(UserError, match="is the --data file itself"):
+        load_data("main.npz", extra_train=(extra,))
+
+
+@pytest.mark.hostile(LEAKAGE)
+def test_the_data_file_saved_again_as_float16_is_refused_as_sharing_its_held_out_passages(write_native):
+    main = write_native([9] * 12, dim=4, name="main.npz")
+    half = write_native([9] * 12, dim=4, dtype=np.float16, name="half.npz")  # the same rows, rounded
+    with pytest.raises(UserError, match=r"half.npz: \d+ of its passages are validation or test passages"):
+        load_data(main, extra_train=(half,))
+
+
+@pytest.mark.hostile(LEAKAGE)
+@pytest.mark.parametrize("split, role", [("val", "target"), ("val", "context"), ("test", "context")])
+def test_extra_train_sharing_any_passage_of_a_held_out_document_is_refused(write_native, split, role):
+    main = write_native([9] * 12, dim=4, name="main.npz")
+    held = load_data(main).splits[split]
+    # a target, or the first passage of a held-out document: only ever read as context, never scored
+    row = int(held.targets[0] if role == "target" else held.starts[0])
+    other = np.random.default_rng(5).standard_normal((30, 4)).astype(np.float32)
+    other[11] = np.load(main)["vectors"][row]
+    extra = write_native([10] * 3, vectors=other, name="copy.npz")
+    with pytest.raises(UserError, match="1 of its passages are validation or test passages.*first: row 11"):
+        load_data(main, extra_train=(extra,))
+
+
+@pytest.mark.hostile(FALSE_REFUSALS)
+def test_extra_train_sharing_only_training_passages_is_accepted(write_native):
+    main = write_native([9] * 12, dim=4, name="main.npz")
+    plain = load_data(main)
+    other = np.random.default_rng(5).standard_normal((30, 4)).astype(np.float32)
+    other[[0, 11, 29]] = np.load(main)["vectors"][plain.splits["train"].targets[:3].numpy()]
+    more = load_data(main, extra_train=(write_native([10] * 3, vectors=other, name="shared.npz"),))
+    assert len(more.splits["train"]) == len(plain.splits["train"]) + 3 * (10 - 5)
+
+
+@pytest.mark.hostile(LEAKAGE)
+def test_every_extra_train_file_is_checked_not_only_the_first(write_native):
+    main = write_native([9] * 12, dim=4, name="main.npz")
+    clean = write_native([10] * 3, seed=7, dim=4, name="clean.npz")
+    copy = write_native([9] * 12, dim=4, name="copy.npz")  # main.npz again, under another name
+    with pytest.raises(UserError, match="copy.npz: .* validation or test passages"):
+        load_data(main, extra_train=(clean, copy))
+
+
+@pytest.mark.hostile(DEGENERATE)
+def test_an_extra_train_file_with_an_all_zero_row_is_refused_naming_it(write_native):
+    main = write_native([9] * 12, dim=4, name="main.npz")
+    other = np.random.default_rng(5).standard_normal((30, 4)).astype(np.float32)
+    other[5] = 0
+    extra = write_native([10] * 3, vectors=other, name="extra.npz")
+    with pytest.raises(UserError, match="extra.npz: 'vectors' row 5 is an all-zero vector"):
+        load_data(main, extra_train=(extra,))
 
 
 @pytest.mark.hostile(DEGENERATE)

@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 import torch
-from conftest import one_error
+from conftest import CONFINED, one_error
 
 from lvm_search.checkpoint import save_checkpoint
 from lvm_search.data import load_data
@@ -182,6 +182,34 @@ def test_predict_writes_every_window_in_file_order_with_ids_and_positions(checkp
     assert json.loads(str(z["meta_json"]))["lvm_search_predictions"] is True
     code, _, err = cli("predict", path, "--out", out)  # replacing its own file is fine
     assert code == 0, err
+
+
+@pytest.mark.hostile(CONFINED)
+@pytest.mark.parametrize(
+    "out, message",
+    [
+        ("data.npz", "data.npz: already exists and is not a predictions file that lvm-search wrote"),
+        ("emb.npz", "emb.npz: already exists and is not a predictions file that lvm-search wrote"),
+        ("notes.txt", "notes.txt: --out must name a .npz file"),
+        ("x.npz", "x.npz: is a folder, expected a .npz file path"),
+        ("notes.txt/p.npz", "notes.txt/p.npz: cannot write here"),
+    ],
+    ids=["a data file", "an embed output", "a text file", "a folder named .npz", "a path under a file"],
+)
+def test_an_out_path_predict_did_not_write_is_refused_and_left_as_it_was(
+    checkpoint, tmp_path, cli, write_native, out, message
+):
+    path, _ = checkpoint
+    write_native(name="data.npz")
+    write_native(
+        name="emb.npz", meta_json=json.dumps({"encoder": {}, "passage_rules": {}})
+    )  # not predictions
+    (tmp_path / "notes.txt").write_text("mine")
+    (tmp_path / "x.npz").mkdir()
+    before = {p.name: p.read_bytes() if p.is_file() else "folder" for p in tmp_path.iterdir()}
+    code, _, err = cli("predict", path, "--out", tmp_path / out)
+    assert code == 2 and str(tmp_path / message) in one_error(err)
+    assert {p.name: p.read_bytes() if p.is_file() else "folder" for p in tmp_path.iterdir()} == before
 
 
 def test_the_public_api_predicts_in_three_lines(checkpoint):

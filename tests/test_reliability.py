@@ -132,12 +132,14 @@ def space_file(tmp_path: Path, samples=2, fixed="{epochs: 1}", arch="amn") -> Pa
 
 
 @pytest.mark.hostile(CONFINED)
-def test_a_storage_folder_that_cannot_be_written_is_one_line_and_exit_2(tmp_path, cli):
+@pytest.mark.parametrize("storage", ["a-file/runs", "a-file", "a-link-to-a-file"])
+def test_a_storage_folder_that_cannot_be_written_is_one_line_and_exit_2(tmp_path, cli, storage):
     blocker = tmp_path / "a-file"
     blocker.write_text("not a folder")
-    code, _, err = cli("run", space_file(tmp_path), "--storage", blocker / "runs")
+    (tmp_path / "a-link-to-a-file").symlink_to("a-file")
+    code, _, err = cli("run", space_file(tmp_path), "--storage", tmp_path / storage)
     assert code == 2 and "cannot write to the storage folder" in one_error(err)
-    assert blocker.read_text() == "not a folder"
+    assert blocker.read_text() == "not a folder" and (tmp_path / "a-link-to-a-file").is_symlink()
 
 
 def test_a_second_search_on_the_same_run_is_refused(tmp_path, cli):
@@ -379,6 +381,44 @@ def test_a_driver_killed_with_sigkill_leaves_no_process_and_no_folder(tmp_path):
 
 
 @pytest.mark.hostile(HANGS)
+@pytest.mark.slow
+@pytest.mark.parametrize("presses", [1, 2], ids=["once", "twice, a second apart"])
+def test_ctrl_c_leaves_no_process_no_folder_and_no_traceback(tmp_path, presses):
+    driver, before = _start_search(tmp_path, samples=4, epochs=6)
+    folder = _session_folder(before)
+    deadline = time.time() + 120
+    while _logged(tmp_path / "runs" / "space") < 1 and time.time() < deadline:
+        time.sleep(0.2)
+    assert ray_pids(folder), "Ray was not running"
+    for _ in range(presses):  # an impatient user presses again while the search shuts down
+        driver.send_signal(signal.SIGINT)
+        time.sleep(1)
+    _, err = driver.communicate(timeout=120)
+    assert driver.returncode == 130 and "Traceback" not in err and "received at time" not in err, err[-2000:]
+    deadline = time.time() + 20
+    while (folder.exists() or ray_pids(folder)) and time.time() < deadline:
+        time.sleep(0.2)
+    assert not folder.exists() and not ray_pids(folder)
+
+
+@pytest.mark.hostile(HANGS)
+@pytest.mark.slow
+def test_a_driver_killed_while_its_ray_starts_leaves_no_process_and_no_folder(tmp_path):
+    driver, before = _start_search(tmp_path, samples=1, epochs=1)
+    folder = _session_folder(before)
+    deadline = time.time() + 60
+    while time.time() < deadline and not any(p.name.startswith("session_") for p in folder.glob("*")):
+        time.sleep(0.05)
+    assert driver.poll() is None and any(folder.glob("session_*")), "Ray did not start"
+    os.kill(driver.pid, signal.SIGKILL)  # the driver alone, while Ray's processes come up
+    driver.wait()
+    deadline = time.time() + 20
+    while (folder.exists() or ray_pids(folder)) and time.time() < deadline:
+        time.sleep(0.2)
+    assert not folder.exists() and not ray_pids(folder)
+
+
+@pytest.mark.hostile(HANGS)
 def test_an_address_where_nothing_listens_is_one_line_in_seconds(tmp_path, cli):
     import socket
 
@@ -393,6 +433,16 @@ def test_an_address_where_nothing_listens_is_one_line_in_seconds(tmp_path, cli):
 
 
 @pytest.mark.hostile(HANGS)
+@pytest.mark.parametrize(
+    "address", ["nonsense", "host:", ":6379", "127.0.0.1:0", "127.0.0.1:99999", "127.0.0.1:abc"]
+)
+def test_an_address_that_is_not_host_and_port_is_one_line(tmp_path, cli, address):
+    code, _, err = cli("run", space_file(tmp_path), "--address", address, "--storage", tmp_path / "runs")
+    assert code == 2 and f"--address {address}: expected auto or HOST:PORT" in one_error(err)
+    assert not (tmp_path / "runs").exists()
+
+
+@pytest.mark.hostile(HANGS)
 def test_address_auto_without_a_cluster_ray_start_recorded_is_one_line(tmp_path, cli, monkeypatch):
     # Never Ray's fallback to any Ray process running here: it could be another user's private search.
     monkeypatch.delenv("RAY_ADDRESS", raising=False)
@@ -403,12 +453,23 @@ def test_address_auto_without_a_cluster_ray_start_recorded_is_one_line(tmp_path,
 
 @pytest.mark.hostile(HANGS)
 @pytest.mark.slow
-def test_an_address_where_something_else_listens_is_one_line_within_a_minute(tmp_path, cli):
+@pytest.mark.parametrize("listener", ["silent", "closes every connection at once"])
+def test_an_address_where_something_else_listens_is_one_line_within_a_minute(tmp_path, cli, listener):
     import socket
+    import threading
+
+    def close_every_connection(server: socket.socket) -> None:
+        while True:
+            try:
+                server.accept()[0].close()
+            except OSError:  # the listener was closed: the test is over
+                return
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         s.listen()
+        if listener != "silent":
+            threading.Thread(target=close_every_connection, args=(s,), daemon=True).start()
         t0 = time.time()
         code, _, err = cli(
             "run",
@@ -442,14 +503,65 @@ def test_a_user_ray_tmpdir_is_used_and_left_as_it_was(tmp_path, monkeypatch):
 
 
 @pytest.mark.hostile(CONFINED)
-@pytest.mark.parametrize("name", [".", "..", "../elsewhere", "a/b", "", "ensembles", ".hidden"])
+@pytest.mark.parametrize(
+    "name",
+    [".", "..", "../elsewhere", "a/b", "", "ensembles", ".hidden", "x/..", "-x", "a\nb", "ñame", "/tmp/x"]
+    + [pytest.param("n" * 101, id="101 characters")],
+)
 def test_a_run_name_that_is_not_one_plain_folder_name_is_refused(tmp_path, cli, name):
     storage = tmp_path / "runs"
     (storage / "lstm").mkdir(parents=True)
     (storage / "lstm" / "summary.json").write_text("{}")
-    code, _, err = cli("run", space_file(tmp_path), "--storage", storage, "--name", name, "--fresh")
+    code, _, err = cli("run", space_file(tmp_path), "--storage", storage, f"--name={name}", "--fresh")
     assert code == 2 and "is not a usable name" in one_error(err)
     assert sorted(p.name for p in storage.iterdir()) == ["lstm"]  # nothing moved, nothing added
+
+
+# What a recipe may say, and how the error quotes it: YAML reads 123 as a number and [a] as a list.
+RECIPE_NAMES = {
+    "../x": "'../x'",
+    "..": "'..'",
+    ".": "'.'",
+    "a/b": "'a/b'",
+    "/tmp/evil": "'/tmp/evil'",
+    "x/../../y": "'x/../../y'",
+    "''": "''",
+    ".hidden": "'.hidden'",
+    "ensembles": "'ensembles'",
+    "123": "123",
+    "[a]": "['a']",
+}
+
+
+@pytest.mark.hostile(CONFINED)
+@pytest.mark.parametrize(
+    "file, text, message",
+    [
+        ("r.yaml", f"name: {said}", f"name: {quoted} is not a usable name")
+        for said, quoted in RECIPE_NAMES.items()
+    ]
+    + [
+        ("r.yaml", f"runs: [{said}]", f"runs: {RECIPE_NAMES[said]} is not a usable name")
+        for said in ("../x", ".")
+    ]
+    + [("r.yaml", "runs: ['']", "runs: expected a list of run names")]
+    + [(".yaml", "top_k: 1", "name: '.yaml' is not a usable name")],  # the name of a recipe is its file's
+    ids=[
+        *(f"name: {said}" for said in RECIPE_NAMES),
+        "runs: [../x]",
+        "runs: [.]",
+        "runs: ['']",
+        "file .yaml",
+    ],
+)
+def test_an_ensemble_or_run_name_in_a_recipe_that_is_not_one_plain_folder_name_is_refused(
+    tmp_path, cli, file, text, message
+):
+    recipe = tmp_path / file
+    recipe.write_text(text + "\n")
+    code, _, err = cli("ensemble", recipe, "--storage", tmp_path / "runs")
+    assert code == 2 and f"{recipe}: {message}" in one_error(err)
+    assert not (tmp_path / "runs").exists()
 
 
 @pytest.mark.hostile(CONFINED)

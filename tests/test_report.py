@@ -7,12 +7,14 @@ time at k=7, under another run name): both runs get their row."""
 from __future__ import annotations
 
 import json
+import os
 import re
 from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import CONFINED, one_error
+import torch
+from conftest import CONFINED, DEGENERATE, FALSE_REFUSALS, copy_of, one_error
 
 from lvm_search.ensemble import build_ensemble, load_recipe
 from lvm_search.intervals import DocumentBootstrap
@@ -163,6 +165,88 @@ def test_an_existing_file_that_is_not_a_report_is_never_overwritten(report, tmp_
     assert notes.read_text() == "my notes" and not (tmp_path / "notes_plots").exists()
     code, _, err = cli("report", "--storage", storage, "--out", tmp_path / "report.txt")
     assert code == 2 and "must name a .md file" in one_error(err)
+
+
+def _tree(folder: Path) -> dict:
+    """Every entry under ``folder``: a link's target, a file's bytes, or that it is a folder."""
+    return {
+        p.relative_to(folder): os.readlink(p)
+        if p.is_symlink()
+        else p.read_bytes()
+        if p.is_file()
+        else "folder"
+        for p in sorted(folder.rglob("*"))
+    }
+
+
+@pytest.mark.hostile(CONFINED)
+@pytest.mark.parametrize(
+    "out, message",
+    [
+        ("mydocs", "mydocs: is a folder, expected a .md file path"),
+        ("folder.md", "folder.md: is a folder, expected a .md file path"),
+        ("r.md", "r_plots: holds files lvm-search did not write (holiday.png)"),
+        ("s.md", "s_plots: holds files lvm-search did not write (s_plots)"),
+        ("link.md", "link.md: already exists and is not a report that lvm-search wrote"),
+        ("notes.txt/r.md", "notes.txt/r.md: cannot write here"),
+    ],
+    ids=[
+        "a folder",
+        "a folder named .md",
+        "its plots folder holds a user's file",
+        "its plots folder is a user's file",
+        "a link to a user's markdown file",
+        "a path under a file",
+    ],
+)
+def test_an_out_path_the_report_did_not_write_is_refused_and_left_as_it_was(
+    report, tmp_path, cli, out, message
+):
+    storage, _, _ = report
+    (tmp_path / "mydocs").mkdir()
+    (tmp_path / "mydocs" / "thesis.tex").write_text("mine")
+    (tmp_path / "folder.md").mkdir()
+    (tmp_path / "r_plots").mkdir()
+    (tmp_path / "r_plots" / "holiday.png").write_bytes(b"\x89PNG mine")
+    (tmp_path / "s_plots").write_text("mine")
+    (tmp_path / "notes.txt").write_text("mine")
+    (tmp_path / "README.md").write_text("# mine")
+    (tmp_path / "link.md").symlink_to("README.md")
+    before = _tree(tmp_path)
+    code, _, err = cli("report", "--storage", storage, "--out", tmp_path / out)
+    assert code == 2 and f"{tmp_path / message}" in one_error(err)
+    assert _tree(tmp_path) == before
+
+
+@pytest.mark.hostile(FALSE_REFUSALS)
+@pytest.mark.slow
+def test_a_report_replaces_the_report_and_plots_it_wrote(tiny_storage, tmp_path, cli):
+    out = tmp_path / "leaderboard.md"
+    assert cli("report", "--storage", tiny_storage, "--out", out)[0] == 0
+    out.write_text(out.read_text() + "\nan old line\n")
+    code, _, err = cli("report", "--storage", tiny_storage, "--out", out)
+    assert code == 0, err[-2000:]
+    assert "an old line" not in out.read_text()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["leaderboard.md", "leaderboard_plots"]
+
+
+@pytest.mark.hostile(DEGENERATE)
+@pytest.mark.slow
+def test_a_run_whose_checkpoints_predict_nan_ranks_last_with_the_worst_scores(tiny_storage, tmp_path, cli):
+    from safetensors.torch import load_file, save_file
+
+    storage = copy_of(tiny_storage, tmp_path)  # one run, "amn", and its ensemble (its own copies)
+    checkpoints = list((storage / "amn").glob("attempt-*/trial_*/checkpoint_*/model.safetensors"))
+    assert checkpoints
+    for weights in checkpoints:
+        save_file({k: torch.full_like(v, float("nan")) for k, v in load_file(weights).items()}, weights)
+    out = tmp_path / "r.md"
+    code, _, err = cli("report", "--storage", storage, "--out", out)
+    assert code == 0, err[-2000:]
+    rows = table_rows(out.read_text())
+    (row,) = [r for r in rows if run_of(r[1]) == "amn"]
+    assert row[2].startswith("-1.0000 ") and row[5] == "0.000"  # test cos and Hit@1: the worst there is
+    assert int(row[0]) == len(rows)  # ranked below every baseline and the ensemble, never first
 
 
 def test_the_report_and_the_ensemble_do_not_import_ray():

@@ -12,6 +12,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
 import optuna
 import pytest
 import torch
@@ -511,6 +512,78 @@ def test_a_bad_space_file_is_one_line_and_exit_2_before_ray_starts(tmp_path, cli
     assert err.strip() == error  # nothing before it: Ray never started
     assert str(path) in error and message in error
     assert not (tmp_path / "runs").exists()
+
+
+@pytest.mark.hostile(LATE)
+def test_a_space_file_asking_yaml_to_run_code_is_refused_and_runs_nothing(tmp_path, cli):
+    pwned = tmp_path / "pwned"
+    path = tmp_path / "space.yaml"
+    path.write_text(f"!!python/object/apply:os.system ['touch {pwned}']\n")
+    code, _, err = cli("run", path, "--storage", tmp_path / "runs")
+    assert code == 2 and f"{path}: not valid YAML at line 1" in one_error(err)
+    assert not pwned.exists() and not (tmp_path / "runs").exists()
+
+
+# Files a YAML reader must not trust: each would cost memory or time, or is no YAML mapping at all.
+UNREADABLE_SPACES = {
+    "a merge-key bomb": (  # each level merges the one before and lists it eight times: 8**8 values
+        "a: &a {x1: 1, x2: 2, x3: 3}\n"
+        + "".join(
+            f"{n}: &{n} {{<<: *{p}, {n}1: [{', '.join([f'*{p}'] * 8)}]}}\n"
+            for p, n in zip("abcdefgh", "bcdefghi")
+        ),
+        "the document expands to more than 100,000 values",
+    ),
+    "20,000 nested lists": ("[" * 20_000 + "]" * 20_000 + "\n", "nested too deeply"),
+    "1.1 MB of comments": (
+        "arch: lstm\n" + "# padding\n" * 110_000,
+        "bytes is too large for a space file (at most 1,048,576)",
+    ),
+    "two YAML documents": ("arch: lstm\nsamples: 2\n---\narch: gru\n", "not valid YAML at line 3"),
+    "an empty file": ("", "expected a mapping at the top level"),
+    "not UTF-8": (b"arch: amn\xff\xfe\nsamples: 2\n", "not UTF-8 text"),
+    "a folder": (None, "is a folder, not a space file"),
+}
+
+
+@pytest.mark.hostile(LATE)
+@pytest.mark.parametrize("case", list(UNREADABLE_SPACES))
+def test_a_space_file_that_is_no_bounded_yaml_mapping_is_one_line_before_ray_starts(tmp_path, cli, case):
+    content, message = UNREADABLE_SPACES[case]
+    path = tmp_path / "space.yaml"
+    if content is None:
+        path.mkdir()
+    elif isinstance(content, bytes):
+        path.write_bytes(content)
+    else:
+        path.write_text(content)
+    code, _, err = cli("run", path, "--storage", tmp_path / "runs")
+    error = one_error(err)
+    assert code == 2 and err.strip() == error  # nothing before it: Ray never started
+    assert error.startswith(f"lvm-search: error: {path}: ") and message in error
+    assert not (tmp_path / "runs").exists()
+
+
+@pytest.mark.hostile(LATE)
+@pytest.mark.parametrize(
+    "what", ["a data file with an all-zero row", "--extra-train a link to the --data file"]
+)
+def test_bad_data_is_one_line_before_ray_starts_and_writes_nothing(tmp_path, cli, write_native, what):
+    space = tmp_path / "space.yaml"
+    space.write_text(json.dumps(one_trial_space()))
+    vectors = np.random.default_rng(0).standard_normal((120, 8))
+    extra = []
+    if what == "a data file with an all-zero row":
+        vectors[7] = 0
+        expected = "'vectors' row 7 is an all-zero vector"
+    else:
+        (tmp_path / "link.npz").symlink_to("native.npz")
+        extra, expected = ["--extra-train", tmp_path / "link.npz"], "link.npz: is the --data file itself"
+    data = write_native(vectors=vectors)
+    code, _, err = cli("run", space, "--data", data, *extra, "--storage", tmp_path / "runs")
+    error = one_error(err)
+    assert code == 2 and err.strip() == error  # nothing before it: Ray never started
+    assert expected in error and not (tmp_path / "runs").exists()
 
 
 @pytest.mark.hostile(LATE)

@@ -6,8 +6,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
-from conftest import CORRUPT, LATE, RESUME, TRIAL_LOSS, copy_of, one_error, tiny_space
+from conftest import CORRUPT, FALSE_REFUSALS, LATE, RESUME, TRIAL_LOSS, copy_of, one_error, tiny_space
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -234,6 +235,100 @@ def test_a_changed_fixed_section_or_epoch_cap_refuses_to_resume(tiny_storage, tm
     assert len((storage / "amn" / TRIALS_LOG).read_text().splitlines()) == 2  # nothing was run or lost
 
 
+@pytest.mark.hostile(RESUME)
+@pytest.mark.parametrize(
+    "change, section",
+    [
+        ("scheduler", "scheduler section"),
+        ("other width choices", "space section"),
+        ("another architecture", "arch section"),
+    ],
+)
+def test_a_changed_scheduler_space_or_architecture_refuses_to_resume(
+    tiny_storage, tmp_path, cli, change, section
+):
+    storage = copy_of(tiny_storage, tmp_path)
+    space = tiny_space(tmp_path, samples=3)  # run "amn", named after its space file
+    text = space.read_text()
+    space.write_text(
+        {
+            "scheduler": text + "scheduler: {type: none}\n",
+            "other width choices": text.replace("[32, 512]", "[64, 512]"),
+            "another architecture": text.replace("arch: amn", "arch: gru"),
+        }[change]
+    )
+    log = (storage / "amn" / TRIALS_LOG).read_bytes()
+    code, _, err = cli("run", space, "--storage", storage)
+    assert code == 2 and f"this run was started with another {section}" in one_error(err)
+    assert (storage / "amn" / TRIALS_LOG).read_bytes() == log
+
+
+def _sample_copy(folder: Path, vectors=lambda v: v) -> Path:
+    """The packaged sample saved again under ``folder``, its vectors passed through ``vectors``."""
+    from lvm_search.data import sample_path
+
+    with np.load(sample_path()) as z:
+        arrays = dict(z)
+    arrays["vectors"] = vectors(arrays["vectors"].copy())
+    path = folder / "sample-copy.npz"
+    np.savez(path, **arrays)
+    return path
+
+
+def _one_vector_changed(vectors):
+    vectors[100] = vectors[101]
+    return vectors
+
+
+@pytest.mark.hostile(RESUME)
+@pytest.mark.parametrize(
+    "data",
+    ["one vector changed", "its passages in reverse order", "--split-seed 1", "--k 6", "--extra-train"],
+)
+def test_a_resume_on_other_data_or_windows_is_refused(tiny_storage, tmp_path, cli, write_native, data):
+    storage = copy_of(tiny_storage, tmp_path)  # searched on the packaged sample, k=5
+    if data == "one vector changed":
+        argv = ["--data", _sample_copy(tmp_path, _one_vector_changed)]
+    elif data == "its passages in reverse order":
+        argv = ["--data", _sample_copy(tmp_path, lambda v: v[::-1])]
+    elif data == "--extra-train":
+        argv = ["--extra-train", write_native(lengths=(12,) * 10, dim=384)]
+    else:
+        argv = data.split()
+    log = (storage / "amn" / TRIALS_LOG).read_bytes()
+    code, _, err = cli("run", tiny_space(tmp_path, samples=3), "--storage", storage, *argv)
+    assert code == 2 and "this run was started on data with fingerprint" in one_error(err)
+    assert (storage / "amn" / TRIALS_LOG).read_bytes() == log
+
+
+@pytest.mark.hostile(FALSE_REFUSALS)
+@pytest.mark.parametrize(
+    "argv",
+    [["--seed", "7"], ["--samples", "1"], ["--max-concurrent", "1"], ["--data", "{copy}"]],
+    ids=["another seed", "fewer samples than done", "another max-concurrent", "the same data elsewhere"],
+)
+def test_a_resume_with_what_does_not_change_the_trials_goes_through(tiny_storage, tmp_path, cli, argv):
+    storage = copy_of(tiny_storage, tmp_path)
+    argv = [_sample_copy(tmp_path) if a == "{copy}" else a for a in argv]
+    log = (storage / "amn" / TRIALS_LOG).read_bytes()
+    code, out, err = cli("run", tiny_space(tmp_path, samples=2), "--storage", storage, "--json", *argv)
+    assert code == 0, err[-2000:]
+    assert json.loads(out)["counts"]["trials"] == 2 and (storage / "amn" / TRIALS_LOG).read_bytes() == log
+
+
+@pytest.mark.hostile(CORRUPT)
+def test_a_run_folder_that_lost_its_run_json_is_never_taken_over(tiny_storage, tmp_path, cli):
+    storage = copy_of(tiny_storage, tmp_path)
+    run = storage / "amn"
+    (run / RUN_INFO).unlink()  # what its trials mean is gone: they cannot be resumed, nor replaced
+    before = {p: p.read_bytes() for p in run.rglob("*") if p.is_file()}
+    for extra in ([], ["--fresh"]):
+        code, _, err = cli("run", tiny_space(tmp_path, samples=3), "--storage", storage, *extra)
+        assert code == 2 and f"{run}: exists and is not a run folder" in one_error(err)
+    assert {p: p.read_bytes() for p in run.rglob("*") if p.is_file()} == before
+    assert sorted(p.name for p in storage.iterdir()) == sorted(p.name for p in tiny_storage.iterdir())
+
+
 @pytest.mark.hostile(CORRUPT)
 @pytest.mark.parametrize("where", ["../../outside", "/etc", ""])
 def test_a_checkpoint_path_that_leaves_the_run_folder_is_one_line(tiny_storage, tmp_path, cli, where):
@@ -260,6 +355,24 @@ def test_an_ensemble_weight_that_is_not_a_finite_number_is_one_line(tiny_storage
     record.write_text(json.dumps(raw))
     code, _, err = cli("eval", record.parent)
     assert code == 2 and "weight: expected a finite weight >= 0, got nan" in one_error(err)
+
+
+@pytest.mark.hostile(CORRUPT)
+@pytest.mark.parametrize("edit", ["halved", "one negative"])
+def test_ensemble_weights_that_are_not_a_distribution_are_one_line(tiny_storage, tmp_path, cli, edit):
+    storage = copy_of(tiny_storage, tmp_path)
+    record = storage / "ensembles" / "default" / ENSEMBLE_RECORD
+    raw = json.loads(record.read_text())
+    if edit == "halved":
+        for member in raw["members"]:
+            member["weight"] /= 2
+        message = "members: weights must sum to 1"
+    else:
+        raw["members"][0]["weight"] = -1.0
+        message = "members[0]: weight: expected a finite weight >= 0, got -1.0"
+    record.write_text(json.dumps(raw))
+    code, _, err = cli("eval", record.parent)
+    assert code == 2 and f"{record}: {message}" in one_error(err)
 
 
 @pytest.mark.hostile(CORRUPT)

@@ -12,7 +12,7 @@ import sys
 import numpy as np
 import pytest
 import torch
-from conftest import DEGENERATE, LEAKAGE, SMALL
+from conftest import CONFINED, DEGENERATE, LEAKAGE, SMALL, one_error
 
 from lvm_search.checkpoint import CONFIG, WEIGHTS, check_fingerprint, load_model
 from lvm_search.data import load_data
@@ -215,6 +215,16 @@ def test_an_out_path_train_may_not_replace_is_refused_before_training(cli, tiny,
     code, stdout, err = cli("train", "--arch", "amn", "--data", tiny, "--out", out)
     assert_user_error(code, stdout, err, out, "choose another path")  # stdout empty: no epoch ran
     assert mine.read_text() == "keep me"
+
+
+@pytest.mark.hostile(CONFINED)
+def test_an_out_path_under_a_file_is_one_error_line_and_the_file_stays(cli, tiny, tmp_path):
+    notes = tmp_path / "notes.txt"
+    notes.write_text("keep me")
+    argv = ["--arch", "amn", "--epochs", "1", "--set", "width=8", "--data", tiny, "--out", notes / "ck"]
+    code, _, err = cli("train", *argv)
+    assert code == 2 and f"{notes / 'ck'}: cannot write here" in one_error(err)
+    assert notes.read_text() == "keep me" and sorted(tmp_path.iterdir()) == sorted([notes, tiny])
 
 
 def test_a_warning_about_the_users_data_is_one_line(write_windows):
