@@ -8,8 +8,8 @@ A result file is one JSON object::
 ``table`` is the markdown table the script printed, as data; ``write_report.py`` renders it again
 without knowing anything about the benchmark. ``results`` keeps the raw numbers.
 
-Only the trainer path is imported here: torch, numpy, safetensors (lvm_search.checkpoint) and PyYAML
-(lvm_search/__init__.py imports lvm_search.ensemble); no Ray or Optuna.
+Only the trainer path is imported here: torch, numpy, safetensors (lvm_search.models.checkpoint) and PyYAML
+(lvm_search/__init__.py imports lvm_search.ensemble.build); no Ray or Optuna.
 """
 
 from __future__ import annotations
@@ -31,8 +31,8 @@ except ImportError:  # run from a checkout without installing the package
 import torch  # noqa: E402
 from _markdown import machine_line, markdown_table  # noqa: E402,F401
 
-from lvm_search.data import LVMData, Split, load_data  # noqa: E402,F401  (load_data: for the scripts)
-from lvm_search.provenance import cpu_model  # noqa: E402,F401  (for the scripts)
+from lvm_search.data.windows import LVMData, Split, load_data  # noqa: E402,F401  (load_data: for the scripts)
+from lvm_search.store.provenance import cpu_model  # noqa: E402,F401  (for the scripts)
 from lvm_search.train import resolve_device  # noqa: E402
 
 LINUX_DATA_ENV = "LVM_LINUX_DATA"

@@ -6,13 +6,13 @@ Each variant changes one lever: residual off; base decay 1.0 (the plain mean); E
 16; width halved and doubled; 20, 35 and 50 epochs (the range the product was first asked to
 search). Every run is ``lvm-search train`` in its own process, one at a time, one torch thread, at
 ``--min-context 5`` for every k, so every variant scores exactly the same val and test windows
-(older positions are padding; lvm_search/data.py).
+(older positions are padding; lvm_search/data/windows.py).
 
 Each checkpoint (the epoch that was best on val, as the trainer keeps it) is then scored on val and
 test through the package's API (``checkpoint.load_model``, ``metrics.predict``, ``metrics.cosines``).
 A variant is compared with the default seed by seed: seed s of the variant is paired with seed s
 of the default, the per-window test differences are averaged over the seeds, and the mean
-difference gets a 95% interval by bootstrap over test documents (``lvm_search.intervals``). Val
+difference gets a 95% interval by bootstrap over test documents (``lvm_search.scoring.intervals``). Val
 decides; test only says whether val's verdict held.
 
 Resumable: a run whose checkpoint and scores exist is skipped, and the result file is rewritten
@@ -120,7 +120,7 @@ class Scorer:
         self.path, self.data = data, {}
 
     def load(self, k: int):
-        from lvm_search.data import load_data
+        from lvm_search.data.windows import load_data
 
         if k not in self.data:
             self.data[k] = load_data(self.path, k=k, min_context=MIN_CONTEXT)
@@ -137,8 +137,8 @@ class Scorer:
     def score(self, checkpoint: Path) -> dict:
         import torch
 
-        from lvm_search.checkpoint import load_model
-        from lvm_search.metrics import cosines, predict
+        from lvm_search.models.checkpoint import load_model
+        from lvm_search.scoring.metrics import cosines, predict
 
         model, meta = load_model(checkpoint)
         data = self.load(meta["k"])
@@ -204,7 +204,7 @@ def compare(args, names: list[str], records: list[dict], scorer: Scorer) -> dict
     default (seed-matched, averaged over seeds, bootstrapped over test documents)."""
     import numpy as np
 
-    from lvm_search.intervals import DocumentBootstrap
+    from lvm_search.scoring.intervals import DocumentBootstrap
 
     boot = DocumentBootstrap(scorer.groups(args.k_default))
     test = {}  # (variant, seed): per-window test cosines
@@ -243,7 +243,7 @@ def compare(args, names: list[str], records: list[dict], scorer: Scorer) -> dict
 
 
 def write_result(args, recipe, plan, records, scorer, started) -> dict:
-    from lvm_search.provenance import collect
+    from lvm_search.store.provenance import collect
 
     record = {
         "benchmark": "ablation",

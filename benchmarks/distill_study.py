@@ -93,7 +93,7 @@ def main(argv=None):
         }
 
     sys.path.insert(0, str(REPO))
-    from lvm_search.provenance import collect
+    from lvm_search.store.provenance import collect
 
     record = {
         "benchmark": "distill_study",

@@ -16,7 +16,7 @@ import statistics
 
 import _common as C
 
-from lvm_search.metrics import predict
+from lvm_search.scoring.metrics import predict
 from lvm_search.train import TrainConfig, train
 
 CONFIGS = {  # the shipped spaces' reference trials, at k=8

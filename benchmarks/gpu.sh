@@ -5,8 +5,8 @@
 #   3. time to quality on linux-docs: amn and lstm, 20 reference epochs, 4 recipes of ours (~3 min)
 #   4. only with COMPILE=1: torch.compile on ours (amn, transformer), time-boxed (~2 min more)
 # Each step is time-boxed, and a failed step does not stop the others.
-# Needs python3 with torch, numpy, safetensors (lvm_search.checkpoint) and pyyaml (lvm_search/__init__.py
-# imports lvm_search.ensemble); the package is used from this checkout (PYTHONPATH); no Ray or Optuna.
+# Needs python3 with torch, numpy, safetensors (lvm_search.models.checkpoint) and pyyaml (lvm_search/__init__.py
+# imports lvm_search.ensemble.build); the package is used from this checkout (PYTHONPATH); no Ray or Optuna.
 #
 #   bash benchmarks/gpu.sh [OUT_DIR]            # default OUT_DIR: benchmarks/results/gpu
 #   LVM_LINUX_DATA=/path/linux-docs-minilm.npz bash benchmarks/gpu.sh /tmp/out

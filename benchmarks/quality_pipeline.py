@@ -72,7 +72,7 @@ def main(argv=None):
     total_s = time.perf_counter() - t0
 
     sys.path.insert(0, str(REPO))
-    from lvm_search.provenance import collect
+    from lvm_search.store.provenance import collect
 
     record = {
         "benchmark": "quality_pipeline",

@@ -104,7 +104,7 @@ def main(argv=None):
         remove_checkouts(scratch)
         shutil.rmtree(scratch, ignore_errors=True)
     sys.path.insert(0, str(REPO))
-    from lvm_search.provenance import collect
+    from lvm_search.store.provenance import collect
 
     rows = [
         [

@@ -229,7 +229,7 @@ def main(argv=None):
         p.error("ensemble and report read the runs: --commands needs run too")
 
     sys.path.insert(0, str(REPO))
-    from lvm_search.provenance import collect
+    from lvm_search.store.provenance import collect
 
     scratch = Path(args.scratch or tempfile.mkdtemp(prefix="lvm-scale-"))
     scratch.mkdir(parents=True, exist_ok=True)

@@ -37,7 +37,7 @@ from pathlib import Path
 import _common as C
 import yaml
 
-from lvm_search.runs import read_summary
+from lvm_search.store.runs import read_summary
 
 ARMS = {
     "random": ("random", "none"),

@@ -62,7 +62,7 @@ def busy_s(trials: list[dict]) -> float:
 
 FLOOR = """
 from ray import tune
-from lvm_search.cluster import private_cluster
+from lvm_search.search.cluster import private_cluster
 
 def noop(config):
     tune.report({"x": 1.0})
@@ -167,7 +167,7 @@ def main(argv=None):
         for r in results
     ]
     sys.path.insert(0, str(REPO))
-    from lvm_search.provenance import collect
+    from lvm_search.store.provenance import collect
 
     record = {
         "benchmark": "search_overhead",

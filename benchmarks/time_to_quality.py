@@ -11,7 +11,7 @@ seed defaults:
    default 256:1e-3), noting the wall time at which val cosine first reaches the target.
 
 Both clocks start before the model is built and the data is moved to the device, and both include
-the per-epoch evaluation (the same ``lvm_search.metrics.predict`` for both). Speed-up = ref's wall
+the per-epoch evaluation (the same ``lvm_search.scoring.metrics.predict`` for both). Speed-up = ref's wall
 time to its best epoch / ours' wall time to the same val cosine.
 
     python benchmarks/time_to_quality.py --device cuda --archs amn lstm \
@@ -28,8 +28,8 @@ import _common as C
 import torch
 from _reference import pytorch_defaults, reference_epoch, reference_loader, reference_optimizer
 
-from lvm_search.metrics import predict
 from lvm_search.models import build_model
+from lvm_search.scoring.metrics import predict
 from lvm_search.train import TrainConfig, train
 
 

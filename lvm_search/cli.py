@@ -71,7 +71,7 @@ def _data_args(p: argparse.ArgumentParser) -> None:
 
 
 def _load(args):
-    from .data import load_data
+    from .data.windows import load_data
 
     return load_data(
         args.data,
@@ -91,8 +91,8 @@ def _print_json(obj) -> None:
 
 
 def cmd_baselines(args) -> int:
-    from .data import check_context_length
-    from .metrics import baselines
+    from .data.windows import check_context_length
+    from .scoring.metrics import baselines
 
     data = _load(args)
     check_context_length(data, data.k, "--k")
@@ -129,7 +129,7 @@ def cmd_baselines(args) -> int:
 
 def parse_sets(pairs: list[str]) -> dict:
     """``["width=256", "residual=true"]`` -> ``{"width": 256, "residual": True}`` (YAML scalars)."""
-    from .yaml_files import parse_yaml
+    from .store.yaml_files import parse_yaml
 
     out = {}
     for pair in pairs:
@@ -153,12 +153,12 @@ def parse_sets(pairs: list[str]) -> dict:
 
 
 def cmd_train(args) -> int:
-    from .checkpoint import check_checkpoint_path, save_checkpoint
-    from .data import check_context_length
+    from .data.windows import check_context_length
     from .devices import resolve_device
-    from .distill import check_outside_teacher, load_teacher
-    from .metrics import reference_mean, score
-    from .spaces import trial_settings
+    from .ensemble.distill import check_outside_teacher, load_teacher
+    from .models.checkpoint import check_checkpoint_path, save_checkpoint
+    from .scoring.metrics import reference_mean, score
+    from .search.spaces import trial_settings
     from .train import check_fits, train
     from .warm_start import load_init, settings_from_init
 
@@ -220,7 +220,7 @@ def cmd_train(args) -> int:
 
 def cmd_run(args) -> int:
     from .presets import resolve
-    from .spaces import load_space
+    from .search.spaces import load_space
 
     space = load_space(resolve("space", args.space), check_data=False).with_overrides(
         samples=args.samples,
@@ -237,8 +237,8 @@ def cmd_run(args) -> int:
         teacher=args.teacher,
         loggers=tuple(args.log),
     )
-    from .runs import to_json
-    from .search import SearchOptions, run_search
+    from .search.tuner import SearchOptions, run_search
+    from .store.runs import to_json
 
     opts = SearchOptions(
         data=args.data,
@@ -289,7 +289,7 @@ def cmd_run(args) -> int:
 
 
 def cmd_ensemble(args) -> int:
-    from .ensemble import build_ensemble, load_recipe
+    from .ensemble.build import build_ensemble, load_recipe
     from .presets import resolve
 
     record = build_ensemble(
@@ -349,7 +349,7 @@ def cmd_presets(args) -> int:
 
 
 def cmd_report(args) -> int:
-    from .report import build_report
+    from .report.leaderboard import build_report
 
     result = build_report(args.storage, args.out, args.data)
     if args.json:
@@ -363,7 +363,7 @@ def cmd_report(args) -> int:
 
 
 def cmd_eval(args) -> int:
-    from .evaluate import evaluate
+    from .report.evaluate import evaluate
 
     result = evaluate(args.path, args.data, args.split, args.horizon)
     if args.json:
@@ -388,7 +388,7 @@ def cmd_eval(args) -> int:
 
 
 def cmd_predict(args) -> int:
-    from .evaluate import write_predictions
+    from .report.evaluate import write_predictions
 
     result = write_predictions(args.path, args.data, args.out, args.last, args.horizon)
     if args.json:

@@ -42,11 +42,11 @@ from typing import Protocol
 
 import numpy as np
 
-from .data import unsplit_windows
+from .data.windows import unsplit_windows
 from .errors import UserError, reason, shown
 from .limits import MAX_BATCH_SIZE, MAX_K
-from .metrics import context_mean_baseline, cosines, last_vector_baseline, predict
-from .runs import check_output_file, npz_meta, write_file
+from .scoring.metrics import context_mean_baseline, cosines, last_vector_baseline, predict
+from .store.runs import check_output_file, npz_meta, write_file
 
 logger = logging.getLogger(__name__)
 

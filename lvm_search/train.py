@@ -18,11 +18,8 @@ from typing import Callable
 import torch
 from torch.nn import functional as F
 
-from . import provenance
-from .checkpoint import save_checkpoint
-from .data import LVMData
+from .data.windows import LVMData
 from .devices import resolve_device
-from .distill import Teacher
 from .errors import TrainingDiverged, UserError, expected_kind, is_finite_number, shown
 from .limits import (
     MAX_BATCH_BYTES,
@@ -33,8 +30,11 @@ from .limits import (
     MAX_THREADS,
     gib,
 )
-from .metrics import cosines, predict
 from .models import build_model, config_fields
+from .models.checkpoint import save_checkpoint
+from .scoring.metrics import cosines, predict
+from .store import provenance
+from .teacher import Teacher
 from .warm_start import WarmStart
 
 SCHEDULES = ("cosine", "plateau", "constant")
@@ -61,7 +61,7 @@ class TrainConfig:
     infonce_temperature: float = 0.05
     # every winning trial used 0.99 or more
     ema: float = 0.99  # decay of an exponential moving average of the weights (0 = off)
-    # With a teacher (an ensemble, lvm_search/distill.py) the training target is
+    # With a teacher (an ensemble, lvm_search/ensemble/distill.py) the training target is
     # (1 - distill) * target + distill * the teacher's prediction; 0.5-1 scored alike on linux-docs val.
     distill: float = 0.8
     # system

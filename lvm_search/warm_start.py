@@ -17,10 +17,10 @@ from pathlib import Path
 
 import torch
 
-from .checkpoint import CONFIG, load_model
 from .errors import UserError, shown
 from .models import build_model, config_fields
-from .runs import SUMMARY, files_digest, read_summary
+from .models.checkpoint import CONFIG, load_model
+from .store.runs import SUMMARY, files_digest, read_summary
 
 logger = logging.getLogger(__name__)
 

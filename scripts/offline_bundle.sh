@@ -438,7 +438,7 @@ py="\${PYTHON:-python3}"
 # Any requirement that the target's own packages (torch, numpy, ...) leave unmet.
 problems="\$("\$py" -m pip check 2>&1 | grep -v -e '^No broken requirements'$UNMET_OK || true)"
 if [[ -n "\$problems" ]]; then echo "installed, but pip check reports:" >&2; echo "\$problems" >&2; exit 1; fi
-"\$py" -c 'import lvm_search.search; print("lvm-search", __import__("lvm_search").__version__, "ready")'
+"\$py" -c 'import lvm_search.search.tuner; print("lvm-search", __import__("lvm_search").__version__, "ready")'
 EOF
 chmod +x "$BUNDLE/install.sh"
 

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from lvm_search.data import sample_path
+from lvm_search.data.windows import sample_path
 
 
 def unit_rows(rng: np.random.Generator, n: int, dim: int) -> np.ndarray:
@@ -185,9 +185,9 @@ def tiny_space(tmp_path, samples: int, fixed: str = "{epochs: 1}") -> Path:
 @pytest.fixture(scope="session")
 def tiny_storage(tmp_path_factory):
     """A real storage folder: a 2-trial search and its ensemble."""
-    from lvm_search.ensemble import build_ensemble, load_recipe
-    from lvm_search.search import SearchOptions, run_search
-    from lvm_search.spaces import parse_space
+    from lvm_search.ensemble.build import build_ensemble, load_recipe
+    from lvm_search.search.spaces import parse_space
+    from lvm_search.search.tuner import SearchOptions, run_search
 
     storage = tmp_path_factory.mktemp("storage")
     raw = {

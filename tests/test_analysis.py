@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 import torch
 
-from lvm_search import analysis
-from lvm_search.data import load_data
-from lvm_search.intervals import DocumentBootstrap
+from lvm_search.data.texts import PassageTexts
+from lvm_search.data.windows import load_data
 from lvm_search.models import build_model
-from lvm_search.texts import PassageTexts
+from lvm_search.report import analysis
+from lvm_search.scoring.intervals import DocumentBootstrap
 
 LENGTHS = (9, 12, 7, 10, 8, 11, 9, 10, 12, 8)
 

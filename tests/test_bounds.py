@@ -15,10 +15,10 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from lvm_search import limits
-from lvm_search.data import load_data
-from lvm_search.ensemble import load_recipe
+from lvm_search.data.windows import load_data
+from lvm_search.ensemble.build import load_recipe
 from lvm_search.errors import UserError
-from lvm_search.spaces import check_against_data, check_every_trial, parse_space, trial_settings
+from lvm_search.search.spaces import check_against_data, check_every_trial, parse_space, trial_settings
 
 # --- the cases of issue 28 and their class, through the command line ---------------------------------
 
@@ -284,7 +284,7 @@ def test_scoring_a_long_context_gathers_a_bounded_chunk_at_a_time():
 
 @pytest.mark.hostile(BOUNDS)
 def test_a_ridge_baseline_beyond_its_memory_bound_is_one_line_naming_k(monkeypatch):
-    from lvm_search import metrics
+    from lvm_search.scoring import metrics
 
     data = load_data(None)
     monkeypatch.setattr(metrics, "MAX_RIDGE_BYTES", 2**20)

@@ -9,10 +9,17 @@ import pytest
 import torch
 from conftest import CONFINED, CORRUPT
 
-from lvm_search.checkpoint import CONFIG, WEIGHTS, check_fingerprint, load_model, read_meta, save_checkpoint
-from lvm_search.data import load_data
+from lvm_search.data.windows import load_data
 from lvm_search.errors import UserError
-from lvm_search.metrics import predict
+from lvm_search.models.checkpoint import (
+    CONFIG,
+    WEIGHTS,
+    check_fingerprint,
+    load_model,
+    read_meta,
+    save_checkpoint,
+)
+from lvm_search.scoring.metrics import predict
 from lvm_search.train import TrainConfig, train
 
 
@@ -125,7 +132,7 @@ def test_a_save_that_fails_midway_keeps_the_previous_checkpoint(trained, tmp_pat
     data, result, path = trained
     dest = tmp_path / "best"
     save_checkpoint(dest, result.model, result.meta)
-    import lvm_search.checkpoint as checkpoint
+    import lvm_search.models.checkpoint as checkpoint
 
     def broken(state, filename):
         open(filename, "wb").write(b"half")

@@ -11,7 +11,7 @@ from conftest import DEGENERATE, FALSE_REFUSALS, LEAKAGE
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from lvm_search.data import SPLITS, load_data
+from lvm_search.data.windows import SPLITS, load_data
 from lvm_search.errors import UserError
 
 

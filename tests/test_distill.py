@@ -12,15 +12,16 @@ import torch
 from conftest import DIGESTS, FALSE_REFUSALS, one_error, one_trial_space
 from torch.nn.functional import normalize
 
-from lvm_search.checkpoint import CONFIG
-from lvm_search.data import load_data
-from lvm_search.distill import Teacher, load_teacher
-from lvm_search.ensemble import load_ensemble
+from lvm_search.data.windows import load_data
+from lvm_search.ensemble.build import load_ensemble
+from lvm_search.ensemble.distill import load_teacher
 from lvm_search.errors import UserError
-from lvm_search.metrics import cosines, predict
-from lvm_search.runs import read_summary
-from lvm_search.search import SearchOptions, run_search
-from lvm_search.spaces import parse_space
+from lvm_search.models.checkpoint import CONFIG
+from lvm_search.scoring.metrics import cosines, predict
+from lvm_search.search.spaces import parse_space
+from lvm_search.search.tuner import SearchOptions, run_search
+from lvm_search.store.runs import read_summary
+from lvm_search.teacher import Teacher
 from lvm_search.train import TrainConfig, train
 
 SPACES = Path(__file__).resolve().parent.parent / "spaces"
@@ -80,7 +81,7 @@ def test_train_distils_a_teacher_and_records_it(cli, tiny_storage, tmp_path):
 
 
 def test_a_student_reads_fewer_passages_than_its_teacher(cli, tmp_path):
-    from lvm_search.ensemble import build_ensemble, load_recipe
+    from lvm_search.ensemble.build import build_ensemble, load_recipe
 
     storage = tmp_path / "storage"
     # a teacher reading 6 passages, targets from the 5th on
@@ -281,7 +282,7 @@ def test_a_member_rewritten_in_its_run_is_found_in_the_ensemble_that_links_it(ti
     changes the ensemble too, and loading it says so."""
     storage = tmp_path / "runs"
     shutil.copytree(tiny_storage, storage)
-    from lvm_search.ensemble import build_ensemble, load_recipe
+    from lvm_search.ensemble.build import build_ensemble, load_recipe
 
     folder = Path(build_ensemble(load_recipe(None), storage)["path"])
     record = json.loads((folder / "ensemble.json").read_text())

@@ -18,7 +18,7 @@ import pytest
 from conftest import CONFINED, FALSE_REFUSALS
 
 from lvm_search import cli
-from lvm_search.data import load_data
+from lvm_search.data.windows import load_data
 from lvm_search.embed import (
     Document,
     PassageRules,
@@ -27,7 +27,7 @@ from lvm_search.embed import (
     sentences,
     split_passages,
 )
-from lvm_search.metrics import context_mean_baseline, cosines, last_vector_baseline, predict
+from lvm_search.scoring.metrics import context_mean_baseline, cosines, last_vector_baseline, predict
 
 # --- a small corpus of real prose ---------------------------------------------------------------
 

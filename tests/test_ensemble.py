@@ -11,9 +11,8 @@ import torch
 from conftest import DEGENERATE, FALSE_REFUSALS, one_error, one_trial_space
 from torch.nn.functional import normalize
 
-from lvm_search.checkpoint import save_checkpoint
-from lvm_search.data import load_data
-from lvm_search.ensemble import (
+from lvm_search.data.windows import load_data
+from lvm_search.ensemble.build import (
     build_ensemble,
     ensemble_cosine,
     greedy_weights,
@@ -22,8 +21,9 @@ from lvm_search.ensemble import (
     simplex_weights,
 )
 from lvm_search.errors import UserError
-from lvm_search.metrics import predict
-from lvm_search.runs import Counts, DataInfo, EpochResult, RunSummary, Trial, write_json
+from lvm_search.models.checkpoint import save_checkpoint
+from lvm_search.scoring.metrics import predict
+from lvm_search.store.runs import Counts, DataInfo, EpochResult, RunSummary, Trial, write_json
 from lvm_search.train import TrainConfig, train
 
 BASELINES = ("mean", "last", "recency", "ridge")  # the classical baselines, as ensemble candidates
@@ -247,9 +247,9 @@ def test_a_member_with_nan_weights_is_left_out_and_all_broken_is_one_error(two_r
 def test_runs_on_a_windows_format_file_given_relatively_ensemble_from_another_folder(
     write_windows, tmp_path, monkeypatch, caplog
 ):
-    from lvm_search.ensemble import build_ensemble, load_recipe
-    from lvm_search.search import SearchOptions, run_search
-    from lvm_search.spaces import parse_space
+    from lvm_search.ensemble.build import build_ensemble, load_recipe
+    from lvm_search.search.spaces import parse_space
+    from lvm_search.search.tuner import SearchOptions, run_search
 
     write_windows(m=300, k=5, dim=8)
     raw = one_trial_space()
@@ -264,9 +264,9 @@ def test_runs_on_a_windows_format_file_given_relatively_ensemble_from_another_fo
 @pytest.mark.hostile(FALSE_REFUSALS)
 def test_eval_and_predict_read_a_windows_format_file_even_the_models_own(write_windows, tmp_path, cli):
     """They passed the model's min_context, which a windows-format file (fixed windows) refused."""
-    from lvm_search.ensemble import build_ensemble, load_recipe
-    from lvm_search.search import SearchOptions, run_search
-    from lvm_search.spaces import parse_space
+    from lvm_search.ensemble.build import build_ensemble, load_recipe
+    from lvm_search.search.spaces import parse_space
+    from lvm_search.search.tuner import SearchOptions, run_search
 
     path, _, _ = write_windows(m=300, k=5, dim=8)
     storage = tmp_path / "runs"

@@ -9,10 +9,10 @@ import pytest
 import torch
 from conftest import CONFINED, one_error
 
-from lvm_search.checkpoint import save_checkpoint
-from lvm_search.data import load_data
-from lvm_search.intervals import DocumentBootstrap, verdict
-from lvm_search.metrics import predict
+from lvm_search.data.windows import load_data
+from lvm_search.models.checkpoint import save_checkpoint
+from lvm_search.scoring.intervals import DocumentBootstrap, verdict
+from lvm_search.scoring.metrics import predict
 from lvm_search.train import TrainConfig, train
 
 # --- the bootstrap, by hand --------------------------------------------------------------------------
@@ -80,7 +80,7 @@ def test_eval_on_the_training_data_reproduces_the_test_scores(checkpoint, cli):
     assert code == 0, err
     result = json.loads(out)
     model_cos = result["scores"]["model"]["cosine"]
-    from lvm_search.checkpoint import load_model
+    from lvm_search.models.checkpoint import load_model
 
     model, _ = load_model(path)
     expected = (predict(model, data, "test") * data.targets("test")).sum(-1).mean().item()
@@ -123,7 +123,7 @@ def test_eval_json_analyses_the_errors_against_the_best_baseline_with_the_files_
         for key, row in (("cosine", "model"), ("baseline", baseline)):
             mean = sum(g[key] * g["windows"] for g in groups) / len(test)
             assert mean == pytest.approx(result["scores"][row]["cosine"], abs=1e-6)
-    from lvm_search.checkpoint import load_model
+    from lvm_search.models.checkpoint import load_model
 
     model, _ = load_model(path)
     cosine = (predict(model, data, "test") * data.targets("test")).sum(-1)

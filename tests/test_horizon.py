@@ -10,12 +10,12 @@ import torch
 from conftest import LEAKAGE, doc_ids_for, one_error, one_trial_space
 from torch.nn.functional import normalize
 
-from lvm_search.data import load_data
+from lvm_search.data.windows import load_data
 from lvm_search.errors import UserError
-from lvm_search.metrics import baselines, last_vector_baseline, per_window, predict
 from lvm_search.models import Rollout
-from lvm_search.spaces import parse_space
-from lvm_search.yaml_files import parse_yaml
+from lvm_search.scoring.metrics import baselines, last_vector_baseline, per_window, predict
+from lvm_search.search.spaces import parse_space
+from lvm_search.store.yaml_files import parse_yaml
 
 
 def _rows(split):
@@ -159,7 +159,7 @@ def test_train_eval_predict_record_and_check_the_horizon(cli, tmp_path, sample):
         "2 passages ahead, its own training windows included: not held out"
     )
 
-    from lvm_search.evaluate import load_predictor
+    from lvm_search.report.evaluate import load_predictor
 
     model = load_predictor(tmp_path / "h1").model
     data = load_data(sample, k=5, horizon=2)

@@ -1,4 +1,4 @@
-"""Each private Ray or Optuna interface in ``lvm_search/internals.py`` still exists and behaves as
+"""Each private Ray or Optuna interface in ``lvm_search/search/internals.py`` still exists and behaves as
 used, on the installed versions. A failure names what moved: bound the version in pyproject.toml or
 update internals.py (and its docstring's reason)."""
 
@@ -13,13 +13,13 @@ import optuna
 import pytest
 import ray
 
-from lvm_search import internals
+from lvm_search.search import internals
 
 
 def moved(what: str, used_by: str) -> str:
     return (
         f"Ray {ray.__version__} / Optuna {optuna.__version__}: {what} moved or changed; "
-        f"lvm_search.internals.{used_by} relies on it (pyproject.toml bounds the tested versions)"
+        f"lvm_search.search.internals.{used_by} relies on it (pyproject.toml bounds the tested versions)"
     )
 
 

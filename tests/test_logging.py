@@ -14,7 +14,7 @@ import logging, sys
 if sys.argv[3] == "configured":
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
 import lvm_search
-from lvm_search.evaluate import evaluate
+from lvm_search.report.evaluate import evaluate
 lvm_search.load_data(sys.argv[1])          # a windows-format file: a warning about leakage
 evaluate(sys.argv[2], None)                # progress lines
 """
@@ -41,8 +41,8 @@ def test_the_python_api_prints_nothing_unless_the_caller_configures_logging(writ
     silent = _api(windows, checkpoint, "silent")
     assert silent.stdout == "" and silent.stderr == ""
     shown = _api(windows, checkpoint, "configured").stderr
-    assert "WARNING lvm_search.data: " in shown and "no document ids" in shown
-    assert "INFO lvm_search.evaluate: eval: checkpoint" in shown
+    assert "WARNING lvm_search.data.windows: " in shown and "no document ids" in shown
+    assert "INFO lvm_search.report.evaluate: eval: checkpoint" in shown
 
 
 def test_the_cli_prints_progress_and_one_line_warnings_and_quiet_keeps_only_warnings(

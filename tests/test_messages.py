@@ -27,9 +27,9 @@ def test_a_recipe_naming_a_run_twice_is_one_line(cli, tmp_path):
 def test_eval_of_an_untouched_ensemble_on_its_own_data_scores_its_test_split(tmp_path, cli):
     """Its runs searched k (data loaded at the longest, 6) while its member reads 5: eval said
     "windowed or split differently" although it scored exactly the ensemble's test split."""
-    from lvm_search.ensemble import build_ensemble, load_recipe
-    from lvm_search.search import SearchOptions, run_search
-    from lvm_search.spaces import parse_space
+    from lvm_search.ensemble.build import build_ensemble, load_recipe
+    from lvm_search.search.spaces import parse_space
+    from lvm_search.search.tuner import SearchOptions, run_search
 
     raw = one_trial_space(data={"min_context": 5})
     raw["space"] = {**raw["space"], "k": {"type": "choice", "values": [5, 6]}}  # trial 0 reads k=5
@@ -50,14 +50,14 @@ def test_eval_of_an_untouched_ensemble_on_its_own_data_scores_its_test_split(tmp
 @pytest.mark.hostile(SMALL)
 def test_the_time_left_counts_the_trials_a_budget_holds_and_stays_readable(caplog):
     """A budget of 10 epochs with samples: 100000 estimated the time left for 100,000 trials."""
-    from lvm_search.progress import Progress, _duration
-    from lvm_search.spaces import parse_space
+    from lvm_search.search.progress import Progress, _duration
+    from lvm_search.search.spaces import parse_space
 
     raw = {**one_trial_space(), "samples": 100000, "budget_epochs": 10, "fixed": {"epochs": 12}}
     raw["scheduler"] = {"type": "asha", "grace_period": 2}
     progress = Progress(parse_space(raw, "b.yaml"), done=0, concurrency=1)
     progress.start -= 3600  # an hour per finished trial
-    with caplog.at_level(logging.INFO, logger="lvm_search.progress"):
+    with caplog.at_level(logging.INFO, logger="lvm_search.search.progress"):
         progress._end("trial 0 finished: val 0.5000")
     assert caplog.records[-1].getMessage().endswith("1/~5 done, about 4.0 h left")
     assert _duration(3 * 86400) == "3 days"

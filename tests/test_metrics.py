@@ -7,8 +7,9 @@ import pytest
 import torch
 from conftest import DEGENERATE
 
-from lvm_search.data import LVMData, Split, load_data
-from lvm_search.metrics import (
+from lvm_search.data.windows import LVMData, Split, load_data
+from lvm_search.models import build_model
+from lvm_search.scoring.metrics import (
     RECENCY_DECAYS,
     RidgeBaseline,
     baselines,
@@ -19,7 +20,6 @@ from lvm_search.metrics import (
     recency_weighted_baseline,
     score,
 )
-from lvm_search.models import build_model
 
 S = 1 / math.sqrt(2)
 
@@ -97,7 +97,7 @@ def test_score_in_chunks_equals_score_in_one_go():
     data = hand_data([[t - 3, t - 2, t - 1] for t in targets], targets, vectors)
     pred = torch.randn(len(targets), 5)
     whole = score(pred, data, "val")
-    import lvm_search.metrics as metrics
+    import lvm_search.scoring.metrics as metrics
 
     saved = metrics.SIMILARITY_BYTES
     metrics.SIMILARITY_BYTES = 4 * 37 * 3  # three windows per chunk of the similarity matrix
@@ -108,7 +108,7 @@ def test_score_in_chunks_equals_score_in_one_go():
 
 
 def test_above_max_candidates_each_window_ranks_among_a_seeded_sample(monkeypatch):
-    import lvm_search.metrics as metrics
+    import lvm_search.scoring.metrics as metrics
 
     rng = np.random.default_rng(3)
     vectors = torch.nn.functional.normalize(
@@ -245,7 +245,7 @@ def test_predict_keeps_the_order_of_the_split(write_native):
 
 
 def test_reference_mean_is_the_k5_mean_at_any_k(write_native):
-    from lvm_search.metrics import reference_mean
+    from lvm_search.scoring.metrics import reference_mean
 
     path = write_native([9, 14, 7, 11, 16, 8], dim=8)
     short, long = load_data(path, k=5), load_data(path, k=12, min_context=5)

@@ -130,7 +130,7 @@ def test_defaults_are_the_winning_recipe_and_every_arch_has_residual(arch):
 
 @pytest.mark.parametrize("arch", ARCHS)
 def test_fresh_residual_model_with_base_decay_predicts_the_recency_weighted_mean(arch):
-    from lvm_search.metrics import recency_weighted_baseline
+    from lvm_search.scoring.metrics import recency_weighted_baseline
 
     model = build_model(arch, 32, 5, depth=1, width=16, residual=True, base_decay=0.6).eval()
     x = normalize(torch.randn(6, 5, 32), dim=-1)
@@ -165,7 +165,7 @@ def test_models_do_not_import_the_data_layer():
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.ImportFrom):
                 assert not (node.level == 2 and node.module == "data"), path
-                assert node.module != "lvm_search.data", path
+                assert node.module != "lvm_search.data.windows", path
 
 
 @pytest.mark.parametrize("arch", ARCHS)

@@ -34,7 +34,7 @@ def test_the_public_api_is_there_on_first_use():
 
     api = {"load_data", "load_model", "load_ensemble", "load_predictor", "predict"}
     assert set(lvm_search.__all__) >= api and set(dir(lvm_search)) >= api
-    from lvm_search.data import load_data
+    from lvm_search.data.windows import load_data
 
     assert lvm_search.load_data is load_data
     with pytest.raises(AttributeError):

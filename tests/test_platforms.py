@@ -19,9 +19,11 @@ import ray
 import torch
 from conftest import CONFINED, FALSE_REFUSALS, one_trial_space
 
-from lvm_search import devices, provenance, reaper
+from lvm_search import devices
 from lvm_search.errors import UserError
-from lvm_search.ray_folder import make_ray_folder, socket_path_bytes, socket_path_limit
+from lvm_search.search import reaper
+from lvm_search.search.ray_folder import make_ray_folder, socket_path_bytes, socket_path_limit
+from lvm_search.store import provenance
 
 MAC_TMPDIR = "/var/folders/zz/zyxvpxvq6csfxvn_n0000000000000/T"  # 49 characters, as on every Mac
 RAY_DIR = os.path.dirname(ray.__file__)
@@ -126,7 +128,7 @@ def test_a_tmpdir_that_does_not_exist_falls_back_as_pythons_tempfile_does(caplog
 
 
 def test_a_120_character_ray_tmpdir_with_no_short_folder_writable_is_one_line(monkeypatch):
-    monkeypatch.setattr("lvm_search.ray_folder.FALLBACKS", ("/proc/nowhere", "/nonexistent"))
+    monkeypatch.setattr("lvm_search.search.ray_folder.FALLBACKS", ("/proc/nowhere", "/nonexistent"))
     base = "/tmp/" + "x" * 115
     with pytest.raises(UserError) as e:
         make_ray_folder({"RAY_TMPDIR": base}, platform="linux")
@@ -221,7 +223,7 @@ def test_the_watcher_waits_for_its_parent_whatever_ends_it():
     script = (
         "import subprocess, sys, time;"
         "p = subprocess.Popen([sys.executable, '-c', "
-        "'import os, sys, time; from lvm_search.reaper import wait_for_parent_exit;"
+        "'import os, sys, time; from lvm_search.search.reaper import wait_for_parent_exit;"
         ' parent = os.getppid(); wait_for_parent_exit(parent, 0.05); print("done", flush=True)\'],'
         " stdout=sys.stdout); time.sleep(60)"
     )
@@ -234,7 +236,7 @@ def test_the_watcher_waits_for_its_parent_whatever_ends_it():
 
 @pytest.mark.hostile(CONFINED)
 def test_a_private_cluster_is_this_users_alone_and_passes_its_variables_to_workers(monkeypatch):
-    from lvm_search.cluster import private_cluster
+    from lvm_search.search.cluster import private_cluster
 
     monkeypatch.setenv("LVM_TEST_SET_BY_USER", "mine")
 

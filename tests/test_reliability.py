@@ -31,11 +31,11 @@ from conftest import (
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from lvm_search import reaper
-from lvm_search.checkpoint import load_model
 from lvm_search.errors import UserError
-from lvm_search.search import SearchOptions, run_search
-from lvm_search.spaces import parse_space
+from lvm_search.models.checkpoint import load_model
+from lvm_search.search import reaper
+from lvm_search.search.spaces import parse_space
+from lvm_search.search.tuner import SearchOptions, run_search
 
 # --- garbage in space files -------------------------------------------------------------------
 

@@ -16,13 +16,13 @@ import pytest
 import torch
 from conftest import CONFINED, DEGENERATE, FALSE_REFUSALS, copy_of, one_error
 
-from lvm_search.ensemble import build_ensemble, load_recipe
-from lvm_search.intervals import DocumentBootstrap
+from lvm_search.ensemble.build import build_ensemble, load_recipe
 from lvm_search.logs import quieted
-from lvm_search.report import _importances, _usage, build_report
-from lvm_search.report_markdown import _importance_lines
-from lvm_search.search import SearchOptions, run_search
-from lvm_search.spaces import parse_space
+from lvm_search.report.leaderboard import _importances, _usage, build_report
+from lvm_search.report.markdown import _importance_lines
+from lvm_search.scoring.intervals import DocumentBootstrap
+from lvm_search.search.spaces import parse_space
+from lvm_search.search.tuner import SearchOptions, run_search
 
 AMN_SPACE = {
     "width": {"type": "choice", "values": [32, 512]},
@@ -254,7 +254,8 @@ def test_the_report_and_the_ensemble_do_not_import_ray():
     import sys
 
     code = (
-        "import sys, lvm_search.report, lvm_search.ensemble, lvm_search.evaluate; print('ray' in sys.modules)"
+        "import sys, lvm_search.report.leaderboard, lvm_search.ensemble.build, lvm_search.report.evaluate\n"
+        "print('ray' in sys.modules)"
     )
     assert (
         subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.strip() == "False"
@@ -394,7 +395,7 @@ def test_importances_are_pedanova_chosen_explicitly_and_labelled_as_what_ran(tmp
 def test_runs_windowed_unlike_the_newest_are_named_and_left_out():
     from types import SimpleNamespace
 
-    from lvm_search.report import _comparable_runs
+    from lvm_search.report.leaderboard import _comparable_runs
 
     def run(name, min_context, source="a.npz", horizon=1):
         data = SimpleNamespace(

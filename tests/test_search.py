@@ -18,13 +18,13 @@ import pytest
 import torch
 from conftest import FALSE_REFUSALS, HANGS, LATE, RESUME, one_error, one_trial_space
 
-from lvm_search.checkpoint import load_model
-from lvm_search.data import load_data
-from lvm_search.metrics import predict, reference_mean, score
-from lvm_search.progress import _short
-from lvm_search.runs import read_summary
-from lvm_search.search import SearchOptions, resolve_concurrency, resolve_device, run_search
-from lvm_search.spaces import load_space, parse_space
+from lvm_search.data.windows import load_data
+from lvm_search.models.checkpoint import load_model
+from lvm_search.scoring.metrics import predict, reference_mean, score
+from lvm_search.search.progress import _short
+from lvm_search.search.spaces import load_space, parse_space
+from lvm_search.search.tuner import SearchOptions, resolve_concurrency, resolve_device, run_search
+from lvm_search.store.runs import read_summary
 
 # AMN trains in a fraction of a second per epoch on the sample; the reference (width 512,
 # key_dim 256) must lie inside the space, so it is one of the choices.
@@ -372,7 +372,7 @@ def test_run_takes_cuda_n_as_train_does(requested, gpus_per_trial, cluster_gpus,
     ],
 )
 def test_the_private_cluster_is_given_gpu_n_alone(index, visible, count, expected):
-    from lvm_search.cluster import gpu_settings
+    from lvm_search.search.cluster import gpu_settings
 
     assert gpu_settings(index, visible, count) == expected
 

@@ -12,10 +12,11 @@ from conftest import CORRUPT, FALSE_REFUSALS, LATE, RESUME, TRIAL_LOSS, copy_of,
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from lvm_search.checkpoint import read_meta
 from lvm_search.cli import parse_sets
 from lvm_search.errors import UserError
-from lvm_search.runs import (
+from lvm_search.models.checkpoint import read_meta
+from lvm_search.search.spaces import trial_settings
+from lvm_search.store.runs import (
     ENSEMBLE_RECORD,
     RUN_INFO,
     SUMMARY,
@@ -25,7 +26,6 @@ from lvm_search.runs import (
     read_summary,
     read_trial_log,
 )
-from lvm_search.spaces import trial_settings
 
 FIELDS = [
     "name",
@@ -265,7 +265,7 @@ def test_a_changed_scheduler_space_or_architecture_refuses_to_resume(
 
 def _sample_copy(folder: Path, vectors=lambda v: v) -> Path:
     """The packaged sample saved again under ``folder``, its vectors passed through ``vectors``."""
-    from lvm_search.data import sample_path
+    from lvm_search.data.windows import sample_path
 
     with np.load(sample_path()) as z:
         arrays = dict(z)
@@ -386,7 +386,7 @@ def test_a_study_file_that_is_not_a_database_leaves_the_importances_out(tiny_sto
 
 @pytest.mark.hostile(CORRUPT)
 def test_a_trial_log_cut_by_a_kill_is_whole_again_after_the_next_append(tmp_path):
-    from lvm_search.runs import append_line
+    from lvm_search.store.runs import append_line
 
     log = tmp_path / TRIALS_LOG
     whole = {"a": 1}
@@ -429,7 +429,7 @@ def test_a_trial_log_in_any_shape_keeps_every_whole_record_through_the_next_appe
 ):
     """Out of order, duplicated, with blank or CRLF lines, unterminated or cut by a kill: reading
     counts every whole record once, and appending the next trial drops none of them."""
-    from lvm_search.runs import append_line
+    from lvm_search.store.runs import append_line
 
     folder = tmp_path_factory.mktemp("run")
     records = [_entry(n, attempt=1 + n % 2) for n in range(count)]

@@ -8,7 +8,7 @@ import math
 import pytest
 import torch
 
-from lvm_search.data import load_data
+from lvm_search.data.windows import load_data
 from lvm_search.train import TrainConfig, lr_factor, torch_settings, train
 
 SMALL = {"width": 32, "key_dim": 16}  # an AMN that trains in well under a second per epoch

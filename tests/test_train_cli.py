@@ -14,9 +14,9 @@ import pytest
 import torch
 from conftest import CONFINED, DEGENERATE, LEAKAGE, SMALL, one_error
 
-from lvm_search.checkpoint import CONFIG, WEIGHTS, check_fingerprint, load_model
-from lvm_search.data import load_data
+from lvm_search.data.windows import load_data
 from lvm_search.errors import UserError
+from lvm_search.models.checkpoint import CONFIG, WEIGHTS, check_fingerprint, load_model
 from lvm_search.train import resolve_device
 
 
@@ -378,7 +378,7 @@ def test_auto_device_is_cpu_without_an_accelerator():
 
 
 def test_ema_evaluates_keeps_and_saves_the_averaged_weights(tiny, tmp_path):
-    from lvm_search.metrics import predict
+    from lvm_search.scoring.metrics import predict
     from lvm_search.train import TrainConfig, train
 
     data = load_data(tiny)

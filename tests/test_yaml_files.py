@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from lvm_search.errors import UserError
-from lvm_search.yaml_files import parse_yaml
+from lvm_search.store.yaml_files import parse_yaml
 
 SPACE = """\
 arch: amn

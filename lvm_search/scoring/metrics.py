@@ -25,10 +25,10 @@ import numpy as np
 import torch
 from torch.nn.functional import normalize
 
-from .data import LVMData
-from .errors import UserError
-from .limits import MAX_RIDGE_BYTES, gib
-from .models import context_mean
+from ..data.windows import LVMData
+from ..errors import UserError
+from ..limits import MAX_RIDGE_BYTES, gib
+from ..models import context_mean
 
 RECENCY_DECAYS = np.linspace(0.0, 1.0, 21)  # weight of context position i is decay**(age)
 RIDGE_LAMBDAS = [10.0**p for p in range(-2, 5)]

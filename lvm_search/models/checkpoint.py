@@ -14,9 +14,9 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from .errors import UserError, reason
-from .models import build_model
-from .runs import check_replaceable, read_json, write_folder
+from ..errors import UserError, reason
+from ..models import build_model
+from ..store.runs import check_replaceable, read_json, write_folder
 
 WEIGHTS = "model.safetensors"
 CONFIG = "config.json"

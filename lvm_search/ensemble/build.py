@@ -29,13 +29,12 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 from torch.nn.functional import normalize
 
-from . import provenance
-from .checkpoint import check_fingerprint, load_model
-from .data import LVMData, is_windows_file, load_data
-from .errors import UserError, reason, shown
-from .intervals import DocumentBootstrap
-from .limits import MAX_ENSEMBLE_SIZE, MAX_SEED
-from .metrics import (
+from ..data.windows import LVMData, is_windows_file, load_data
+from ..errors import UserError, reason, shown
+from ..limits import MAX_ENSEMBLE_SIZE, MAX_SEED
+from ..models.checkpoint import check_fingerprint, load_model
+from ..scoring.intervals import DocumentBootstrap
+from ..scoring.metrics import (
     ReferenceMean,
     context_mean_baseline,
     fit_baselines,
@@ -46,7 +45,8 @@ from .metrics import (
     ridge_prediction,
     summarise,
 )
-from .runs import (
+from ..store import provenance
+from ..store.runs import (
     ENSEMBLE_MEMBERS,
     ENSEMBLE_RECORD,
     RIDGE_WEIGHTS,
@@ -65,7 +65,7 @@ from .runs import (
     write_folder,
     write_json,
 )
-from .yaml_files import read_yaml
+from ..store.yaml_files import read_yaml
 
 METHODS = ("auto", "greedy", "bagged", "simplex")
 BASELINE_MEMBERS = ("mean", "last", "recency", "ridge")

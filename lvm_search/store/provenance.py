@@ -20,8 +20,8 @@ from pathlib import Path
 
 import torch
 
-from . import __version__
-from .devices import local_gpu
+from .. import __version__
+from ..devices import local_gpu
 
 GIT_TIMEOUT_S = 5
 
@@ -72,7 +72,7 @@ def _installed(package: str) -> str | None:
 @functools.lru_cache(maxsize=1)
 def git_commit() -> str | None:
     """The commit of the checkout this package runs from, or None for an installed wheel."""
-    root = Path(__file__).resolve().parent.parent
+    root = Path(__file__).resolve().parents[2]
     if not (root / ".git").exists():
         return None
     try:

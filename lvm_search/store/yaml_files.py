@@ -15,7 +15,7 @@ from pathlib import Path
 
 import yaml
 
-from .errors import UserError
+from ..errors import UserError
 
 MAX_BYTES = 1 * 2**20
 MAX_NODES = 100_000

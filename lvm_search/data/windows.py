@@ -44,8 +44,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .errors import UserError, reason, shown
-from .limits import MAX_K, MAX_SEED, SCORING_CHUNK_BYTES
+from ..errors import UserError, reason, shown
+from ..limits import MAX_K, MAX_SEED, SCORING_CHUNK_BYTES
 
 SPLITS = ("train", "val", "test")
 DEFAULT_K = 5

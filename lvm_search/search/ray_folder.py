@@ -20,7 +20,7 @@ import sys
 import tempfile
 from dataclasses import dataclass
 
-from .errors import UserError
+from ..errors import UserError
 from .reaper import TMP_PREFIX
 
 logger = logging.getLogger(__name__)

@@ -21,18 +21,26 @@ import numpy as np
 import torch
 from torch import nn
 
-from . import provenance
+from ..data.texts import PassageTexts
+from ..data.windows import LVMData, Split, is_windows_file, load_data
+from ..ensemble.build import load_ensemble
+from ..errors import UserError
+from ..limits import MAX_K
+from ..models import Rollout
+from ..models.checkpoint import CONFIG, check_dimension, load_model
+from ..scoring.intervals import DocumentBootstrap, verdict
+from ..scoring.metrics import ReferenceMean, fit_baselines, per_window, predict, summarise
+from ..store import provenance
+from ..store.runs import (
+    ENSEMBLE_RECORD,
+    SUMMARY,
+    check_output_file,
+    npz_meta,
+    read_summary,
+    to_json,
+    write_file,
+)
 from .analysis import error_analysis
-from .checkpoint import CONFIG, check_dimension, load_model
-from .data import LVMData, Split, is_windows_file, load_data
-from .ensemble import load_ensemble
-from .errors import UserError
-from .intervals import DocumentBootstrap, verdict
-from .limits import MAX_K
-from .metrics import ReferenceMean, fit_baselines, per_window, predict, summarise
-from .models import Rollout
-from .runs import ENSEMBLE_RECORD, SUMMARY, check_output_file, npz_meta, read_summary, to_json, write_file
-from .texts import PassageTexts
 
 EVAL_SPLITS = ("test", "all")
 PREDICTIONS_MARK = "lvm_search_predictions"

@@ -26,9 +26,10 @@ from pathlib import Path
 
 import ray
 
+from ..devices import gpus_here
+from ..errors import UserError, reason
+from ..logs import quieted
 from . import reaper
-from .devices import gpus_here
-from .errors import UserError, reason
 from .internals import (
     SINGLE_MACHINE_ENV,
     TOKEN_AUTH_LOGGER,
@@ -38,7 +39,6 @@ from .internals import (
     recorded_cluster_address,
     single_machine_mode,
 )
-from .logs import quieted
 from .ray_folder import bases_to_sweep, make_ray_folder
 
 logger = logging.getLogger(__name__)

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import UserError
-from .runs import write_file
+from ..errors import UserError
+from ..store.runs import write_file
 
 
 def _figure(**kwargs):

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from ray import tune
 
-from .errors import reason
+from ..errors import reason
 from .spaces import METRIC, SearchSpace
 
 EPOCH_LINE_EVERY_S = 10.0

@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, NewType
 
-from .errors import UserError, is_finite_number, reason
+from ..errors import UserError, is_finite_number, reason
 from .provenance import Provenance
 
 logger = logging.getLogger(__name__)

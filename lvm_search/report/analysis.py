@@ -23,10 +23,10 @@ import numpy as np
 import torch
 from torch.nn.functional import normalize
 
-from .data import LVMData, Split
-from .intervals import DocumentBootstrap
-from .metrics import CHUNK, SIMILARITY_BYTES
-from .texts import PassageTexts
+from ..data.texts import PassageTexts
+from ..data.windows import LVMData, Split
+from ..scoring.intervals import DocumentBootstrap
+from ..scoring.metrics import CHUNK, SIMILARITY_BYTES
 
 WORST_WINDOWS = 5
 POSITION_EDGES = (10, 20, 50, 100, 200, 500)  # bins of the predicted passage's index in its document

@@ -30,15 +30,14 @@ import optuna
 import torch
 from sqlalchemy.exc import SQLAlchemyError
 
-from . import plots as plots_
-from .analysis import attention_examples, attention_profile, document_means, error_analysis
-from .checkpoint import check_fingerprint, load_model
-from .data import LVMData
-from .ensemble import load_ensemble, runs_data
-from .errors import UserError
-from .intervals import DocumentBootstrap, verdict
-from .logs import quieted
-from .metrics import (
+from ..data.texts import PassageTexts
+from ..data.windows import LVMData
+from ..ensemble.build import load_ensemble, runs_data
+from ..errors import UserError
+from ..logs import quieted
+from ..models.checkpoint import check_fingerprint, load_model
+from ..scoring.intervals import DocumentBootstrap, verdict
+from ..scoring.metrics import (
     ReferenceMean,
     fit_baselines,
     last_vector_baseline,
@@ -46,9 +45,10 @@ from .metrics import (
     predict,
     summarise,
 )
-from .report_markdown import IMPORTANCE_TOP, MARK, MIN_TRIALS_FOR_IMPORTANCE, Content, markdown
-from .runs import STUDY, all_runs, check_output_file, find_ensembles, write_file
-from .texts import PassageTexts
+from ..store.runs import STUDY, all_runs, check_output_file, find_ensembles, write_file
+from . import plots as plots_
+from .analysis import attention_examples, attention_profile, document_means, error_analysis
+from .markdown import IMPORTANCE_TOP, MARK, MIN_TRIALS_FOR_IMPORTANCE, Content, markdown
 
 PLOTS = (
     "val_curves.png",

@@ -12,43 +12,14 @@ from another split would carry the held-out documents into training, so it is re
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
 from pathlib import Path
 
-import torch
-
-from .data import LVMData
-from .ensemble import load_ensemble
-from .errors import UserError
-from .metrics import predict
-from .runs import ENSEMBLE_MEMBERS, ENSEMBLE_RECORD, EnsembleRecord, files_digest, read_ensemble
-
-
-@dataclass
-class Teacher:
-    source: str  # the ensemble folder, absolute
-    fingerprint: str  # of the data it was built on (this data at the teacher's k)
-    digest: str  # of its ensemble.json: an ensemble rebuilt in the same folder is another teacher
-    targets: torch.Tensor = field(repr=False)  # [train windows, D] unit rows, in the train split's order
-    # of ensemble.json and every member file (weights, config.json, ridge buffers): a member replaced
-    # between two starts of a search is another teacher, also for ensembles that record no digests
-    files_digest: str | None = None
-
-    def describe(self) -> dict:
-        """What a checkpoint and a run record of their teacher."""
-        described = {"source": self.source, "fingerprint": self.fingerprint, "digest": self.digest}
-        return {**described, "files_digest": self.files_digest} if self.files_digest else described
-
-
-def same_teacher(recorded: dict | None, teacher: Teacher | None) -> bool:
-    """Whether a run's recorded teacher is ``teacher``. Runs started before files digests were
-    recorded have none; for them the rest must match."""
-    if recorded is None or teacher is None:
-        return recorded is None and teacher is None
-    now = teacher.describe()
-    return all(recorded.get(key) == now.get(key) for key in ("source", "fingerprint", "digest")) and (
-        "files_digest" not in recorded or recorded["files_digest"] == now.get("files_digest")
-    )
+from ..data.windows import LVMData
+from ..errors import UserError
+from ..scoring.metrics import predict
+from ..store.runs import ENSEMBLE_MEMBERS, ENSEMBLE_RECORD, EnsembleRecord, files_digest, read_ensemble
+from ..teacher import Teacher
+from .build import load_ensemble
 
 
 def _ensemble_at(path: str | Path) -> tuple[Path, EnsembleRecord]:

@@ -45,13 +45,13 @@ from pathlib import Path
 
 import optuna
 
-from .data import DEFAULT_K, check_context_length
-from .devices import parse_device
-from .errors import UserError, is_finite_number, shown
-from .limits import MAX_BUDGET_EPOCHS, MAX_EPOCHS, MAX_K, MAX_RESOURCE, MAX_SAMPLES, MAX_SEED, MIN_RESOURCE
-from .models import config_fields, make_config
-from .train import TRAIN_FIELDS, TrainConfig, check_fits
-from .yaml_files import read_yaml
+from ..data.windows import DEFAULT_K, check_context_length
+from ..devices import parse_device
+from ..errors import UserError, is_finite_number, shown
+from ..limits import MAX_BUDGET_EPOCHS, MAX_EPOCHS, MAX_K, MAX_RESOURCE, MAX_SAMPLES, MAX_SEED, MIN_RESOURCE
+from ..models import config_fields, make_config
+from ..store.yaml_files import read_yaml
+from ..train import TRAIN_FIELDS, TrainConfig, check_fits
 
 METRIC = "val_cosine"  # maximised
 SCHEDULERS = ("asha", "none")
@@ -131,7 +131,7 @@ class DataSpec:
     k: int | None = None
     min_context: int | None = None
     horizon: int | None = None  # predict the passage this many steps after the context (None: 1)
-    # an ensemble folder built on this data's split (lvm_search/distill.py), from the current folder
+    # an ensemble folder built on this data's split (lvm_search/ensemble/distill.py), from the current folder
     teacher: str | None = None
 
 

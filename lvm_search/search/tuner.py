@@ -34,17 +34,14 @@ from ray.tune.logger import JsonLoggerCallback
 from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 from ray.tune.search import ConcurrencyLimiter
 
-from . import provenance
-from .cluster import environment, join_cluster, private_cluster
-from .data import LVMData, load_data
-from .devices import gpu_for_trial, gpus_here, local_gpu, mps_environment, parse_device
-from .distill import Teacher, check_outside_teacher, load_teacher, same_teacher
-from .errors import TrainingDiverged, UserError
-from .internals import TruthfulOptunaSearch, cpus_ray_counts, tune_output_env
-from .logs import quieted
-from .metrics import cosines, reference_mean
-from .progress import Progress, error_summary, proposal_number
-from .runs import (
+from ..data.windows import LVMData, load_data
+from ..devices import gpu_for_trial, gpus_here, local_gpu, mps_environment, parse_device
+from ..ensemble.distill import check_outside_teacher, load_teacher
+from ..errors import TrainingDiverged, UserError
+from ..logs import quieted
+from ..scoring.metrics import cosines, reference_mean
+from ..store import provenance
+from ..store.runs import (
     ATTEMPT,
     RESOURCES,
     RUN_INFO,
@@ -72,10 +69,14 @@ from .runs import (
     run_dir,
     write_json,
 )
+from ..teacher import Teacher, same_teacher
+from ..train import train
+from ..warm_start import WarmStart, load_init, same_init, settings_from_init
+from .cluster import environment, join_cluster, private_cluster
+from .internals import TruthfulOptunaSearch, cpus_ray_counts, tune_output_env
+from .progress import Progress, error_summary, proposal_number
 from .spaces import METRIC, SearchSpace, check_against_data, trial_settings
 from .trackers import callbacks, check_installed
-from .train import train
-from .warm_start import WarmStart, load_init, same_init, settings_from_init
 
 AUTO_GPUS_PER_TRIAL = 0.25  # measured: see Resources in spaces.py
 

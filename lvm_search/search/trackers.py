@@ -15,7 +15,7 @@ import os
 from pathlib import Path
 from urllib.parse import urlparse
 
-from .errors import UserError
+from ..errors import UserError
 
 MLFLOW_DB = "mlflow.db"
 # tracker -> (the module it imports, the extra that installs it)

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .data import LVMData
+from .windows import LVMData
 
 TEXT_ARRAYS = ("text_bytes", "text_offsets")
 TITLE_ARRAYS = ("doc_titles_bytes", "doc_title_offsets")

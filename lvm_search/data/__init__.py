@@ -1,0 +1,1 @@
+"""Corpora: npz formats, windows inside documents, the document split; passage texts."""

@@ -1,0 +1,3 @@
+"""Ensembles of trained models: weights fitted on validation, the ensemble folder, teachers for
+distillation.
+"""

@@ -1,0 +1,1 @@
+"""What a user reads: eval and predict, error analysis, the leaderboard's markdown and plots."""

@@ -1,0 +1,1 @@
+"""How predictions are scored: cosine and ranking metrics, the classical baselines, bootstrap intervals."""
