@@ -27,6 +27,8 @@ def test_a_recipe_naming_a_run_twice_is_one_line(cli, tmp_path):
 def test_eval_of_an_untouched_ensemble_on_its_own_data_scores_its_test_split(tmp_path, cli):
     """Its runs searched k (data loaded at the longest, 6) while its member reads 5: eval said
     "windowed or split differently" although it scored exactly the ensemble's test split."""
+    from dataclasses import replace
+
     from lvm_search.ensemble.build import build_ensemble, load_recipe
     from lvm_search.search.spaces import parse_space
     from lvm_search.search.tuner import SearchOptions, run_search
@@ -35,7 +37,7 @@ def test_eval_of_an_untouched_ensemble_on_its_own_data_scores_its_test_split(tmp
     raw["space"] = {**raw["space"], "k": {"type": "choice", "values": [5, 6]}}  # trial 0 reads k=5
     storage = tmp_path / "runs"
     run_search(parse_space(raw, "amn.yaml"), SearchOptions(storage=str(storage)))
-    record = build_ensemble(load_recipe(None), storage)
+    record = build_ensemble(replace(load_recipe(None), top_k=1, baselines=False), storage)
     assert record["data"]["k"] == 6 and [m["k"] for m in record["members"]] == [5]
     code, out, err = cli("eval", record["path"], "--json")
     assert code == 0, err
