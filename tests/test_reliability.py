@@ -364,6 +364,13 @@ def test_every_socket_of_the_private_ray_listens_on_loopback_only(tmp_path):
     assert not outside, f"listening beyond loopback: {outside}"
 
 
+def _wait_until_gone(folder, seconds: float = 20) -> None:
+    """Give a search's Ray folder and processes ``seconds`` to go after its driver ended."""
+    deadline = time.time() + seconds
+    while (folder.exists() or ray_pids(folder)) and time.time() < deadline:
+        time.sleep(0.2)
+
+
 @pytest.mark.hostile(HANGS)
 def test_a_driver_killed_with_sigkill_leaves_no_process_and_no_folder(tmp_path):
     driver, before = _start_search(tmp_path, samples=4, epochs=6)
@@ -374,9 +381,7 @@ def test_a_driver_killed_with_sigkill_leaves_no_process_and_no_folder(tmp_path):
     assert ray_pids(folder), "Ray was not running"
     os.kill(driver.pid, signal.SIGKILL)  # the driver alone: its Ray and its watcher must clean up
     driver.wait()
-    deadline = time.time() + 20
-    while (folder.exists() or ray_pids(folder)) and time.time() < deadline:
-        time.sleep(0.2)
+    _wait_until_gone(folder)
     assert not folder.exists() and not ray_pids(folder)
 
 
@@ -395,9 +400,7 @@ def test_ctrl_c_leaves_no_process_no_folder_and_no_traceback(tmp_path, presses):
         time.sleep(1)
     _, err = driver.communicate(timeout=120)
     assert driver.returncode == 130 and "Traceback" not in err and "received at time" not in err, err[-2000:]
-    deadline = time.time() + 20
-    while (folder.exists() or ray_pids(folder)) and time.time() < deadline:
-        time.sleep(0.2)
+    _wait_until_gone(folder)
     assert not folder.exists() and not ray_pids(folder)
 
 
@@ -412,9 +415,7 @@ def test_a_driver_killed_while_its_ray_starts_leaves_no_process_and_no_folder(tm
     assert driver.poll() is None and any(folder.glob("session_*")), "Ray did not start"
     os.kill(driver.pid, signal.SIGKILL)  # the driver alone, while Ray's processes come up
     driver.wait()
-    deadline = time.time() + 20
-    while (folder.exists() or ray_pids(folder)) and time.time() < deadline:
-        time.sleep(0.2)
+    _wait_until_gone(folder)
     assert not folder.exists() and not ray_pids(folder)
 
 
