@@ -5,7 +5,7 @@ A result file is one JSON object::
     {"benchmark": "trainer_throughput", "created": "...", "machine": {...}, "args": {...},
      "settings": {...}, "results": [...], "table": {"columns": [...], "rows": [[...]]}, "notes": [...]}
 
-``table`` is the markdown table the script printed, as data; ``write_report.py`` renders it again
+``table`` is the markdown table the script printed, as data; ``render/write_report.py`` renders it again
 without knowing anything about the benchmark. ``results`` keeps the raw numbers.
 
 Only the trainer path is imported here: torch, numpy, safetensors (lvm_search.models.checkpoint) and PyYAML
@@ -27,6 +27,8 @@ try:
     import lvm_search  # noqa: F401  (installed, or on PYTHONPATH)
 except ImportError:  # run from a checkout without installing the package
     sys.path.insert(0, str(REPO))
+# render/_markdown.py formats the table a study prints: the one thing studies take from render/
+sys.path.append(str(Path(__file__).resolve().parent / "render"))
 
 import torch  # noqa: E402
 from _markdown import machine_line, markdown_table  # noqa: E402,F401

@@ -8,7 +8,7 @@
 
 S is the storage of a finished ``quality_pipeline.py`` run on corpus C. Every step is the product's
 own command in its own process; validation chooses everything (each run's best trial, the teacher's
-weights), the test split only scores. ``quality_report.py`` renders the result into
+weights), the test split only scores. ``render/quality_report.py`` renders the result into
 ``reports/quality.md``.
 
     python benchmarks/distill_study.py --data ../shared/data/linux-docs-minilm.npz \\

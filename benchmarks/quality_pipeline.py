@@ -1,6 +1,7 @@
 """The default pipeline as a user runs it, on one corpus, timed step by step.
 
     lvm-search run spaces/amn.yaml --data C --storage S      (and gru, lstm, transformer)
+    lvm-search run spaces/ --data C --storage S              (--together: the four in one Ray session)
     lvm-search ensemble [RECIPE] --storage S
     lvm-search report --storage S --out S/leaderboard.md --json
 
@@ -8,7 +9,7 @@ Every step is the product's own command in its own process; the script only time
 what they wrote: each search's summary (trials, best trial, val cosine), the ensemble record and the
 report's rows with their bootstrap intervals. ``--spaces`` points at another folder of space files
 (for example the spaces of an earlier commit, to compare defaults), ``--recipe`` at another ensemble
-recipe; the rest of the pipeline stays as shipped. ``quality_report.py`` turns the JSON results into
+recipe; the rest of the pipeline stays as shipped. ``render/quality_report.py`` turns the JSON results into
 ``reports/quality.md``.
 
     python benchmarks/quality_pipeline.py --data ../shared/data/python-docs-minilm.npz \\
@@ -46,6 +47,9 @@ def main(argv=None):
     p.add_argument("--spaces", default=str(REPO / "spaces"))
     p.add_argument("--recipe", default=None, help="an ensemble recipe (default: the shipped default)")
     p.add_argument("--archs", nargs="+", default=list(ARCHS))
+    p.add_argument(
+        "--together", action="store_true", help="one `lvm-search run` of every space (one Ray session)"
+    )
     p.add_argument("--label", default="shipped defaults")
     p.add_argument("--note", default=None, help="what else ran on the machine, for the time table")
     p.add_argument("--out", required=True)
@@ -55,11 +59,13 @@ def main(argv=None):
 
     steps, searches = {}, {}
     t0 = time.perf_counter()
-    for arch in args.archs:
-        space = Path(args.spaces) / f"{arch}.yaml"
-        steps[f"run {arch}"] = step(
-            f"run {arch}", [*cli, "run", str(space), "--data", args.data, "--storage", str(storage), "--json"]
-        )
+    spaces = [str(Path(args.spaces) / f"{arch}.yaml") for arch in args.archs]
+    search = [*cli, "run", "--data", args.data, "--storage", str(storage), "--json"]
+    if args.together:
+        steps["run"] = step("run", [*search, *spaces])
+        searches = {s["arch"]: s for s in json.loads(steps["run"].pop("stdout"))}
+    for arch, space in zip(args.archs, spaces) if not args.together else ():
+        steps[f"run {arch}"] = step(f"run {arch}", [*search, space])
         searches[arch] = json.loads(steps[f"run {arch}"].pop("stdout"))
     recipe = [args.recipe] if args.recipe else [str(REPO / "ensembles" / "default.yaml")]
     steps["ensemble"] = step("ensemble", [*cli, "ensemble", *recipe, "--storage", str(storage), "--json"])
@@ -77,6 +83,7 @@ def main(argv=None):
     record = {
         "benchmark": "quality_pipeline",
         "label": args.label,
+        "together": args.together,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "machine": collect().one_line(),
         "note": args.note,

@@ -20,8 +20,8 @@ that map them, so Ray's shared object store is counted once) summed over the com
 process tree: the driver, Ray's servers, its workers and the object store. A command that passes
 ``--memory-cap-gb`` is killed and recorded as such. For the search it also records the trials'
 own time (Tune's ``time_total_s``, summed) and the time at least one trial was running (the union
-of their intervals), from which ``write_report.py`` computes the search's overhead both ways.
-Results: JSON (``--out``) with every measurement, and a table; ``write_report.py`` adds a plot of
+of their intervals), from which ``render/write_report.py`` computes the search's overhead both ways.
+Results: JSON (``--out``) with every measurement, and a table; ``render/write_report.py`` adds a plot of
 time and memory against passages. ``--commands`` runs some of the commands (ensemble and report
 need the run); ``--merge`` keeps what ``--out`` already holds for other sizes and versions.
 

@@ -1,4 +1,4 @@
-"""Markdown pieces shared by the scripts and ``write_report.py`` (no torch needed here)."""
+"""Markdown pieces shared by the renderers here and the studies' printed tables (``_common.py``); no torch."""
 
 from __future__ import annotations
 
