@@ -4,7 +4,8 @@ The default recipe is the shipped space's trial 0 (``spaces/ARCH.yaml``: its ``d
 and ``reference:`` settings over the trainer's defaults: residual on, base decay 0.75, EMA 0.99).
 Each variant changes one lever: residual off; base decay 1.0 (the plain mean); EMA off; k 5, 12,
 16; width halved and doubled; 20, 35 and 50 epochs (the range the product was first asked to
-search). Every run is ``lvm-search train`` in its own process, one at a time, one torch thread, at
+search); and bf16 autocast on (``--only default "bf16 autocast"``: does bf16 keep val where float32
+has it?). Every run is ``lvm-search train`` in its own process, one at a time, one torch thread, at
 ``--min-context 5`` for every k, so every variant scores exactly the same val and test windows
 (older positions are padding; lvm_search/data/windows.py).
 
@@ -84,6 +85,8 @@ def variants(recipe: dict) -> dict[str, dict]:
     out[f"width {width * 2} (doubled)"] = {"k": k, "epochs": epochs, "sets": {"width": width * 2}}
     for more in LONGER_EPOCHS:
         out[f"{more} epochs"] = {"k": k, "epochs": more, "sets": {}}
+    # not a lever of quality: a check that bf16 autocast (issue 31.4) leaves val where float32 has it
+    out["bf16 autocast"] = {"k": k, "epochs": epochs, "sets": {"bf16": True}}
     return out
 
 

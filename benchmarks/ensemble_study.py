@@ -25,8 +25,8 @@ import time
 from pathlib import Path
 
 RECIPES = {
-    "best of each": ("top_k: 1\nmethod: auto\n", "the best trial of each search (the shipped default)"),
-    "all trials": ("top_k: all\nmethod: auto\n", "every finished trial of every search"),
+    "best of each": ("top_k: 1\nbaselines: false\nmethod: auto\n", "the best trial of each search"),
+    "all trials": ("top_k: all\nbaselines: false\nmethod: auto\n", "every finished trial of every search"),
     "all trials + baselines": (
         "top_k: all\nbaselines: true\nmethod: auto\n",
         "every finished trial and the four classical baselines",

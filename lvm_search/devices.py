@@ -6,6 +6,7 @@ macOS arm64 CI runners: "MPS backend out of memory ... MPS allocated: 0 bytes",
 actions/runner-images#9918); there ``auto`` trains on the CPU and says so in one warning line.
 
 On MPS everything is float32 (MPS has no float64; bf16 autocast is used on CUDA and CPU only).
+``bf16: auto`` turns bf16 autocast on where the device computes in bf16 (``computes_bf16``).
 """
 
 from __future__ import annotations
@@ -22,6 +23,21 @@ from .errors import UserError, shown
 logger = logging.getLogger(__name__)
 
 KINDS = ("cpu", "cuda", "mps")
+
+
+def computes_bf16(device: torch.device) -> bool:
+    """Whether ``device`` has bf16 arithmetic units: a CUDA GPU from Ampere on, or a CPU with AVX-512
+    BF16 or AMX. Elsewhere (an AVX2 CPU, MPS) bf16 would be emulated, slower than float32."""
+    if device.type == "cuda":
+        try:
+            return torch.cuda.is_bf16_supported(including_emulation=False)
+        except TypeError:  # torch < 2.3 has no including_emulation and counts no emulation
+            return torch.cuda.is_bf16_supported()
+    if device.type == "cpu":
+        # torch.cpu's probes are private (present from torch 2.2); a build without them: no bf16
+        probes = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+        return any(getattr(torch.cpu, name, lambda: False)() for name in probes)
+    return False
 
 
 def mps_environment(platform: str = sys.platform) -> dict[str, str]:

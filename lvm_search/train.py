@@ -10,17 +10,18 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import logging
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, Literal
 
 import torch
 from torch.nn import functional as F
 
 from .data.windows import LVMData
-from .devices import resolve_device
-from .errors import TrainingDiverged, UserError, expected_kind, is_finite_number, shown
+from .devices import computes_bf16, resolve_device
+from .errors import TrainingDiverged, UserError, shown
 from .limits import (
     MAX_BATCH_BYTES,
     MAX_BATCH_SIZE,
@@ -33,12 +34,14 @@ from .limits import (
 from .models import build_model, config_fields
 from .models.checkpoint import save_checkpoint
 from .scoring.metrics import cosines, predict
-from .store import provenance
+from .store import provenance, records
 from .teacher import Teacher
 from .warm_start import WarmStart
 
 SCHEDULES = ("cosine", "plateau", "constant")
 DATA_DTYPES = ("auto", "float32", "float16")
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -67,7 +70,8 @@ class TrainConfig:
     # system
     seed: int = 0
     device: str = "auto"  # auto picks cuda, then mps, then cpu
-    bf16: bool = False  # bf16 autocast on CUDA and CPU
+    # bf16 autocast on CUDA and CPU; auto: where the device computes in bf16 (devices.computes_bf16)
+    bf16: bool | Literal["auto"] = False
     compile: bool = False  # torch.compile the model
     data_dtype: str = "auto"  # storage of the vectors on the device: auto = float16 on CUDA, else float32
     threads: int | None = None  # torch intra-op threads on CPU, for this call only
@@ -75,7 +79,7 @@ class TrainConfig:
     def validate(self) -> "TrainConfig":
         config_fields(self.arch)  # raises on an unknown architecture
         for f in dataclasses.fields(self):
-            _check_type(f, getattr(self, f.name))
+            _check_type(f.name, getattr(self, f.name))
         checks = [
             (self.epochs >= 1, f"epochs must be >= 1, got {shown(self.epochs)}"),
             (self.epochs <= MAX_EPOCHS, f"epochs must be at most {MAX_EPOCHS:,}, got {shown(self.epochs)}"),
@@ -123,22 +127,13 @@ class TrainConfig:
         return self
 
 
-def _check_type(f: dataclasses.Field, value) -> None:
-    """Settings arrive from YAML and --set: 2.5 is no batch size, "yes" is no flag."""
-    kind = {"int": int, "float": float, "bool": bool, "str": str, "dict": dict}.get(
-        str(f.type).split(" |")[0]
-    )
-    if kind is None or (value is None and "None" in str(f.type)):
-        return
-    if kind is float:
-        ok = is_finite_number(value)
-    elif kind is int:
-        ok = isinstance(value, int) and not isinstance(value, bool)
-    else:
-        ok = isinstance(value, kind)
-    if not ok:
-        expected = "a finite number" if kind is float else expected_kind(kind)
-        raise UserError(f"{f.name} expects {expected}, got {shown(value)}")
+def _check_type(name: str, value) -> None:
+    """Settings arrive from YAML and --set: 2.5 is no batch size, "yes" is no flag. The field's
+    annotation says, as ``records.parse`` reads it; the message is in the trainer's words."""
+    try:
+        records.parse_field(TrainConfig, name, value, name)
+    except records.Mismatch as e:
+        raise UserError(f"{name} expects {e.expected}, got {shown(value)}") from None
 
 
 TRAIN_FIELDS = {f.name for f in dataclasses.fields(TrainConfig)} - {"arch", "model"}
@@ -255,8 +250,7 @@ def _train(
     init: WarmStart | None,
 ) -> TrainResult:
     # system (seeded by the caller: ``seeded``)
-    # bf16 autocast where it is supported (CUDA, CPU); MPS trains in float32
-    bf16 = cfg.bf16 and device.type in ("cuda", "cpu")
+    bf16 = _bf16(cfg, device)
     autocast = (lambda: torch.autocast(device.type, dtype=torch.bfloat16)) if bf16 else contextlib.nullcontext
     half = cfg.data_dtype == "float16" or (cfg.data_dtype == "auto" and device.type == "cuda")
     data = on_device(data, device, torch.float16 if half else torch.float32)
@@ -267,6 +261,7 @@ def _train(
 
     # model
     model, meta = _model_and_meta(cfg, data, device, command, teacher, init)
+    meta["bf16_autocast"] = bf16  # what bf16: auto (or true on MPS) came to on this device
     forward = torch.compile(model) if cfg.compile else model
 
     # optimizer and schedule
@@ -323,6 +318,25 @@ def _train(
     eval_model.load_state_dict(best_state)
     eval_model.eval()
     return TrainResult(eval_model, best, history, {**meta, "epoch": best["epoch"], "metrics": best})
+
+
+def _bf16(cfg: TrainConfig, device: torch.device) -> bool:
+    """Whether this run autocasts to bf16: auto where the device has bf16 units; true on CUDA and the
+    CPU (MPS trains in float32)."""
+    if cfg.bf16 == "auto":
+        return computes_bf16(device)
+    if not cfg.bf16 or device.type not in ("cuda", "cpu"):
+        return False
+    if device.type == "cpu" and not computes_bf16(device):
+        # Measured on an AVX2 CPU (python-docs, one thread): 5x (GRU) to 8x (AMN) slower than float32,
+        # and oneDNN has no bf16 LSTM there ("could not create a primitive descriptor").
+        if cfg.arch == "lstm":
+            raise UserError(
+                "bf16: true: this CPU has no bf16 units (AVX-512 BF16 or AMX), and PyTorch's LSTM has no "
+                "bf16 kernel for it; use bf16: auto or false"
+            )
+        logger.warning("bf16: true on a CPU without bf16 units: emulated, several times slower than float32")
+    return True
 
 
 def _model_and_meta(

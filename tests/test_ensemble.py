@@ -233,11 +233,11 @@ def test_a_member_with_nan_weights_is_left_out_and_all_broken_is_one_error(two_r
     weights = load_file(broken / "model.safetensors")
     save_file({k: torch.full_like(v, float("nan")) for k, v in weights.items()}, broken / "model.safetensors")
     recipe = tmp_path / "r.yaml"
-    recipe.write_text("runs: [amn-run, nan-run]\nname: with-nan\n")
+    recipe.write_text("runs: [amn-run, nan-run]\nname: with-nan\nbaselines: false\n")
     record = build_ensemble(load_recipe(recipe), storage)
     assert [c["name"] for c in record["candidates"]] == ["amn-run/amn-run0"]
     assert math.isfinite(record["metrics"]["test"]["cosine"])
-    for extra in ("", "top_k: all\nbaselines: true\n"):
+    for extra in ("baselines: false\n", "top_k: all\nbaselines: true\n"):
         recipe.write_text(f"runs: [nan-run]\nname: only-nan\n{extra}")
         code, _, err = cli("ensemble", recipe, "--storage", storage)
         assert code == 2 and "no trained candidate gives finite predictions" in one_error(err)

@@ -74,7 +74,7 @@ def test_the_time_left_counts_the_trials_a_budget_holds_and_stays_readable(caplo
         (["--arch", "lstm", "--set", "depth=2.5"], "lstm: setting 'depth' expects an integer, got 2.5"),
         (["--arch", "lstm", "--set", "residual=3"], "setting 'residual' expects true or false, got 3"),
         (["--arch", "lstm", "--set", "batch_size=2.5"], "batch_size expects an integer, got 2.5"),
-        (["--arch", "lstm", "--set", "bf16=1"], "bf16 expects true or false, got 1"),
+        (["--arch", "lstm", "--set", "bf16=1"], "bf16 expects true or false, or auto, got 1"),
     ],
 )
 def test_a_setting_of_the_wrong_kind_says_what_it_expects_in_words(cli, tmp_path, argv, said):

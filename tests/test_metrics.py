@@ -303,6 +303,9 @@ def test_the_packaged_sample_scores_are_what_they_were(k, min_context):
     for name, splits in PINNED[(k, min_context)].items():
         for split, values in splits.items():
             s = got[name][split]
+            # pinned to 6 decimals; the ridge solve differs by a few 1e-6 between CPUs' BLAS kernels
+            # (2.4e-6 on an AVX2 machine against the AVX-512 one that pinned it), while a changed window
+            # or baseline moves these by 1e-4 and more
             assert [s[m] for m in ("cosine", "hit1", "hit5", "mrr", "backward_margin")] == pytest.approx(
-                values, abs=2e-6
+                values, abs=1e-5
             ), (name, split)

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
 import math
 
 import pytest
 import torch
 
 from lvm_search.data.windows import load_data
+from lvm_search.errors import UserError
 from lvm_search.train import TrainConfig, lr_factor, torch_settings, train
 
 SMALL = {"width": 32, "key_dim": 16}  # an AMN that trains in well under a second per epoch
@@ -145,6 +147,63 @@ def test_bf16_runs_the_forward_pass_in_bfloat16(data):
     finally:
         torch.nn.Linear.forward = original
     assert torch.bfloat16 in with_bf16 and set(dtypes) == {torch.float32}
+
+
+@pytest.mark.parametrize("units", [True, False], ids=["AVX-512 BF16 or AMX", "AVX2 only"])
+def test_bf16_auto_follows_the_cpus_bf16_units(data, monkeypatch, units):
+    """bf16: auto autocasts where the CPU has bf16 units (patched here: this CPU has none) and
+    trains in float32 where bf16 would be emulated; the checkpoint says which."""
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: units, raising=False)
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False, raising=False)
+    dtypes = []
+    original = torch.nn.Linear.forward
+
+    def spy(self, x):
+        out = original(self, x)
+        dtypes.append(out.dtype)
+        return out
+
+    monkeypatch.setattr(torch.nn.Linear, "forward", spy)
+    result = train(config(bf16="auto", device="cpu"), data)
+    assert (torch.bfloat16 in dtypes) is units
+    assert result.meta["bf16_autocast"] is units and result.meta["train_config"]["bf16"] == "auto"
+
+
+def test_bf16_true_on_a_cpu_without_bf16_units_refuses_lstm_and_warns_for_the_rest(data, monkeypatch, caplog):
+    """oneDNN has no bf16 LSTM on such a CPU (an AVX2 one failed with "could not create a primitive
+    descriptor"): one clear line instead; the other architectures run, emulated, with a warning."""
+    import lvm_search.train as trainer
+
+    monkeypatch.setattr(trainer, "computes_bf16", lambda device: False)
+    with pytest.raises(UserError, match="bf16: true: this CPU has no bf16 units .* use bf16: auto or false"):
+        train(dataclasses.replace(config(bf16=True), arch="lstm", model={"width": 8}), data)
+    with caplog.at_level(logging.WARNING, logger="lvm_search.train"):
+        result = train(config(bf16=True), data)
+    assert result.meta["bf16_autocast"] is True
+    assert "emulated, several times slower" in caplog.text
+
+
+@pytest.mark.parametrize(
+    "device, probe, expected",
+    [
+        ("cuda", {"is_bf16_supported": True}, True),  # Ampere and later
+        ("cuda", {"is_bf16_supported": False}, False),  # Turing and earlier: emulated
+        ("mps", {}, False),  # MPS trains in float32
+    ],
+)
+def test_computes_bf16_on_each_kind_of_device(monkeypatch, device, probe, expected):
+    from lvm_search.devices import computes_bf16
+
+    asked = []
+    if "is_bf16_supported" in probe:
+
+        def is_bf16_supported(including_emulation=True):
+            asked.append(including_emulation)
+            return probe["is_bf16_supported"]
+
+        monkeypatch.setattr(torch.cuda, "is_bf16_supported", is_bf16_supported)
+    assert computes_bf16(torch.device(device)) is expected
+    assert asked == ([False] if probe else [])  # emulated bf16 does not count
 
 
 def test_float16_storage_rounds_the_vectors_the_model_reads(data):

@@ -17,11 +17,13 @@ result. The ensemble folder holds copies of its members, so it can be moved or c
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import torch
@@ -30,7 +32,7 @@ from torch import nn
 from torch.nn.functional import normalize
 
 from ..data.windows import LVMData, is_windows_file, load_data
-from ..errors import UserError, reason, shown
+from ..errors import UserError, reason
 from ..limits import MAX_ENSEMBLE_SIZE, MAX_SEED
 from ..models.checkpoint import check_fingerprint, load_model
 from ..scoring.intervals import DocumentBootstrap
@@ -45,7 +47,7 @@ from ..scoring.metrics import (
     ridge_prediction,
     summarise,
 )
-from ..store import provenance
+from ..store import provenance, records
 from ..store.runs import (
     ENSEMBLE_MEMBERS,
     ENSEMBLE_RECORD,
@@ -67,7 +69,7 @@ from ..store.runs import (
 )
 from ..store.yaml_files import read_yaml
 
-METHODS = ("auto", "greedy", "bagged", "simplex")
+Method = Literal["auto", "greedy", "bagged", "simplex"]  # auto: the best of the three on cross-fitted val
 BASELINE_MEMBERS = ("mean", "last", "recency", "ridge")
 BAGS = 20
 BAG_FRACTION = 0.5
@@ -80,14 +82,19 @@ logger = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Recipe:
+    """An ensemble recipe (``ensembles/*.yaml``); a file leaving a key out gets its default here,
+    which is also the recipe with no file."""
+
     runs: tuple[str, ...] = ()  # run names under the storage folder; empty = latest run of each arch
-    top_k: int | str = "all"  # every finished trial of each run, or the best top_k of each
-    method: str = "auto"
-    ensemble_size: int = 20  # greedy selections (with replacement)
+    # every finished trial of each run, or the best top_k of each
+    top_k: int | Literal["all"] = field(default="all", metadata={"range": (1, None)})
+    method: Method = "auto"
+    # greedy selections (with replacement)
+    ensemble_size: int = field(default=20, metadata={"range": (1, MAX_ENSEMBLE_SIZE)})
     baselines: bool = True  # the classical baselines join the candidates
-    seed: int = 0  # of the bags
-    name: str = "default"  # artifact folder: <storage>/ensembles/<name>
-    source: str = ""
+    seed: int = field(default=0, metadata={"range": (0, MAX_SEED)})  # of the bags
+    name: str = "default"  # artifact folder: <storage>/ensembles/<name>; a file's: its stem
+    source: str = field(default="", metadata=records.NOT_READ)
 
 
 def load_recipe(path: str | Path | None) -> Recipe:
@@ -98,39 +105,19 @@ def load_recipe(path: str | Path | None) -> Recipe:
     raw = {} if raw is None else raw
     if not isinstance(raw, dict):
         raise UserError(f"{path}: expected a mapping at the top level")
-    allowed = set(Recipe.__dataclass_fields__) - {"source"}
-    unknown = set(map(str, raw)) - allowed
-    if unknown:
-        raise UserError(f"{path}: unknown key(s) {sorted(unknown)} (allowed: {', '.join(sorted(allowed))})")
-    runs = raw.get("runs") or []
-    if not isinstance(runs, list) or not all(isinstance(r, str) and r for r in runs):
-        raise UserError(f"{path}: runs: expected a list of run names")
-    for i, run in enumerate(runs):
+    # `runs:` left empty names no run, as `runs: []` does; the name is a folder name, checked below
+    given = {
+        key: value for key, value in raw.items() if key != "name" and not (key == "runs" and value is None)
+    }
+    recipe = records.parse(Recipe, given, str(path))
+    for i, run in enumerate(recipe.runs):
+        if not run:
+            raise UserError(f"{path}: runs: expected a list of run names")
         check_name(run, f"{path}: runs")
-        if run in runs[:i]:  # it would be one run's trials twice among the candidates
+        if run in recipe.runs[:i]:  # it would be one run's trials twice among the candidates
             raise UserError(f"{path}: runs: {run!r} is named twice; name each run once")
-    for key, low, high in (("ensemble_size", 1, MAX_ENSEMBLE_SIZE), ("seed", 0, MAX_SEED)):
-        value = raw.get(key, getattr(Recipe, key))
-        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-            raise UserError(f"{path}: {key}: expected an integer from {low} to {high:,}, got {shown(value)}")
-    top_k = raw.get("top_k", Recipe.top_k)
-    if top_k != "all" and (isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1):
-        raise UserError(f"{path}: top_k: expected an integer >= 1 or all, got {top_k!r}")
-    if raw.get("method", "auto") not in METHODS:
-        raise UserError(f"{path}: method: expected one of {METHODS}, got {raw.get('method')!r}")
-    if not isinstance(raw.get("baselines", False), bool):
-        raise UserError(f"{path}: baselines: expected true or false, got {raw.get('baselines')!r}")
     name = check_name(raw.get("name", path.stem), f"{path}: name")
-    return Recipe(
-        tuple(runs),
-        top_k,
-        raw.get("method", "auto"),
-        raw.get("ensemble_size", 20),
-        raw.get("baselines", False),
-        raw.get("seed", 0),
-        name,
-        str(path),
-    )
+    return dataclasses.replace(recipe, name=name, source=str(path))
 
 
 # --- weights ------------------------------------------------------------------------------------

@@ -30,9 +30,10 @@ configuration (the architecture's defaults with the trainer's defaults, at ``dat
 space's ``reference`` settings on top) must lie inside the space: it is always trial 0, so a search
 can only match or beat it.
 
-Everything is checked here, before Ray starts: every value any trial could be given (each choice
-and both ends of each range, in combination) must make a valid configuration. Every mistake raises
-``UserError`` naming the file and the field.
+Everything is checked before Ray starts: each value's type and range by ``store.records``, from the
+annotations of the dataclasses below; here, what no type can say, down to every value any trial
+could be given (each choice and both ends of each range, in combination), which must make a valid
+configuration. Every mistake raises ``UserError`` naming the file and the field.
 """
 
 from __future__ import annotations
@@ -42,20 +43,20 @@ import itertools
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 import optuna
 
 from ..data.windows import DEFAULT_K, check_context_length
 from ..devices import parse_device
-from ..errors import UserError, is_finite_number, shown
+from ..errors import UserError, shown
 from ..limits import MAX_BUDGET_EPOCHS, MAX_EPOCHS, MAX_K, MAX_RESOURCE, MAX_SAMPLES, MAX_SEED, MIN_RESOURCE
 from ..models import config_fields, make_config
+from ..store import records
 from ..store.yaml_files import read_yaml
 from ..train import TRAIN_FIELDS, TrainConfig, check_fits
 
 METRIC = "val_cosine"  # maximised
-SCHEDULERS = ("asha", "none")
-SAMPLERS = ("auto", "tpe", "gp", "random")
 NOT_SEARCHABLE = {"device", "threads"}  # set per trial by the search from its resources
 DATA_SETTINGS = {"k"}  # searched like the others, but they choose a view of the data
 MAX_COMBINATIONS_CHECKED = 4096
@@ -64,7 +65,7 @@ LOGGERS = ("tensorboard", "mlflow", "wandb")
 
 @dataclass(frozen=True)
 class Dimension:
-    type: str  # int, float or choice
+    type: Literal["int", "float", "choice"]
     low: float | None = None
     high: float | None = None
     log: bool = False
@@ -107,9 +108,9 @@ class Dimension:
 
 @dataclass(frozen=True)
 class Scheduler:
-    type: str = "asha"
-    grace_period: int = 3
-    reduction_factor: float = 3.0
+    type: Literal["asha", "none"] = "asha"
+    grace_period: int = field(default=3, metadata={"range": (1, None)})
+    reduction_factor: float = 3.0  # > 1
 
 
 @dataclass(frozen=True)
@@ -118,7 +119,7 @@ class Resources:
     # "auto": a quarter of a GPU per trial where the cluster has GPUs (four trials sharing an H200
     # gave 3.0x (Transformer) to 4.0x (LSTM) the throughput of one, see reports/benchmarks.md), else none.
     # Apple's GPU counts as one GPU (Ray 2.60 does so on a Mac), so four MPS trials share it too.
-    gpus_per_trial: float | str = "auto"
+    gpus_per_trial: float | Literal["auto"] = "auto"
     # auto: a GPU where the cluster counts one (CUDA, or Apple's GPU where MPS really works), else CPU.
     device: str = "auto"
 
@@ -128,9 +129,10 @@ class DataSpec:
     """How the data is windowed, and the ensemble every trial learns from (if any); ``--k``,
     ``--min-context``, ``--horizon`` and ``--teacher`` override it. None: load_data's default, no teacher."""
 
-    k: int | None = None
-    min_context: int | None = None
-    horizon: int | None = None  # predict the passage this many steps after the context (None: 1)
+    k: int | None = field(default=None, metadata={"range": (1, MAX_K)})
+    min_context: int | None = field(default=None, metadata={"range": (1, MAX_K)})  # <= k
+    # predict the passage this many steps after the context (None: 1)
+    horizon: int | None = field(default=None, metadata={"range": (1, MAX_K)})
     # an ensemble folder built on this data's split (lvm_search/ensemble/distill.py), from the current folder
     teacher: str | None = None
 
@@ -138,18 +140,19 @@ class DataSpec:
 @dataclass(frozen=True)
 class SearchSpace:
     arch: str
-    samples: int = 12
-    seed: int = 0
-    max_concurrent: int | str = "auto"
+    samples: int = field(default=12, metadata={"range": (1, MAX_SAMPLES)})
+    seed: int = field(default=0, metadata={"range": (0, MAX_SEED)})
+    max_concurrent: int | Literal["auto"] = field(default="auto", metadata={"range": (1, None)})
     scheduler: Scheduler = field(default_factory=Scheduler)
     resources: Resources = field(default_factory=Resources)
     fixed: dict = field(default_factory=dict)
     space: dict[str, Dimension] = field(default_factory=dict)
-    sampler: str = "auto"
+    sampler: Literal["auto", "tpe", "gp", "random"] = "auto"
     data: DataSpec = field(default_factory=DataSpec)
-    budget_epochs: int | None = None  # compute budget: epochs trained by all trials together
+    # compute budget: epochs trained by all trials together
+    budget_epochs: int | None = field(default=None, metadata={"range": (1, MAX_BUDGET_EPOCHS)})
     reference: dict = field(default_factory=dict)  # trial 0's searched settings, where not the defaults
-    source: str = ""
+    source: str = field(default="", metadata=records.NOT_READ)  # the file
     loggers: tuple[str, ...] = ()  # Ray Tune's trackers besides the JSON logger: tensorboard, mlflow, wandb
 
     @property
@@ -264,7 +267,7 @@ class SearchSpace:
         where = "command line"
         space, fixed = dict(self.space), dict(self.fixed)
         if max_epochs is not None:
-            cap = _int(max_epochs, f"{where}: --max-epochs", minimum=1, maximum=MAX_EPOCHS)
+            cap = records.parse(int, max_epochs, where, "--max-epochs", bounds=(1, MAX_EPOCHS))
             if "epochs" in space:
                 dim = space["epochs"]
                 space["epochs"] = dataclasses.replace(dim, low=min(dim.low, cap), high=min(dim.high, cap))
@@ -288,27 +291,28 @@ class SearchSpace:
             data["horizon"] = horizon
         if teacher is not None:
             data["teacher"] = teacher
+        flags = {
+            "samples": samples,
+            "budget_epochs": budget_epochs,
+            "seed": seed,
+            "max_concurrent": max_concurrent,
+        }
         result = dataclasses.replace(
             self,
-            samples=self.samples
-            if samples is None
-            else _int(samples, f"{where}: --samples", minimum=1, maximum=MAX_SAMPLES),
-            budget_epochs=(
-                self.budget_epochs
-                if budget_epochs is None
-                else _int(budget_epochs, f"{where}: --budget-epochs", minimum=1, maximum=MAX_BUDGET_EPOCHS)
+            **{
+                name: _field(name, value, where, "--" + name.replace("_", "-"))
+                for name, value in flags.items()
+                if value is not None
+            },
+            resources=_check_resources(
+                _parse(Resources, resources, where, "resources"), f"{where}: resources"
             ),
-            seed=self.seed if seed is None else _int(seed, f"{where}: --seed", minimum=0, maximum=MAX_SEED),
-            max_concurrent=(
-                self.max_concurrent
-                if max_concurrent is None
-                else _concurrency(max_concurrent, f"{where}: --max-concurrent")
-            ),
-            resources=_resources(resources, f"{where}: resources"),
-            data=_data_spec(data, f"{where}"),
+            data=_check_data(_parse(DataSpec, data, where, "data"), f"{where}: data"),
             space=space,
             fixed=fixed,
-            loggers=_loggers([*self.loggers, *loggers], f"{where}: --log"),
+            loggers=_check_loggers(
+                _field("loggers", [*self.loggers, *loggers], where, "--log"), f"{where}: --log"
+            ),
         )
         overridden = (k, min_context, horizon, teacher) != (None, None, None, None)
         _check_data_against_space(
@@ -370,105 +374,74 @@ def load_space(path: str | Path, check_data: bool = True) -> SearchSpace:
     return parse_space(read_yaml(Path(path), "space file"), str(path), check_data)
 
 
+# Keys a file may leave empty (`fixed:` and nothing after it) to mean none of them.
+EMPTY_MEANS_NONE = ("fixed", "space", "reference", "loggers")
+
+
 def parse_space(raw, source: str, check_data: bool = True) -> SearchSpace:
+    """Each value's type and range, as the dataclasses above declare them, by ``records.parse``;
+    then here what no type can say, section by section, and every trial the space can give."""
     if not isinstance(raw, dict):
         raise UserError(f"{source}: expected a mapping at the top level")
-    allowed = {f.name for f in dataclasses.fields(SearchSpace)} - {"source"}
-    unknown = set(map(str, raw)) - allowed
-    if unknown:
-        raise UserError(f"{source}: unknown key(s) {sorted(unknown)} (allowed: {', '.join(sorted(allowed))})")
-    if "arch" not in raw:
-        raise UserError(f"{source}: missing key 'arch'")
-    if not isinstance(raw["arch"], str):
-        raise UserError(f"{source}: arch: expected a name, got {shown(raw['arch'])}")
-    arch = raw["arch"]
+    given = {key: value for key, value in raw.items() if not (value is None and key in EMPTY_MEANS_NONE)}
+    parsed = _parse(SearchSpace, given, source)
     try:
-        settings = set(config_fields(arch)) | TRAIN_FIELDS | DATA_SETTINGS
+        settings = set(config_fields(parsed.arch)) | TRAIN_FIELDS | DATA_SETTINGS
     except UserError as e:
         raise UserError(f"{source}: arch: {e}") from None
-
-    samples = _int(
-        raw.get("samples", SearchSpace.samples), f"{source}: samples", minimum=1, maximum=MAX_SAMPLES
+    result = dataclasses.replace(
+        parsed,
+        scheduler=_check_scheduler(parsed.scheduler, f"{source}: scheduler"),
+        resources=_check_resources(parsed.resources, f"{source}: resources"),
+        space=_check_searched(parsed, given.get("space", {}), source, settings),
+        data=_check_data(parsed.data, f"{source}: data"),
+        loggers=_check_loggers(parsed.loggers, f"{source}: loggers"),
+        source=source,
     )
-    seed = _int(raw.get("seed", SearchSpace.seed), f"{source}: seed", minimum=0, maximum=MAX_SEED)
-    max_concurrent = _concurrency(
-        raw.get("max_concurrent", SearchSpace.max_concurrent), f"{source}: max_concurrent"
-    )
-    scheduler = _scheduler(raw.get("scheduler", {}), f"{source}: scheduler")
-    resources = _resources(raw.get("resources", {}), f"{source}: resources")
-
-    fixed, space = _fixed_and_space(raw, source, arch, settings)
-
-    sampler = raw.get("sampler", SearchSpace.sampler)
-    if sampler not in SAMPLERS:
-        raise UserError(f"{source}: sampler: expected one of {SAMPLERS}, got {shown(sampler)}")
-    data = _data_spec(raw.get("data", {}), f"{source}: data")
-    budget = raw.get("budget_epochs")
-    budget = (
-        None
-        if budget is None
-        else _int(budget, f"{source}: budget_epochs", minimum=1, maximum=MAX_BUDGET_EPOCHS)
-    )
-    reference = raw.get("reference") or {}
-    if not isinstance(reference, dict):
-        raise UserError(f"{source}: reference: expected a mapping of searched setting: value")
-    for key in reference:
-        if key not in space:
-            raise UserError(f"{source}: reference.{key}: only searched settings can be set for trial 0")
-    result = SearchSpace(
-        arch,
-        samples,
-        seed,
-        max_concurrent,
-        scheduler,
-        resources,
-        fixed,
-        space,
-        sampler,
-        data,
-        budget,
-        reference,
-        source,
-        _loggers([] if raw.get("loggers") is None else raw["loggers"], f"{source}: loggers"),
-    )
-    start = {**reference_defaults(arch), "k": result.reference_k, **fixed, **reference}
-    for name, dim in space.items():
-        if not dim.contains(start[name]):
-            where = "reference" if name in reference else "the reference default"
-            raise UserError(
-                f"{source}: space.{name}: {where} {start[name]!r} must lie inside the space "
-                "(it is always trial 0)"
-            )
+    _check_reference(result)
     if check_data:
         _check_data_against_space(result, source)
     check_every_trial(result)
     return result
 
 
-def _fixed_and_space(raw: dict, source: str, arch: str, settings: set) -> tuple[dict, dict[str, Dimension]]:
-    """The ``fixed`` settings and the searched ``space`` of a space file, each key one of ``settings``
-    (the architecture's, the trainer's and the data's) and in one section only."""
-    fixed = raw.get("fixed") or {}
-    if not isinstance(fixed, dict):
-        raise UserError(f"{source}: fixed: expected a mapping of setting: value")
-    space_raw = raw.get("space") or {}
-    if not isinstance(space_raw, dict):
-        raise UserError(f"{source}: space: expected a mapping of setting: {{type: ...}}")
-    if not space_raw:
+def _check_searched(space: SearchSpace, raw_space: dict, source: str, settings: set) -> dict[str, Dimension]:
+    """The searched ``space``, its keys and those of ``fixed`` each one of ``settings`` (the
+    architecture's, the trainer's and the data's) and in one section only."""
+    if not space.space:
         raise UserError(
             f"{source}: space: a search needs at least one searched setting "
             "(to train one configuration, use `lvm-search train`)"
         )
-    for section, keys in (("fixed", fixed), ("space", space_raw)):
+    for section, keys in (("fixed", space.fixed), ("space", space.space)):
         for key in keys:
             if key not in settings or key in NOT_SEARCHABLE:
                 known = ", ".join(sorted(map(str, settings - NOT_SEARCHABLE)))
-                raise UserError(f"{source}: {section}.{key}: unknown setting for {arch} (known: {known})")
-    both = set(fixed) & set(space_raw)
+                raise UserError(
+                    f"{source}: {section}.{key}: unknown setting for {space.arch} (known: {known})"
+                )
+    both = set(space.fixed) & set(space.space)
     if both:
         raise UserError(f"{source}: {sorted(both)[0]}: appears in both fixed and space")
-    space = {name: _dimension(spec, f"{source}: space.{name}", name) for name, spec in space_raw.items()}
-    return fixed, space
+    return {
+        name: _check_dimension(dim, set(raw_space[name]), f"{source}: space.{name}")
+        for name, dim in space.space.items()
+    }
+
+
+def _check_reference(space: SearchSpace) -> None:
+    """Trial 0's settings (the defaults, ``fixed`` and ``reference`` on top) lie inside the space."""
+    for key in space.reference:
+        if key not in space.space:
+            raise UserError(f"{space.source}: reference.{key}: only searched settings can be set for trial 0")
+    start = {**reference_defaults(space.arch), "k": space.reference_k, **space.fixed, **space.reference}
+    for name, dim in space.space.items():
+        if not dim.contains(start[name]):
+            where = "reference" if name in space.reference else "the reference default"
+            raise UserError(
+                f"{space.source}: space.{name}: {where} {start[name]!r} must lie inside the space "
+                "(it is always trial 0)"
+            )
 
 
 def check_every_trial(space: SearchSpace) -> None:
@@ -532,67 +505,37 @@ def _check_data_against_space(space: SearchSpace, where: str) -> None:
         raise UserError(f"{where}: distill: weighs a teacher's predictions, but data.teacher is not set")
 
 
-def _loggers(raw, where: str) -> tuple[str, ...]:
-    if not isinstance(raw, (list, tuple)) or not all(isinstance(name, str) for name in raw):
-        raise UserError(f"{where}: expected a list of tracker names ({', '.join(LOGGERS)})")
-    unknown = [name for name in raw if name not in LOGGERS]
+def _parse(tp, raw, where: str, at: str = ""):
+    # YAML 1.1 reads 1e-4 (no dot) as text: space files have always taken it as the number meant.
+    return records.parse(tp, raw, where, at, float_text=True)
+
+
+def _field(name: str, value, where: str, at: str):
+    """A command-line flag overriding one of the file's top-level values, checked as the file's is."""
+    return records.parse_field(SearchSpace, name, value, where, at, float_text=True)
+
+
+# --- what a type cannot say -----------------------------------------------------------------------
+
+
+def _check_loggers(loggers: tuple[str, ...], where: str) -> tuple[str, ...]:
+    unknown = [name for name in loggers if name not in LOGGERS]
     if unknown:
         raise UserError(f"{where}: unknown tracker {unknown[0]!r} (known: {', '.join(LOGGERS)})")
-    return tuple(dict.fromkeys(raw))
+    return tuple(dict.fromkeys(loggers))
 
 
-def _number(value, where: str) -> float:
-    # PyYAML reads 1e-4 (no dot) as a string; accept it as the number the user meant.
-    if isinstance(value, str):
-        try:
-            value = float(value)
-        except ValueError:
-            pass
-    if not is_finite_number(value):
-        raise UserError(f"{where}: expected a finite number, got {shown(value)}")
-    return value
+def _check_scheduler(scheduler: Scheduler, where: str) -> Scheduler:
+    if scheduler.reduction_factor <= 1:
+        raise UserError(f"{where}.reduction_factor: must be > 1, got {shown(scheduler.reduction_factor)}")
+    return scheduler
 
 
-def _int(value, where: str, minimum: int, maximum: int | None = None) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise UserError(f"{where}: expected an integer >= {minimum}, got {shown(value)}")
-    if maximum is not None and value > maximum:
-        raise UserError(f"{where}: expected an integer from {minimum} to {maximum:,}, got {shown(value)}")
-    return value
-
-
-def _concurrency(value, where: str) -> int | str:
-    return value if value == "auto" else _int(value, where + " (or auto)", minimum=1)
-
-
-def _mapping(raw, where: str, cls) -> dict:
-    if not isinstance(raw, dict):
-        raise UserError(f"{where}: expected a mapping")
-    allowed = {f.name for f in dataclasses.fields(cls)}
-    unknown = set(map(str, raw)) - allowed
-    if unknown:
-        raise UserError(f"{where}: unknown key(s) {sorted(unknown)} (allowed: {', '.join(sorted(allowed))})")
-    return raw
-
-
-def _scheduler(raw, where: str) -> Scheduler:
-    raw = _mapping(raw, where, Scheduler)
-    kind = raw.get("type", Scheduler.type)
-    if kind not in SCHEDULERS:
-        raise UserError(f"{where}.type: expected one of {SCHEDULERS}, got {shown(kind)}")
-    grace = _int(raw.get("grace_period", Scheduler.grace_period), f"{where}.grace_period", minimum=1)
-    factor = _number(raw.get("reduction_factor", Scheduler.reduction_factor), f"{where}.reduction_factor")
-    if factor <= 1:
-        raise UserError(f"{where}.reduction_factor: must be > 1, got {shown(factor)}")
-    return Scheduler(kind, grace, float(factor))
-
-
-def _resources(raw, where: str) -> Resources:
-    raw = _mapping(raw, where, Resources)
-    cpus = _number(raw.get("cpus_per_trial", Resources.cpus_per_trial), f"{where}.cpus_per_trial")
-    gpus = raw.get("gpus_per_trial", Resources.gpus_per_trial)
+def _check_resources(resources: Resources, where: str) -> Resources:
+    """Shares Ray takes (at least its smallest, at most MAX_RESOURCE; whole GPUs above one), and a
+    device that exists by name and agrees with the GPUs asked for."""
+    cpus, gpus = resources.cpus_per_trial, resources.gpus_per_trial
     if gpus != "auto":
-        gpus = float(_number(gpus, f"{where}.gpus_per_trial"))
         if gpus < 0 or 0 < gpus < MIN_RESOURCE or gpus > MAX_RESOURCE:
             raise UserError(
                 f"{where}.gpus_per_trial: must be 0, from {MIN_RESOURCE} (Ray's smallest share) to "
@@ -607,39 +550,30 @@ def _resources(raw, where: str) -> Resources:
             f"{where}.cpus_per_trial: must be from {MIN_RESOURCE} (Ray's smallest share) to "
             f"{MAX_RESOURCE:,}, got {shown(cpus)}"
         )
-    device = raw.get("device", Resources.device)
-    kind, _ = parse_device(device, f"{where}.device")  # cuda:N: GPU N of this machine (search.py)
+    kind, _ = parse_device(resources.device, f"{where}.device")  # cuda:N: GPU N of this machine
     if kind == "cpu" and gpus not in ("auto", 0.0):
         raise UserError(f"{where}: device cpu takes no GPUs, but gpus_per_trial is {gpus:g}")
-    return Resources(float(cpus), gpus, device)
+    return resources
 
 
-def _data_spec(raw, where: str) -> DataSpec:
-    raw = _mapping(raw, where, DataSpec)
-    k = raw.get("k")
-    k = None if k is None else _int(k, f"{where}.k", minimum=1, maximum=MAX_K)
-    min_context = raw.get("min_context")
-    min_context = (
-        None if min_context is None else _int(min_context, f"{where}.min_context", minimum=1, maximum=MAX_K)
-    )
-    if k is not None and min_context is not None and min_context > k:
-        raise UserError(f"{where}.min_context: must be <= k ({k}), got {shown(min_context)}")
-    horizon = raw.get("horizon")
-    horizon = None if horizon is None else _int(horizon, f"{where}.horizon", minimum=1, maximum=MAX_K)
-    teacher = raw.get("teacher")
-    if teacher is not None:
-        if not isinstance(teacher, str) or not teacher.strip():
-            raise UserError(f"{where}.teacher: expected the path of an ensemble folder, got {shown(teacher)}")
-        teacher = str(Path(teacher).expanduser().resolve())  # one spelling per folder, for resumes
-    return DataSpec(k, min_context, horizon, teacher)
+def _check_data(data: DataSpec, where: str) -> DataSpec:
+    if data.k is not None and data.min_context is not None and data.min_context > data.k:
+        raise UserError(f"{where}.min_context: must be <= k ({data.k}), got {shown(data.min_context)}")
+    if data.teacher is None:
+        return data
+    if not data.teacher.strip():
+        raise UserError(
+            f"{where}.teacher: expected the path of an ensemble folder, got {shown(data.teacher)}"
+        )
+    # one spelling per folder, for resumes
+    return dataclasses.replace(data, teacher=str(Path(data.teacher).expanduser().resolve()))
 
 
-def _dimension(spec, where: str, name: str) -> Dimension:
-    spec = _mapping(spec, where, Dimension)
-    kind = spec.get("type")
-    if kind == "choice":
-        values = spec.get("values")
-        if not isinstance(values, list) or not values:
+def _check_dimension(dim: Dimension, given: set, where: str) -> Dimension:
+    """``given``: the keys the file gave, as a choice takes only ``values``."""
+    if dim.type == "choice":
+        values = dim.values
+        if not values:
             raise UserError(f"{where}.values: expected a non-empty list")
         if not all(v is None or isinstance(v, (bool, int, float, str)) for v in values):
             raise UserError(f"{where}.values: choices must be plain scalars")
@@ -647,30 +581,23 @@ def _dimension(spec, where: str, name: str) -> Dimension:
             raise UserError(f"{where}.values: choices must be finite")
         if len(set(map(repr, values))) != len(values):
             raise UserError(f"{where}.values: has duplicates")
-        if set(spec) - {"type", "values"}:
+        if given - {"type", "values"}:
             raise UserError(f"{where}: a choice takes only 'values'")
-        return Dimension("choice", values=tuple(values))
-    if kind not in ("int", "float"):
-        raise UserError(f"{where}.type: expected int, float or choice, got {shown(kind)}")
-    if "low" not in spec or "high" not in spec:
+        return dim
+    low, high, step = dim.low, dim.high, dim.step
+    if low is None or high is None:
         raise UserError(f"{where}: needs low and high")
-    low, high = _number(spec["low"], f"{where}.low"), _number(spec["high"], f"{where}.high")
-    log = spec.get("log", False)
-    if not isinstance(log, bool):
-        raise UserError(f"{where}.log: expected true or false, got {shown(log)}")
-    step = spec.get("step")
     if step is not None:
-        step = _number(step, f"{where}.step")
         if step <= 0:
             raise UserError(f"{where}.step: must be > 0, got {shown(step)}")
-        if log:
+        if dim.log:
             raise UserError(f"{where}: step and log cannot be combined")
-    if kind == "int" and not all(float(v).is_integer() for v in (low, high, step or 1)):
+    if dim.type == "int" and not all(float(v).is_integer() for v in (low, high, step or 1)):
         raise UserError(f"{where}: an int dimension needs integer low, high and step")
     if low > high:
         raise UserError(f"{where}: low ({low}) > high ({high})")
-    if log and low <= 0:
+    if dim.log and low <= 0:
         raise UserError(f"{where}: a log dimension needs low > 0, got {shown(low)}")
-    if kind == "int":
-        return Dimension("int", int(low), int(high), log, int(step) if step else None)
-    return Dimension("float", float(low), float(high), log, float(step) if step else None)
+    if dim.type == "int":
+        return Dimension("int", int(low), int(high), dim.log, int(step) if step else None)
+    return dim

@@ -16,10 +16,10 @@ Nothing else in the package knows these names or layouts (in the spirit of Optun
         ensemble.json             EnsembleRecord
         members/NN/               copies of its members' checkpoints: the folder is self-contained
 
-Every record is validated as it is read: a missing field, a field of the wrong type or a file cut
-short is a ``UserError`` naming the file, never a traceback. Every write goes through
-``write_file`` or ``write_folder``, which replace their target atomically and never delete or
-move anything the package did not create.
+Every record is validated as it is read, against its annotations (``records.parse``): a missing
+field, a field of the wrong type or a file cut short is a ``UserError`` naming the file, never a
+traceback. Every write goes through ``write_file`` or ``write_folder``, which replace their target
+atomically and never delete or move anything the package did not create.
 """
 
 from __future__ import annotations
@@ -28,26 +28,19 @@ import dataclasses
 import hashlib
 import json
 import logging
-import math
 import os
 import re
 import shutil
 import tempfile
-import types
-import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, NewType
+from typing import Any, Callable
 
-from ..errors import UserError, is_finite_number, reason
+from ..errors import UserError, reason
 from .provenance import Provenance
+from .records import Inside, Weight, parse
 
 logger = logging.getLogger(__name__)
-
-# Field types with a rule of their own when read (``_value``): a path that stays inside the folder
-# holding the record, and an ensemble weight (finite, >= 0).
-Inside = NewType("Inside", str)
-Weight = NewType("Weight", float)
 
 RUN_INFO = "run.json"
 TRIALS_LOG = "trials.jsonl"
@@ -284,8 +277,9 @@ def read_json(path: Path) -> Any:
 
 
 def from_json(cls, raw, where: str):
-    """Build dataclass ``cls`` from parsed JSON, checking every field against its annotation."""
-    return _value(cls, raw, where)
+    """Build dataclass ``cls`` from parsed JSON, checking every field against its annotation
+    (``records.parse``). Keys it does not know are left out: a later version may add fields."""
+    return parse(cls, raw, where, unknown="ignore", finite=False, sep=": ")
 
 
 def read_record(cls, path: Path):
@@ -595,79 +589,3 @@ def is_whole_line(raw: bytes | str) -> bool:
     except (json.JSONDecodeError, UnicodeDecodeError):
         return False
     return True
-
-
-# --- validation of parsed JSON against the records' annotations ------------------------------------
-
-
-def _value(tp, value, where: str):
-    if tp is Any:
-        return value
-    if tp is Inside:
-        text = _value(str, value, where)
-        if not text or Path(text).is_absolute() or ".." in Path(text).parts:
-            raise UserError(f"{where}: expected a path inside its folder, got {text!r}")
-        return text
-    if tp is Weight:
-        weight = _value(float, value, where)
-        if not (math.isfinite(weight) and weight >= 0):
-            raise UserError(f"{where}: expected a finite weight >= 0, got {weight!r}")
-        return weight
-    origin = typing.get_origin(tp)
-    if origin in (typing.Union, types.UnionType):
-        options = typing.get_args(tp)
-        if value is None and type(None) in options:
-            return None
-        errors = []
-        for option in options:
-            if option is type(None):
-                continue
-            try:
-                return _value(option, value, where)
-            except UserError as e:
-                errors.append(str(e))
-        raise UserError(errors[0] if errors else f"{where}: unexpected null")
-    if dataclasses.is_dataclass(tp):
-        if not isinstance(value, dict):
-            raise UserError(f"{where}: expected an object, got {_kind(value)}")
-        hints = typing.get_type_hints(tp)
-        kwargs = {}
-        for f in dataclasses.fields(tp):
-            if f.name in value:
-                kwargs[f.name] = _value(hints[f.name], value[f.name], f"{where}: {f.name}")
-            elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
-                raise UserError(f"{where}: missing field '{f.name}'")
-        return tp(**kwargs)
-    if origin is list:
-        if not isinstance(value, list):
-            raise UserError(f"{where}: expected a list, got {_kind(value)}")
-        (item,) = typing.get_args(tp) or (Any,)
-        return [_value(item, v, f"{where}[{i}]") for i, v in enumerate(value)]
-    if origin is dict or tp is dict:
-        if not isinstance(value, dict):
-            raise UserError(f"{where}: expected an object, got {_kind(value)}")
-        args = typing.get_args(tp)
-        return {k: _value(args[1], v, f"{where}.{k}") for k, v in value.items()} if args else value
-    if tp is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise UserError(f"{where}: expected a number, got {_kind(value)}")
-        if isinstance(value, int) and not is_finite_number(value):  # JSON allows 400-digit integers
-            raise UserError(
-                f"{where}: expected a number a float can hold, got an integer of {len(str(value))} digits"
-            )
-        return float(value)
-    if tp is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise UserError(f"{where}: expected an integer, got {_kind(value)}")
-        return value
-    if tp in (str, bool):
-        if not isinstance(value, tp):
-            raise UserError(
-                f"{where}: expected {'text' if tp is str else 'true or false'}, got {_kind(value)}"
-            )
-        return value
-    raise TypeError(f"no JSON rule for {tp}")  # a record declared with a type this reader lacks
-
-
-def _kind(value) -> str:
-    return "null" if value is None else type(value).__name__
