@@ -219,25 +219,28 @@ def cmd_train(args) -> int:
 
 
 def cmd_run(args) -> int:
-    from .presets import resolve
+    from .presets import resolve_all
     from .search.spaces import load_space
 
-    space = load_space(resolve("space", args.space), check_data=False).with_overrides(
-        samples=args.samples,
-        budget_epochs=args.budget_epochs,
-        seed=args.seed,
-        max_concurrent=args.max_concurrent,
-        cpus_per_trial=args.cpus_per_trial,
-        gpus_per_trial=args.gpus_per_trial,
-        max_epochs=args.max_epochs,
-        k=args.k,
-        min_context=args.min_context,
-        horizon=args.horizon,
-        device=args.device,
-        teacher=args.teacher,
-        loggers=tuple(args.log),
-    )
-    from .search.tuner import SearchOptions, run_search
+    spaces = [
+        load_space(path, check_data=False).with_overrides(
+            samples=args.samples,
+            budget_epochs=args.budget_epochs,
+            seed=args.seed,
+            max_concurrent=args.max_concurrent,
+            cpus_per_trial=args.cpus_per_trial,
+            gpus_per_trial=args.gpus_per_trial,
+            max_epochs=args.max_epochs,
+            k=args.k,
+            min_context=args.min_context,
+            horizon=args.horizon,
+            device=args.device,
+            teacher=args.teacher,
+            loggers=tuple(args.log),
+        )
+        for path in resolve_all("space", args.space)
+    ]
+    from .search.tuner import SearchOptions, run_searches
     from .store.runs import to_json
 
     opts = SearchOptions(
@@ -253,21 +256,32 @@ def cmd_run(args) -> int:
     )
     # With --json, stdout carries the summary alone; progress and anything Ray prints go to stderr.
     with contextlib.redirect_stdout(sys.stderr) if args.json else contextlib.nullcontext():
-        summary = run_search(space, opts)
-    interrupted = 0 if summary.complete else 130
+        summaries = run_searches(spaces, opts)
+    interrupted = 0 if all(s.complete for s in summaries) else 130
     if args.json:
-        _print_json(to_json(summary))
+        records = [to_json(s) for s in summaries]
+        # one file named: its summary, as ever; several, or a folder: a list, however many it held
+        folder = Path(args.space[0]).is_dir() or args.space[0].rstrip("/") == "spaces"
+        _print_json(records[0] if len(args.space) == 1 and not folder else records)
         return interrupted
+    finished = [_print_run(summary, Path(args.storage)) for summary in summaries]
+    if interrupted:
+        print("interrupted: run the same command again to resume")
+    return interrupted or (0 if all(finished) else 1)
+
+
+def _print_run(summary, storage: Path) -> bool:
+    """A run's result in a few lines; False where no trial finished."""
     counts, best = summary.counts, summary.best
     print(
         f"{summary.name}: {counts.trials} trials ({counts.stopped_early} stopped early, "
         f"{counts.diverged} diverged, {counts.errored} errored) in {summary.wall_s:.0f} s"
     )
+    folder = storage / summary.name
     if best is None:
-        print("no trial finished; see the errors in summary.json")
-        return 1
+        print(f"{summary.name}: no trial finished; see the errors in {folder / 'summary.json'}")
+        return False
     baseline = summary.baseline_val["mean"]["cosine"]
-    folder = Path(args.storage) / summary.name
     print(
         f"best trial {best.trial_id}: val cosine {best.val_cosine:.4f} vs mean-of-context "
         f"{baseline:.4f} on the same windows ({best.gain_over_mean_pct:+.2f}%)"
@@ -277,12 +291,7 @@ def cmd_run(args) -> int:
         print(f"teacher: {summary.teacher['source']}")
     print(f"checkpoint: {folder / best.checkpoint}")
     print(f"summary: {folder / 'summary.json'}")
-    if interrupted:
-        print(
-            f"interrupted after {counts.trials} of {counts.samples} trials: "
-            "run the same command again to resume"
-        )
-    return interrupted
+    return True
 
 
 # --- ensemble ---------------------------------------------------------------------------------
@@ -486,7 +495,11 @@ def _add_training_commands(sub, common: argparse.ArgumentParser) -> None:
         "run", parents=[common], help="search a space file with Ray Tune + Optuna (TPE or GP, ASHA)"
     )
     p.add_argument(
-        "space", type=_path, help="a space file, e.g. spaces/lstm.yaml, or a packaged space's name: lstm"
+        "space",
+        type=_path,
+        nargs="+",
+        help="space files (spaces/lstm.yaml), packaged spaces' names (lstm) or folders of them (spaces/); "
+        "several are searched at once, in one Ray session, each into its own run folder",
     )
     _data_args(p)
     p.add_argument(

@@ -542,7 +542,7 @@ UNREADABLE_SPACES = {
     "two YAML documents": ("arch: lstm\nsamples: 2\n---\narch: gru\n", "not valid YAML at line 3"),
     "an empty file": ("", "expected a mapping at the top level"),
     "not UTF-8": (b"arch: amn\xff\xfe\nsamples: 2\n", "not UTF-8 text"),
-    "a folder": (None, "is a folder, not a space file"),
+    "a folder without space files": (None, "a folder without space files (*.yaml)"),
 }
 
 

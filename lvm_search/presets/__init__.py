@@ -50,6 +50,28 @@ def resolve(kind: str, given: str) -> Path:
     )
 
 
+def resolve_all(kind: str, given: list[str]) -> list[Path]:
+    """The files a user means by several arguments, each a file, a packaged name, or a folder of
+    ``.yaml`` files (``spaces/`` where no such folder exists: the packaged ones), in order."""
+    paths: list[Path] = []
+    for item in given:
+        path = Path(item)
+        if path.is_dir():
+            found = sorted(path.glob("*.yaml"))
+            if not found:
+                raise UserError(f"{item}: a folder without {kind} files (*.yaml)")
+            paths += found
+        elif not path.exists() and path.as_posix().rstrip("/") == KINDS[kind]:
+            logger.info(f"{item}: no such folder here; using the packaged {KINDS[kind]} ({folder(kind)})")
+            paths += [folder(kind) / f"{name}.yaml" for name in names(kind)]
+        else:
+            paths.append(resolve(kind, item))
+    unique: dict[Path, Path] = {}  # spaces/lstm.yaml spaces/: lstm once, where first named
+    for path in paths:
+        unique.setdefault(path.resolve(), path)
+    return list(unique.values())
+
+
 def copy_to(target: str | Path) -> list[Path]:
     """Copy every packaged file to ``target``/spaces and ``target``/ensembles. An existing file is
     never replaced: all are checked before the first is copied, and a copy that fails half-way

@@ -4,6 +4,8 @@
     trial 3 epoch 6/30: val 0.5712
     trial 3 stopped early at epoch 9/30: val 0.5730 | best 0.5812 (trial 1) | 5/8 done, about 2 min left
 
+Where several spaces are searched at once, each line starts with its run's name (``lstm: trial 3 ...``).
+
 Epoch lines are throttled (``EPOCH_LINE_EVERY_S`` per trial); the estimate of time left is the
 trials left times the wall time so far per finished trial (trials run at once share that time).
 """
@@ -33,10 +35,17 @@ def proposal_number(trial) -> int:
 
 class Progress(tune.Callback):
     def __init__(
-        self, space: SearchSpace, done: int, concurrency: int, best: tuple[float, str] | None = None
+        self,
+        space: SearchSpace,
+        done: int,
+        concurrency: int,
+        best: tuple[float, str] | None = None,
+        label: str = "",
     ):
-        """``best``: (val cosine, trial number) of the best trial of earlier starts, if any."""
+        """``best``: (val cosine, trial number) of the best trial of earlier starts, if any; ``label``:
+        the run's name, where several searches share the terminal."""
         self.space, self.done, self.concurrency = space, done, concurrency
+        self.prefix = f"{label}: " if label else ""
         # with an epoch budget, about the trials it holds, not samples: the budget ends the search first
         self.total = space.expected_trials()
         self.start = time.time()
@@ -45,7 +54,7 @@ class Progress(tune.Callback):
         self.last_line: dict[str, float] = {}
 
     def _say(self, text: str) -> None:
-        logger.info(text)
+        logger.info(self.prefix + text)
 
     def _number(self, trial) -> int:
         """The trial's number in the run's summary (trials start in any order; trial 0 is the reference)."""

@@ -22,8 +22,9 @@ import logging
 import math
 import os
 import shutil
+import threading
 import time
-from contextlib import contextmanager, nullcontext
+from contextlib import ExitStack, contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -104,7 +105,7 @@ class SearchOptions:
 
 def run_trial(
     config: dict,
-    data: LVMData,
+    data: tuple[ray.ObjectRef],
     arch: str,
     fixed: dict,
     seed: int,
@@ -122,6 +123,7 @@ def run_trial(
         # A CPU-only node of a mixed cluster gives no GPU; else the GPU this node has (CUDA, or Apple's)
         device = "cpu" if gpus and not ray.get_gpu_ids() else gpu_for_trial(device)
     cfg = dataclasses.replace(cfg, device=device, threads=threads if device == "cpu" else None, seed=seed)
+    data = ray.get(data[0])
     data = data.with_k(k) if k else data
     node = ray.get_runtime_context().get_node_id()[:12]  # node_ip is the same for nodes on one host
     trial_id = tune.get_context().get_trial_id()
@@ -149,11 +151,77 @@ def run_trial(
 # --- the driver ---------------------------------------------------------------------------------
 
 
+@dataclass
+class _Search:
+    """One space's search in this start: what is fixed before Ray starts, and what the start did."""
+
+    space: SearchSpace
+    name: str
+    folder: Path
+    data: LVMData
+    teacher: Teacher | None
+    init: WarmStart | None
+    start: Start | None = None
+    done: list[TrialLogEntry] = dataclasses.field(default_factory=list)
+    wall_s: float = 0.0  # this start's share of the run's wall time
+
+
 def run_search(space: SearchSpace, opts: SearchOptions) -> RunSummary:
     """Run the search, or resume it: trials already in the run's trial log are not run again."""
-    name = opts.name if opts.name is not None else Path(space.source).stem
+    return run_searches([space], opts)[0]
+
+
+def run_searches(spaces: list[SearchSpace], opts: SearchOptions) -> list[RunSummary]:
+    """Search several spaces in one Ray session: Ray starts once, each distinct view of the data is
+    loaded and placed in Ray's object store once, and the trials of every space share the machine,
+    so no slot idles while any search has trials left. Each space keeps its own run folder, trial
+    log, study, summary and resume, exactly as when searched alone."""
     storage = Path(opts.storage).expanduser().resolve()
-    folder = run_dir(storage, name)
+    if opts.name is not None and len(spaces) > 1:
+        raise UserError("--name names one run; with several spaces each run is named after its space file")
+    names = [opts.name if opts.name is not None else Path(space.source).stem for space in spaces]
+    twice = next((n for i, n in enumerate(names) if n in names[:i]), None)
+    if twice is not None:
+        raise UserError(f"two space files would both write the run {storage / twice}; rename one")
+    command = opts.command or provenance.collect().command
+    loaded: dict[tuple, LVMData] = {}
+    searches = [_search(space, name, storage, opts, loaded) for space, name in zip(spaces, names)]
+    if len({parse_device(s.space.resources.device)[1] for s in searches}) > 1:
+        raise UserError("the spaces name different GPUs (resources.device cuda:N); search them one at a time")
+
+    # Optuna's and MLflow's INFO lines (a study created or loaded, each trial told) repeat the progress lines.
+    with ExitStack() as stack:
+        stack.enter_context(quieted("optuna", "mlflow"))
+        locks = [stack.enter_context(_run_lock(storage, s.name)) for s in searches]
+        previous_s = {}
+        try:
+            for s in searches:
+                s.start = _prepare_run_dir(s.folder, s.space, s.data, s.teacher, s.init, opts.fresh, command)
+                s.done = read_trial_log(s.folder)
+                previous = read_optional(RunSummary, s.folder / SUMMARY, None, "summary")
+                previous_s[s.name] = previous.wall_s if previous else 0.0
+            left = [s for s in searches if _has_work(s)]
+            for s in (s for s in left if s.done):
+                logger.info(f"resuming {s.folder}: {len(s.done)} of {s.space.samples} trials already done")
+            if left:
+                _fit(left, opts, command)
+        except BaseException:
+            # A new run that failed before any trial was logged (another space's run folder refused, no
+            # cluster at --address, Ray would not start, Ctrl-C): what this start wrote would refuse
+            # the corrected command.
+            for s, lock in zip(searches, locks):
+                if s.start is not None and s.start.new and not (s.folder / TRIALS_LOG).exists():
+                    _undo_start(s.start)
+                    lock.remove = True
+            raise
+        return [_finish(s, previous_s[s.name] + s.wall_s, command) for s in searches]
+
+
+def _search(
+    space: SearchSpace, name: str, storage: Path, opts: SearchOptions, loaded: dict[tuple, LVMData]
+) -> _Search:
+    """Everything one space's search checks and loads before Ray starts. ``loaded`` holds the data
+    already loaded for another space, by the settings that window it."""
     _check_sampler_installed(space)
     check_installed(space.loggers)
     if space.data.teacher:
@@ -165,14 +233,18 @@ def run_search(space: SearchSpace, opts: SearchOptions) -> RunSummary:
             f"resources.device {space.resources.device}: names a GPU of this machine, but on a cluster "
             "(--address) Ray chooses each trial's GPU; use cuda"
         )
-    data = load_data(
-        opts.data,
-        k=space.load_k,
-        min_context=space.data.min_context,
-        horizon=space.data.horizon or 1,
-        extra_train=opts.extra_train,
-        seed=opts.split_seed,
-    )
+    view = (space.load_k, space.data.min_context, space.data.horizon or 1)
+    if view not in loaded:
+        loaded[view] = load_data(
+            opts.data,
+            k=view[0],
+            min_context=view[1],
+            horizon=view[2],
+            extra_train=opts.extra_train,
+            seed=opts.split_seed,
+        )
+    data = loaded[view]
+    folder = run_dir(storage, name)
     init = load_init(opts.init) if opts.init else None
     if init:
         if folder == Path(init.source) or folder in Path(init.checkpoint).parents:
@@ -182,117 +254,172 @@ def run_search(space: SearchSpace, opts: SearchOptions) -> RunSummary:
         space, data = _fit_to_init(space, data, init)
     check_against_data(space, data)
     teacher = load_teacher(space.data.teacher, data) if space.data.teacher else None
-    command = opts.command or provenance.collect().command
+    return _Search(space, name, folder, data, teacher, init)
 
-    # Optuna's and MLflow's INFO lines (a study created or loaded, each trial told) repeat the progress lines.
-    with _run_lock(storage, name) as lock, quieted("optuna", "mlflow"):
-        start = _prepare_run_dir(folder, space, data, teacher, init, opts.fresh, command)
-        done = read_trial_log(folder)
-        previous = read_optional(RunSummary, folder / SUMMARY, None, "summary")
-        previous_s = previous.wall_s if previous else 0.0
-        t0 = time.time()
-        spent = sum(len(e.history) for e in done)
-        if len(done) < space.samples and (space.budget_epochs is None or spent < space.budget_epochs):
-            if done:
-                logger.info(f"resuming {folder}: {len(done)} of {space.samples} trials already done")
-            try:
-                _fit(space, opts, data, teacher, init, folder, done, command)
-            except BaseException:
-                # A new run that failed before any trial was logged (no cluster at --address, Ray would not
-                # start, Ctrl-C): what this start wrote would refuse the corrected command.
-                if start.new and not (folder / TRIALS_LOG).exists():
-                    _undo_start(start)
-                    lock.remove = True
-                raise
-        summary = summarise(read_trial_log(folder), space, data, name, previous_s + time.time() - t0, command)
-        summary.teacher = teacher.describe() if teacher else None
-        summary.init = init.describe() if init else None
-        summary.resources = read_optional(dict, folder / RESOURCES, {}, "resources record")
-        write_json(folder / SUMMARY, summary)
+
+def _has_work(s: _Search) -> bool:
+    spent = sum(len(e.history) for e in s.done)
+    return len(s.done) < s.space.samples and (s.space.budget_epochs is None or spent < s.space.budget_epochs)
+
+
+def _finish(s: _Search, wall_s: float, command: str) -> RunSummary:
+    summary = summarise(read_trial_log(s.folder), s.space, s.data, s.name, wall_s, command)
+    summary.teacher = s.teacher.describe() if s.teacher else None
+    summary.init = s.init.describe() if s.init else None
+    summary.resources = read_optional(dict, s.folder / RESOURCES, {}, "resources record")
+    write_json(s.folder / SUMMARY, summary)
     return summary
 
 
-def _fit(
-    space: SearchSpace,
+def _fit(searches: list[_Search], opts: SearchOptions, command: str) -> None:
+    """Start Ray (or join --address) once, and run one Tune experiment per space in it."""
+    index = parse_device(searches[0].space.resources.device)[1]
+    cluster = (
+        join_cluster(opts.address) if opts.address else private_cluster(env=mps_environment(), gpu=index)
+    )
+    interrupted = threading.Event()
+    with cluster:
+        placed: dict[int, ray.ObjectRef] = {}  # one copy of each data view in the object store
+        for s in searches:
+            if id(s.data) not in placed:
+                placed[id(s.data)] = ray.put(s.data)
+        tuners = [
+            _tuner(s, opts, placed[id(s.data)], command, interrupted, label=len(searches) > 1)
+            for s in searches
+        ]
+        # Without -v, Tune's own log lines (a trial's whole traceback, "Trials did not complete") stay
+        # out of the terminal: the progress lines say what happened and the trial log keeps the error.
+        tune_logs = quieted("ray.tune", level=logging.CRITICAL) if not opts.verbose else nullcontext()
+        with environment(tune_output_env(opts.verbose)), tune_logs:
+            if len(tuners) == 1:
+                t0 = time.time()
+                tuners[0].fit()
+                searches[0].wall_s = time.time() - t0
+            else:
+                _fit_together(tuners, searches, interrupted)
+    for s in searches:
+        shutil.rmtree(s.folder / STAGING, ignore_errors=True)
+
+
+def _fit_together(tuners: list[tune.Tuner], searches: list[_Search], interrupted: threading.Event) -> None:
+    """Each experiment in a thread of its own (Tune runs in a worker thread, and then leaves Ctrl-C to
+    the main thread): Ray's scheduler hands each freed slot to whichever search has a trial waiting.
+    Ctrl-C ends every experiment as Tune ends one (the trials cut short run again on resume); a
+    second Ctrl-C quits at once."""
+    errors: list[BaseException] = []
+
+    def fit(tuner: tune.Tuner, s: _Search) -> None:
+        t0 = time.time()
+        try:
+            tuner.fit()
+        except BaseException as e:  # raised in the main thread below
+            errors.append(e)
+        finally:
+            s.wall_s = time.time() - t0
+
+    threads = [
+        threading.Thread(target=fit, args=(t, s), name=f"search-{s.name}", daemon=True)
+        for t, s in zip(tuners, searches)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        while thread.is_alive():
+            try:
+                thread.join(0.2)
+            except KeyboardInterrupt:
+                if interrupted.is_set():
+                    raise
+                logger.warning("stopping every search (Ctrl-C again to quit at once)")
+                interrupted.set()
+    if errors:
+        raise errors[0]
+
+
+def _tuner(
+    s: _Search,
     opts: SearchOptions,
-    data: LVMData,
-    teacher: Teacher | None,
-    init: WarmStart | None,
-    folder: Path,
-    done: list[TrialLogEntry],
+    data_ref: ray.ObjectRef,
     command: str,
-) -> None:
+    interrupted: threading.Event,
+    label: bool,
+) -> tune.Tuner:
+    """One space's Tune experiment (``attempt-N/`` of its run folder), its searcher holding the study."""
+    space, folder, done = s.space, s.folder, s.done
     attempt = next_attempt(folder)
     staging = folder / STAGING
     shutil.rmtree(staging, ignore_errors=True)  # checkpoints of a start that was killed mid-hand-over
     staging.mkdir()
     study = rebuild_study(folder, space, done)
     kind, index = parse_device(space.resources.device)
-    if opts.address:
-        cluster = join_cluster(opts.address)
-    else:
-        cluster = private_cluster(env=mps_environment(), gpu=index)
-    with cluster:
-        device, gpus = resolve_device(
-            kind if index is not None else space.resources.device,  # the cluster has that GPU alone
-            space.resources.gpus_per_trial,
-            ray.cluster_resources().get("GPU", 0),
-            local_gpu(),
-        )
-        concurrency = resolve_concurrency(space, gpus, ray.cluster_resources(), len(done))
-        _check_resources(space, gpus)
-        trainable = _trainable(space, data, teacher, init, device, gpus, staging, command)
-        left = space.samples - len(done)
-        logger.info(
-            f"{folder.name}: {left} trial{'s' * (left != 1)} of {space.arch}, {concurrency} at a time on "
-            f"{device} ({space.resolved_sampler()} sampler, {space.scheduler.type} scheduler); "
-            f"live study: optuna-dashboard sqlite:///{folder / STUDY}",
-        )
-        resources = {
-            "device": device,
-            "gpus_per_trial": gpus,
-            "cpus_per_trial": space.resources.cpus_per_trial,
-            "concurrency": concurrency,
-            "cluster_cpus": ray.cluster_resources().get("CPU", 0),
-            "cluster_gpus": ray.cluster_resources().get("GPU", 0),
-        }
-        write_json(folder / RESOURCES, resources)
-        earlier = [  # (best val cosine, number) of the trials of earlier starts: the best so far
-            (max(h.val_cosine for h in e.history), str(n))
-            for n, e in enumerate(done)
-            if e.status == "ok" and e.history
-        ]
-        progress = Progress(space, done=len(done), concurrency=concurrency, best=max(earlier, default=None))
-        budget = EpochBudget(space.budget_epochs, sum(len(e.history) for e in done))
-        run_config = tune.RunConfig(
-            name=attempt_name(attempt),
-            storage_path=str(folder),
-            checkpoint_config=tune.CheckpointConfig(
-                num_to_keep=1, checkpoint_score_attribute=METRIC, checkpoint_score_order="max"
-            ),
-            failure_config=tune.FailureConfig(max_failures=1),
-            # result.json per trial, for Tune's own ResultGrid and for users, and the trackers asked for
-            callbacks=[
-                TrialLog(folder, attempt),
-                progress,
-                JsonLoggerCallback(),
-                *callbacks(space.loggers, folder),
-            ],
-            stop=budget,
-            verbose=opts.verbose,
-        )
-        tune_config = _tune_config(space, study, folder.name, done, concurrency, budget)
-        # Without -v, Tune's own log lines (a trial's whole traceback, "Trials did not complete") stay
-        # out of the terminal: the progress lines say what happened and the trial log keeps the error.
-        tune_logs = quieted("ray.tune", level=logging.CRITICAL) if not opts.verbose else nullcontext()
-        with environment(tune_output_env(opts.verbose)), tune_logs:
-            tune.Tuner(trainable, tune_config=tune_config, run_config=run_config).fit()
-    shutil.rmtree(staging, ignore_errors=True)
+    device, gpus = resolve_device(
+        kind if index is not None else space.resources.device,  # the cluster has that GPU alone
+        space.resources.gpus_per_trial,
+        ray.cluster_resources().get("GPU", 0),
+        local_gpu(),
+    )
+    concurrency = resolve_concurrency(space, gpus, ray.cluster_resources(), len(done))
+    _check_resources(space, gpus)
+    trainable = _trainable(space, data_ref, s.teacher, s.init, device, gpus, staging, command)
+    left = space.samples - len(done)
+    logger.info(
+        f"{folder.name}: {left} trial{'s' * (left != 1)} of {space.arch}, {concurrency} at a time on "
+        f"{device} ({space.resolved_sampler()} sampler, {space.scheduler.type} scheduler); "
+        f"live study: optuna-dashboard sqlite:///{folder / STUDY}",
+    )
+    resources = {
+        "device": device,
+        "gpus_per_trial": gpus,
+        "cpus_per_trial": space.resources.cpus_per_trial,
+        "concurrency": concurrency,
+        "cluster_cpus": ray.cluster_resources().get("CPU", 0),
+        "cluster_gpus": ray.cluster_resources().get("GPU", 0),
+    }
+    write_json(folder / RESOURCES, resources)
+    earlier = [  # (best val cosine, number) of the trials of earlier starts: the best so far
+        (max(h.val_cosine for h in e.history), str(n))
+        for n, e in enumerate(done)
+        if e.status == "ok" and e.history
+    ]
+    progress = Progress(
+        space,
+        done=len(done),
+        concurrency=concurrency,
+        best=max(earlier, default=None),
+        label=folder.name if label else "",
+    )
+    budget = EpochBudget(space.budget_epochs, sum(len(e.history) for e in done), interrupted)
+    run_config = tune.RunConfig(
+        # Written to <run>/attempt-N as ever; named with the run's name because Tune stages each
+        # experiment's files in <Ray session>/artifacts/<start second>/<name>, and two searches of one
+        # session started in the same second would share that folder.
+        name=f"{folder.name}/{attempt_name(attempt)}",
+        storage_path=str(folder.parent),
+        checkpoint_config=tune.CheckpointConfig(
+            num_to_keep=1, checkpoint_score_attribute=METRIC, checkpoint_score_order="max"
+        ),
+        failure_config=tune.FailureConfig(max_failures=1),
+        # result.json per trial, for Tune's own ResultGrid and for users, and the trackers asked for
+        callbacks=[
+            TrialLog(folder, attempt),
+            progress,
+            JsonLoggerCallback(),
+            *callbacks(space.loggers, folder),
+        ],
+        stop=budget,
+        verbose=opts.verbose,
+    )
+    tune_config = _tune_config(space, study, folder.name, done, concurrency, budget)
+    # Registered here, in the main thread, under the run's name: Tune's registry is not safe for
+    # experiments that register their trainables from several threads at once.
+    registered = f"lvm-search-{folder.name}"
+    tune.register_trainable(registered, trainable)
+    return tune.Tuner(registered, tune_config=tune_config, run_config=run_config)
 
 
 def _trainable(
     space: SearchSpace,
-    data: LVMData,
+    data_ref: ray.ObjectRef,
     teacher: Teacher | None,
     init: WarmStart | None,
     device: str,
@@ -304,7 +431,7 @@ def _trainable(
     return tune.with_resources(
         tune.with_parameters(
             run_trial,
-            data=data,
+            data=(data_ref,),  # a reference inside a tuple: Ray passes it on instead of copying the data
             arch=space.arch,
             fixed=space.fixed,
             seed=space.seed,
@@ -415,10 +542,12 @@ class EpochBudget(tune.Stopper):
     """Ends the search once its trials have trained ``budget`` epochs in all (earlier starts
     included): searches compared at equal compute, and a user's budget kept. Once it is spent, the
     searcher proposes no more trials and each running trial stops at its next epoch, so it ends
-    like any stopped trial (logged, and told to Optuna)."""
+    like any stopped trial (logged, and told to Optuna). ``interrupted``, once set, ends the whole
+    experiment, as Ctrl-C ends one that runs alone."""
 
-    def __init__(self, budget: int | None, spent: int):
+    def __init__(self, budget: int | None, spent: int, interrupted: threading.Event | None = None):
         self.budget, self.before = budget, spent
+        self.interrupted = interrupted
         self.epochs: set[tuple[str, int]] = set()  # Tune may hand a trial's last result over twice
 
     def spent(self) -> bool:
@@ -429,7 +558,12 @@ class EpochBudget(tune.Stopper):
         return self.spent()
 
     def stop_all(self) -> bool:
-        return False
+        return self.interrupted is not None and self.interrupted.is_set()
+
+    def __getstate__(self) -> dict:
+        # Tune pickles the stopper into its experiment state; an Event cannot be, and a copy read back
+        # from that state has no searches to stop.
+        return {**self.__dict__, "interrupted": None}
 
 
 # --- the searcher -------------------------------------------------------------------------------
