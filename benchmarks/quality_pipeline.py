@@ -63,7 +63,8 @@ def main(argv=None):
     search = [*cli, "run", "--data", args.data, "--storage", str(storage), "--json"]
     if args.together:
         steps["run"] = step("run", [*search, *spaces])
-        searches = {s["arch"]: s for s in json.loads(steps["run"].pop("stdout"))}
+        printed = json.loads(steps["run"].pop("stdout"))  # one summary for one space, else a list
+        searches = {s["arch"]: s for s in (printed if isinstance(printed, list) else [printed])}
     for arch, space in zip(args.archs, spaces) if not args.together else ():
         steps[f"run {arch}"] = step(f"run {arch}", [*search, space])
         searches[arch] = json.loads(steps[f"run {arch}"].pop("stdout"))

@@ -219,7 +219,7 @@ def cmd_train(args) -> int:
 
 
 def cmd_run(args) -> int:
-    from .presets import resolve_all
+    from .presets import names_folder, resolve_all
     from .search.spaces import load_space
 
     spaces = [
@@ -261,8 +261,8 @@ def cmd_run(args) -> int:
     if args.json:
         records = [to_json(s) for s in summaries]
         # one file named: its summary, as ever; several, or a folder: a list, however many it held
-        folder = Path(args.space[0]).is_dir() or args.space[0].rstrip("/") == "spaces"
-        _print_json(records[0] if len(args.space) == 1 and not folder else records)
+        one_file = len(args.space) == 1 and not names_folder("space", args.space[0])
+        _print_json(records[0] if one_file else records)
         return interrupted
     finished = [_print_run(summary, Path(args.storage)) for summary in summaries]
     if interrupted:

@@ -25,19 +25,25 @@ logger = logging.getLogger(__name__)
 KINDS = ("cpu", "cuda", "mps")
 
 
-def computes_bf16(device: torch.device) -> bool:
-    """Whether ``device`` has bf16 arithmetic units: a CUDA GPU from Ampere on, or a CPU with AVX-512
-    BF16 or AMX. Elsewhere (an AVX2 CPU, MPS) bf16 would be emulated, slower than float32."""
+def computes_bf16(device: torch.device) -> bool | None:
+    """Whether ``device`` has bf16 arithmetic units: a CUDA GPU from Ampere on (compute capability 8),
+    or a CPU with AVX-512 BF16 or AMX. Elsewhere (an AVX2 CPU, MPS) bf16 would be emulated, slower
+    than float32. None where this torch cannot tell (a CPU, with a torch that has no probe for it)."""
     if device.type == "cuda":
-        try:
-            return torch.cuda.is_bf16_supported(including_emulation=False)
-        except TypeError:  # torch < 2.3 has no including_emulation and counts no emulation
-            return torch.cuda.is_bf16_supported()
-    if device.type == "cpu":
-        # torch.cpu's probes are private (present from torch 2.2); a build without them: no bf16
-        probes = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
-        return any(getattr(torch.cpu, name, lambda: False)() for name in probes)
-    return False
+        return torch.cuda.get_device_capability(device)[0] >= 8
+    if device.type != "cpu":
+        return False
+    # torch's CPU probes are private and were renamed: torch.cpu's since 2.5, torch._C._cpu's before
+    probes = [
+        getattr(module, name, None)
+        for module, names in (
+            (torch.cpu, ("_is_avx512_bf16_supported", "_is_amx_tile_supported")),
+            (getattr(torch._C, "_cpu", None), ("_is_cpu_support_avx512bf16", "_is_cpu_support_amx_tile")),
+        )
+        for name in names
+    ]
+    probes = [probe for probe in probes if callable(probe)]
+    return any(probe() for probe in probes) if probes else None
 
 
 def mps_environment(platform: str = sys.platform) -> dict[str, str]:

@@ -324,10 +324,10 @@ def _bf16(cfg: TrainConfig, device: torch.device) -> bool:
     """Whether this run autocasts to bf16: auto where the device has bf16 units; true on CUDA and the
     CPU (MPS trains in float32)."""
     if cfg.bf16 == "auto":
-        return computes_bf16(device)
+        return computes_bf16(device) is True  # where torch cannot tell: float32, which works anywhere
     if not cfg.bf16 or device.type not in ("cuda", "cpu"):
         return False
-    if device.type == "cpu" and not computes_bf16(device):
+    if device.type == "cpu" and computes_bf16(device) is False:
         # Measured on an AVX2 CPU (python-docs, one thread): 5x (GRU) to 8x (AMN) slower than float32,
         # and oneDNN has no bf16 LSTM there ("could not create a primitive descriptor").
         if cfg.arch == "lstm":

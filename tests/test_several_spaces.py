@@ -19,6 +19,7 @@ import yaml
 from conftest import LATE, RESUME, TWO_THINGS, one_error
 
 import lvm_search.search.tuner as tuner
+from lvm_search.errors import UserError
 from lvm_search.presets import folder as packaged_folder
 from lvm_search.presets import resolve_all
 from lvm_search.search.spaces import parse_space
@@ -72,6 +73,12 @@ def test_two_spaces_share_one_ray_session_and_keep_their_own_runs(tmp_path, monk
         study = optuna.load_study(study_name=summary.name, storage=f"sqlite:///{run / 'study.db'}")
         assert len(study.trials) == summary.counts.trials
     assert all(t.config.get("dropout") is None for t in summaries[0].trials)  # each its own fixed settings
+    # the two searches ran at once (one trial at a time each, on a machine of two CPUs or more)
+    spans = {
+        s.name: [(e.finished_at - e.time_total_s, e.finished_at) for e in read_trial_log(storage / s.name)]
+        for s in summaries
+    }
+    assert any(a0 < b1 and b0 < a1 for a0, a1 in spans["one"] for b0, b1 in spans["two"])
     progress = [r.getMessage() for r in caplog.records if r.name == "lvm_search.search.progress"]
     assert any(line.startswith("one: trial ") for line in progress)
     assert any(line.startswith("two: trial ") for line in progress)
@@ -95,6 +102,18 @@ def test_name_with_several_spaces_and_two_runs_of_one_name_are_refused_before_ra
     code, _, err = cli("run", a, b, "--storage", storage)
     assert code == 2 and f"{storage.resolve() / 'amn'}" in one_error(err)
     assert not storage.exists()
+
+
+@pytest.mark.hostile(LATE)
+def test_a_run_folder_refused_for_the_second_space_leaves_nothing_of_the_first(tmp_path):
+    storage = tmp_path / "runs"
+    storage.mkdir()
+    (storage / "two").write_text("a user's file where the second run would go\n")
+    spaces = [parse_space(tiny(), "one.yaml"), parse_space(tiny(), "two.yaml")]
+    with pytest.raises(UserError, match="two: exists and is not a run folder"):
+        run_searches(spaces, SearchOptions(storage=str(storage)))
+    assert sorted(p.name for p in storage.iterdir()) == ["two"]  # no run one, no lock files
+    assert (storage / "two").read_text() == "a user's file where the second run would go\n"
 
 
 @pytest.mark.hostile(LATE)

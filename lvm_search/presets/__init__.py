@@ -61,7 +61,7 @@ def resolve_all(kind: str, given: list[str]) -> list[Path]:
             if not found:
                 raise UserError(f"{item}: a folder without {kind} files (*.yaml)")
             paths += found
-        elif not path.exists() and path.as_posix().rstrip("/") == KINDS[kind]:
+        elif names_folder(kind, item):
             logger.info(f"{item}: no such folder here; using the packaged {KINDS[kind]} ({folder(kind)})")
             paths += [folder(kind) / f"{name}.yaml" for name in names(kind)]
         else:
@@ -70,6 +70,13 @@ def resolve_all(kind: str, given: list[str]) -> list[Path]:
     for path in paths:
         unique.setdefault(path.resolve(), path)
     return list(unique.values())
+
+
+def names_folder(kind: str, given: str) -> bool:
+    """Whether ``given`` means a folder of files: one that exists, or the checkout's ``spaces/``
+    (``./spaces``, ...) where none does, which means the packaged ones."""
+    path = Path(given)
+    return path.is_dir() or (not path.exists() and path.as_posix() == KINDS[kind])
 
 
 def copy_to(target: str | Path) -> list[Path]:

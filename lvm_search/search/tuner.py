@@ -17,14 +17,13 @@ val cosine, the one their checkpoint holds.
 from __future__ import annotations
 
 import dataclasses
-import fcntl
 import logging
 import math
 import os
 import shutil
 import threading
 import time
-from contextlib import ExitStack, contextmanager, nullcontext
+from contextlib import ExitStack, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,14 +37,12 @@ from ray.tune.search import ConcurrencyLimiter
 from ..data.windows import LVMData, load_data
 from ..devices import gpu_for_trial, gpus_here, local_gpu, mps_environment, parse_device
 from ..ensemble.distill import check_outside_teacher, load_teacher
-from ..errors import TrainingDiverged, UserError
+from ..errors import TrainingDiverged, UserError, reason
 from ..logs import quieted
 from ..scoring.metrics import cosines, reference_mean
 from ..store import provenance
 from ..store.runs import (
-    ATTEMPT,
     RESOURCES,
-    RUN_INFO,
     STAGING,
     STUDY,
     SUMMARY,
@@ -54,28 +51,25 @@ from ..store.runs import (
     Counts,
     DataInfo,
     EpochResult,
-    RunInfo,
     RunSummary,
     SplitSize,
     Trial,
     TrialLogEntry,
     append_line,
     attempt_name,
-    check_run_files,
-    is_run_dir,
     next_attempt,
     read_optional,
-    read_run_info,
     read_trial_log,
     run_dir,
     write_json,
 )
-from ..teacher import Teacher, same_teacher
+from ..teacher import Teacher
 from ..train import train
-from ..warm_start import WarmStart, load_init, same_init, settings_from_init
+from ..warm_start import WarmStart, load_init, settings_from_init
 from .cluster import environment, join_cluster, private_cluster
 from .internals import TruthfulOptunaSearch, cpus_ray_counts, tune_output_env
 from .progress import Progress, error_summary, proposal_number
+from .run_folder import Start, prepare_run_dir, run_lock, undo_start
 from .spaces import METRIC, SearchSpace, check_against_data, trial_settings
 from .trackers import callbacks, check_installed
 
@@ -163,7 +157,10 @@ class _Search:
     init: WarmStart | None
     start: Start | None = None
     done: list[TrialLogEntry] = dataclasses.field(default_factory=list)
-    wall_s: float = 0.0  # this start's share of the run's wall time
+    # this start's wall time: the whole start for one space; with several, the time its experiment
+    # ran, beside the others (Ray's start is paid once for all)
+    wall_s: float = 0.0
+    thread: threading.Thread | None = None  # where its experiment runs, with several spaces
 
 
 def run_search(space: SearchSpace, opts: SearchOptions) -> RunSummary:
@@ -192,26 +189,32 @@ def run_searches(spaces: list[SearchSpace], opts: SearchOptions) -> list[RunSumm
     # Optuna's and MLflow's INFO lines (a study created or loaded, each trial told) repeat the progress lines.
     with ExitStack() as stack:
         stack.enter_context(quieted("optuna", "mlflow"))
-        locks = [stack.enter_context(_run_lock(storage, s.name)) for s in searches]
-        previous_s = {}
+        locks, previous_s = [], {}
         try:
             for s in searches:
-                s.start = _prepare_run_dir(s.folder, s.space, s.data, s.teacher, s.init, opts.fresh, command)
+                locks.append(stack.enter_context(run_lock(storage, s.name)))
+                s.start = prepare_run_dir(s.folder, s.space, s.data, s.teacher, s.init, opts.fresh, command)
                 s.done = read_trial_log(s.folder)
                 previous = read_optional(RunSummary, s.folder / SUMMARY, None, "summary")
                 previous_s[s.name] = previous.wall_s if previous else 0.0
             left = [s for s in searches if _has_work(s)]
             for s in (s for s in left if s.done):
                 logger.info(f"resuming {s.folder}: {len(s.done)} of {s.space.samples} trials already done")
+            t0 = time.time()
             if left:
                 _fit(left, opts, command)
+            if len(left) == 1:
+                left[0].wall_s = time.time() - t0
         except BaseException:
             # A new run that failed before any trial was logged (another space's run folder refused, no
             # cluster at --address, Ray would not start, Ctrl-C): what this start wrote would refuse
-            # the corrected command.
+            # the corrected command. Not while its experiment may still write (a second Ctrl-C).
             for s, lock in zip(searches, locks):
-                if s.start is not None and s.start.new and not (s.folder / TRIALS_LOG).exists():
-                    _undo_start(s.start)
+                if s.thread is not None and s.thread.is_alive():
+                    continue
+                if s.start is None or (s.start.new and not (s.folder / TRIALS_LOG).exists()):
+                    if s.start is not None:
+                        undo_start(s.start)
                     lock.remove = True
             raise
         return [_finish(s, previous_s[s.name] + s.wall_s, command) for s in searches]
@@ -292,9 +295,7 @@ def _fit(searches: list[_Search], opts: SearchOptions, command: str) -> None:
         tune_logs = quieted("ray.tune", level=logging.CRITICAL) if not opts.verbose else nullcontext()
         with environment(tune_output_env(opts.verbose)), tune_logs:
             if len(tuners) == 1:
-                t0 = time.time()
                 tuners[0].fit()
-                searches[0].wall_s = time.time() - t0
             else:
                 _fit_together(tuners, searches, interrupted)
     for s in searches:
@@ -304,8 +305,9 @@ def _fit(searches: list[_Search], opts: SearchOptions, command: str) -> None:
 def _fit_together(tuners: list[tune.Tuner], searches: list[_Search], interrupted: threading.Event) -> None:
     """Each experiment in a thread of its own (Tune runs in a worker thread, and then leaves Ctrl-C to
     the main thread): Ray's scheduler hands each freed slot to whichever search has a trial waiting.
-    Ctrl-C ends every experiment as Tune ends one (the trials cut short run again on resume); a
-    second Ctrl-C quits at once."""
+    Ctrl-C ends every experiment as Tune ends one (the trials cut short run again on resume), and so
+    does an experiment that fails (its error is raised once all have ended); a second Ctrl-C quits
+    at once."""
     errors: list[BaseException] = []
 
     def fit(tuner: tune.Tuner, s: _Search) -> None:
@@ -313,25 +315,26 @@ def _fit_together(tuners: list[tune.Tuner], searches: list[_Search], interrupted
         try:
             tuner.fit()
         except BaseException as e:  # raised in the main thread below
+            logger.warning(f"{s.name}: the search failed ({reason(e)}); stopping the others")
             errors.append(e)
+            interrupted.set()
         finally:
             s.wall_s = time.time() - t0
 
-    threads = [
-        threading.Thread(target=fit, args=(t, s), name=f"search-{s.name}", daemon=True)
-        for t, s in zip(tuners, searches)
-    ]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        while thread.is_alive():
-            try:
-                thread.join(0.2)
-            except KeyboardInterrupt:
-                if interrupted.is_set():
-                    raise
-                logger.warning("stopping every search (Ctrl-C again to quit at once)")
-                interrupted.set()
+    for tuner, s in zip(tuners, searches):
+        s.thread = threading.Thread(target=fit, args=(tuner, s), name=f"search-{s.name}", daemon=True)
+    while any(s.thread.is_alive() or not s.thread.ident for s in searches):
+        try:
+            for s in searches:
+                if not s.thread.ident:
+                    s.thread.start()
+            for s in searches:
+                s.thread.join(0.2)
+        except KeyboardInterrupt:
+            if interrupted.is_set():
+                raise
+            logger.warning("stopping every search (Ctrl-C again to quit at once)")
+            interrupted.set()
     if errors:
         raise errors[0]
 
@@ -715,18 +718,7 @@ class TrialLog(tune.Callback):
         append_line(self.folder / TRIALS_LOG, entry)
 
 
-# --- the run folder -------------------------------------------------------------------------------
-
-
-@dataclass
-class Start:
-    """What ``_prepare_run_dir`` did: the run folder, whether this start began the run (wrote its
-    run.json), whether the folder was there before, and where --fresh moved a previous run."""
-
-    folder: Path
-    new: bool = False
-    folder_existed: bool = True
-    aside: Path | None = None
+# --- warm starts --------------------------------------------------------------------------------
 
 
 def _fit_to_init(space: SearchSpace, data: LVMData, init: WarmStart) -> tuple[SearchSpace, LVMData]:
@@ -743,136 +735,6 @@ def _fit_to_init(space: SearchSpace, data: LVMData, init: WarmStart) -> tuple[Se
         )
     space = space.pinned(pinned)
     return space, (data.with_k(pinned["k"]) if pinned.get("k", 0) > data.k else data)
-
-
-def _prepare_run_dir(
-    folder: Path,
-    space: SearchSpace,
-    data: LVMData,
-    teacher: Teacher | None,
-    init: WarmStart | None,
-    fresh: bool,
-    command: str,
-) -> Start:
-    """Create the run folder, or check that a resumed run means the same trials."""
-    start = Start(folder)
-    if folder.exists() and not folder.is_dir():
-        raise UserError(f"{folder}: exists and is not a run folder; choose another --name or --storage")
-    if fresh and is_run_dir(folder):
-        # Keep the old run rather than delete a user's results; only a folder we created is moved.
-        start.aside = folder.with_name(f"{folder.name}.old-{time.strftime('%Y%m%d-%H%M%S')}")
-        os.replace(folder, start.aside)
-        logger.info(f"--fresh: moved the previous run to {start.aside}")
-    if folder.is_dir():
-        check_run_files(folder)
-    if folder.exists() and not is_run_dir(folder) and any(folder.iterdir()):
-        raise UserError(f"{folder}: exists and is not a run folder; choose another --name or --storage")
-    if is_run_dir(folder):
-        previous = read_run_info(folder)
-        if previous.data.fingerprint != data.fingerprint:
-            raise UserError(
-                f"{folder}: this run was started on data with fingerprint {previous.data.fingerprint}, "
-                f"not {data.fingerprint}; use --fresh or another --name"
-            )
-        # the teacher first: it is also part of the data section, and the more telling difference
-        if not same_teacher(previous.teacher, teacher):
-            raise UserError(
-                f"{folder}: this run was started with another teacher (or its ensemble was rebuilt since: "
-                f"{previous.teacher}); its trials would mean something else. Use --fresh or another --name"
-            )
-        if not same_init(previous.init, init):
-            raise UserError(
-                f"{folder}: this run was started from other initial weights (--init: "
-                f"{previous.init['source'] if previous.init else 'none'}, or its files changed since); its "
-                "trials would mean something else. Use --fresh or another --name"
-            )
-        changed = sorted(key for key, value in space.identity().items() if previous.space.get(key) != value)
-        if changed:
-            raise UserError(
-                f"{folder}: this run was started with another {', '.join(changed)} section "
-                f"(or --max-epochs cap); its trials would mean something else. "
-                "Use --fresh or another --name"
-            )
-        return start
-    start.new, start.folder_existed = True, folder.exists()
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        write_json(
-            folder / RUN_INFO,
-            RunInfo(
-                space.identity(),
-                DataInfo(**data.summary()),
-                provenance.collect(command=command),
-                teacher.describe() if teacher else None,
-                init.describe() if init else None,
-            ),
-        )
-    except OSError as e:
-        raise UserError(f"{folder}: cannot write the run folder ({e.strerror})") from None
-    return start
-
-
-def _undo_start(start: Start) -> None:
-    """Remove what a new run's start wrote (only the names a start writes), and put back a previous run
-    that --fresh moved aside: the folder is as it was before the command."""
-    folder = start.folder
-    for path in sorted(folder.iterdir()) if folder.is_dir() else []:
-        ours = path.name in (RUN_INFO, STUDY, f".{STUDY}.tmp", RESOURCES, STAGING) or ATTEMPT.fullmatch(
-            path.name
-        )
-        if ours:
-            shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink()
-    if not start.folder_existed and folder.is_dir() and not any(folder.iterdir()):
-        folder.rmdir()
-    if start.aside is not None and not folder.exists():
-        os.replace(start.aside, folder)
-        logger.info(f"the start failed: the previous run is back in {folder}")
-
-
-class _Lock:
-    remove = False  # set when the start left nothing behind: a lock file it made goes too
-
-
-@contextmanager
-def _run_lock(storage: Path, name: str):
-    """Refuse a second search on the same run folder while one is running."""
-    made_storage = not storage.exists()
-    path = storage / f".{name}.lock"
-    made_lock = not path.exists()
-    try:
-        storage.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise UserError(f"{storage}: cannot write to the storage folder ({e.strerror})") from None
-    while True:
-        try:
-            lock = open(path, "w")
-        except OSError as e:
-            raise UserError(f"{storage}: cannot write to the storage folder ({e.strerror})") from None
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            lock.close()
-            raise UserError(
-                f"{storage / name}: another search is running in this folder; "
-                "wait for it or use another --name"
-            ) from None
-        # A start that removed its lock file as it ended may have left us holding a file no longer
-        # there: lock the one that is.
-        if path.exists() and os.path.samestat(os.fstat(lock.fileno()), os.stat(path)):
-            break
-        lock.close()
-    state = _Lock()
-    with lock:
-        try:
-            yield state
-        finally:
-            if state.remove and made_lock:
-                path.unlink(missing_ok=True)  # still held: no other start can have it
-                if made_storage:
-                    try:
-                        storage.rmdir()
-                    except OSError:  # not empty: something else is there now
-                        pass
 
 
 # --- results ------------------------------------------------------------------------------------

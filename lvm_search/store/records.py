@@ -13,8 +13,9 @@ the value as ``errors.shown`` does.
 
 What differs between the formats, the caller says: JSON records ignore keys they do not know (a
 later version may add fields), take any float and name a nested field ``best: checkpoint``; YAML
-files refuse unknown keys, want finite numbers and name it ``data.k``; a space file also takes
-``1e-4``, which YAML 1.1 reads as text (a float needs a dot there), as the number its writer meant.
+files refuse unknown keys, want finite numbers and name it ``data.k``; a space file's number fields
+(the bounds of a searched range, say) also take ``1e-4``, which YAML 1.1 reads as text (a float
+needs a dot there), as the number its writer meant.
 """
 
 from __future__ import annotations
