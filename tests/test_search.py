@@ -149,7 +149,10 @@ def _trials_done(run_dir: Path) -> int:
 
 
 @pytest.mark.hostile(RESUME)
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+# SIGTERM takes SIGINT's path (cluster.sigterm_as_interrupt): its 30 s run under -m slow
+@pytest.mark.parametrize(
+    "sig", [signal.SIGINT, pytest.param(signal.SIGTERM, marks=pytest.mark.slow)], ids=["SIGINT", "SIGTERM"]
+)
 def test_an_interrupted_search_resumes_to_exactly_samples_trials(tmp_path, sig):
     space = write_space(tmp_path, samples=4)
     cmd = [

@@ -276,7 +276,8 @@ def test_the_settings_of_a_cuda_run_are_restored_afterwards():
 # --- defaults -------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("arch", ["lstm", "gru", "transformer", "amn"])
+# the Transformer's case takes 30 s on a 2-core CPU: under -m slow, beside the search tests that train it
+@pytest.mark.parametrize("arch", ["lstm", "gru", pytest.param("transformer", marks=pytest.mark.slow), "amn"])
 def test_train_with_no_settings_beats_the_mean_baseline_on_the_sample(cli, tmp_path, arch):
     # The trainer's and the architecture's defaults are the recipe that won on validation.
     code, out, err = cli("train", "--arch", arch, "--epochs", "2", "--out", tmp_path / arch)
