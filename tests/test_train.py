@@ -129,32 +129,9 @@ def test_infonce_changes_the_loss_it_reports(data):
     assert mixed > mse * 1.5
 
 
-def test_bf16_runs_the_forward_pass_in_bfloat16(data):
-    dtypes = []
-    original = torch.nn.Linear.forward
-
-    def spy(self, x):
-        out = original(self, x)
-        dtypes.append(out.dtype)
-        return out
-
-    torch.nn.Linear.forward = spy
-    try:
-        train(config(bf16=True), data)
-        with_bf16 = set(dtypes)
-        dtypes.clear()
-        train(config(bf16=False), data)
-    finally:
-        torch.nn.Linear.forward = original
-    assert torch.bfloat16 in with_bf16 and set(dtypes) == {torch.float32}
-
-
-@pytest.mark.parametrize("units", [True, False], ids=["AVX-512 BF16 or AMX", "AVX2 only"])
-def test_bf16_auto_follows_the_cpus_bf16_units(data, monkeypatch, units):
-    """bf16: auto autocasts where the CPU has bf16 units (patched here: this CPU has none) and
-    trains in float32 where bf16 would be emulated; the checkpoint says which."""
-    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: units, raising=False)
-    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False, raising=False)
+@pytest.fixture
+def linear_dtypes(monkeypatch) -> list:
+    """The dtype of every Linear layer's output while the test runs: what autocast computed in."""
     dtypes = []
     original = torch.nn.Linear.forward
 
@@ -164,8 +141,25 @@ def test_bf16_auto_follows_the_cpus_bf16_units(data, monkeypatch, units):
         return out
 
     monkeypatch.setattr(torch.nn.Linear, "forward", spy)
+    return dtypes
+
+
+def test_bf16_runs_the_forward_pass_in_bfloat16(data, linear_dtypes):
+    train(config(bf16=True), data)
+    with_bf16 = set(linear_dtypes)
+    linear_dtypes.clear()
+    train(config(bf16=False), data)
+    assert torch.bfloat16 in with_bf16 and set(linear_dtypes) == {torch.float32}
+
+
+@pytest.mark.parametrize("units", [True, False], ids=["AVX-512 BF16 or AMX", "AVX2 only"])
+def test_bf16_auto_follows_the_cpus_bf16_units(data, monkeypatch, linear_dtypes, units):
+    """bf16: auto autocasts where the CPU has bf16 units (patched here: this CPU has none) and
+    trains in float32 where bf16 would be emulated; the checkpoint says which."""
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: units, raising=False)
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False, raising=False)
     result = train(config(bf16="auto", device="cpu"), data)
-    assert (torch.bfloat16 in dtypes) is units
+    assert (torch.bfloat16 in linear_dtypes) is units
     assert result.meta["bf16_autocast"] is units and result.meta["train_config"]["bf16"] == "auto"
 
 
