@@ -185,7 +185,7 @@ def cmd_train(args) -> int:
     if args.teacher:
         check_outside_teacher(out, args.teacher, "--out")
     data = _load(args)
-    init = load_init(args.init) if args.init else None
+    init = load_init(args.init, args.arch) if args.init else None
     if init:
         given = {**settings, **({"k": args.k} if args.k is not None else {})}
         pinned = settings_from_init(init, args.arch, data.dim, given, {}, "--set/--k")
@@ -441,8 +441,8 @@ class _Parser(argparse.ArgumentParser):
 
 QUIET_HELP = "only warnings and errors on stderr, no progress lines"
 INIT_HELP = (
-    "a checkpoint or run folder (its best trial) whose weights training starts from; the settings "
-    "that size the weights take its values"
+    "a checkpoint or run folder (its best trial), or a folder of one per architecture named after it, "
+    "whose weights training starts from; the settings that size the weights take its values"
 )
 TEACHER_HELP = (
     "an ensemble folder built on this data's split, to distil: the training targets move towards "

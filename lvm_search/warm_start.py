@@ -1,8 +1,10 @@
 """Warm starts (``--init``): a trained model's weights as the starting point of training.
 
-The init is a checkpoint folder or a run folder (its best trial's checkpoint). The model trained from
-it must have the init's shapes, so the settings that size the weights (width, depth, heads, ...: found
-by building the model on PyTorch's meta device, not listed by hand) take the init's values: a setting
+The init is a checkpoint folder, a run folder (its best trial's checkpoint), or a folder holding one
+of those per architecture, named after it (``lstm/``, ``gru/``...), for a run of several spaces. The
+model trained from it must have the init's shapes, so the settings that size the weights (width,
+depth, heads, ...: found by building the model on PyTorch's meta device, not listed by hand) take the
+init's values: a setting
 the user left at its default or searched is fixed at the init's value, one the user fixed to another
 value is refused in one line. Everything else (the recipe: lr, epochs, decay, weight decay, dropout)
 is trained or searched as usual. Checkpoints and runs record the init with a digest of its files, so a
@@ -41,9 +43,15 @@ class WarmStart:
         return {"source": self.source, "checkpoint": self.checkpoint, "digest": self.digest}
 
 
-def load_init(path: str | Path) -> WarmStart:
-    """The weights of a checkpoint folder, or of a run folder's best trial."""
+def load_init(path: str | Path, arch: str) -> WarmStart:
+    """The weights of a checkpoint folder, or of a run folder's best trial. A folder that is neither
+    but holds one such folder per architecture, named after it, gives the one of ``arch``: so one
+    ``--init`` serves a run of several spaces."""
     source = Path(path).expanduser().resolve()
+    if not (source / SUMMARY).is_file() and not (source / CONFIG).is_file():
+        by_arch = source / arch
+        if (by_arch / SUMMARY).is_file() or (by_arch / CONFIG).is_file():
+            source = by_arch
     if (source / SUMMARY).is_file():
         summary = read_summary(source)
         if summary.best is None:
@@ -52,7 +60,10 @@ def load_init(path: str | Path) -> WarmStart:
     elif (source / CONFIG).is_file():
         checkpoint = source
     else:
-        raise UserError(f"{source}: --init: not a checkpoint or run folder (no {CONFIG} or {SUMMARY})")
+        raise UserError(
+            f"{source}: --init: not a checkpoint or run folder (no {CONFIG} or {SUMMARY}), "
+            f"nor a folder with one for {arch} in {arch}/"
+        )
     model, meta = load_model(checkpoint)
     return WarmStart(
         source=str(source),

@@ -4,6 +4,7 @@ its values, and checkpoints and runs record it so that a resume from other weigh
 from __future__ import annotations
 
 import json
+import shutil
 
 import pytest
 import torch
@@ -54,6 +55,16 @@ def test_train_starts_from_the_inits_weights_and_records_it(cli, tmp_path):
     assert not (tmp_path / "c").exists()
     code, _, err = cli(*common, "--init", tmp_path / "nothing", "--out", tmp_path / "c")
     assert code == 2 and "not a checkpoint or run folder" in one_error(err)
+
+    # a folder of one init per architecture gives the one of the model trained
+    shutil.copytree(tmp_path / "a", tmp_path / "inits" / "amn")
+    code, _, err = cli(*common, "--set", "lr=1e-12", "--init", tmp_path / "inits", "--out", tmp_path / "d")
+    assert code == 0, err
+    meta = json.loads((tmp_path / "d" / "config.json").read_text())
+    assert meta["init"]["source"] == str(tmp_path / "inits" / "amn")
+    other = ("train", "--arch", "gru", "--epochs", "1", "--k", "5", "--out", tmp_path / "e")
+    code, _, err = cli(*other, "--init", tmp_path / "inits")
+    assert code == 2 and "nor a folder with one for gru in gru/" in one_error(err)
 
 
 def test_a_search_starts_every_trial_from_the_init_and_a_resume_checks_it(cli, tmp_path):

@@ -248,7 +248,7 @@ def _search(
         )
     data = loaded[view]
     folder = run_dir(storage, name)
-    init = load_init(opts.init) if opts.init else None
+    init = load_init(opts.init, space.arch) if opts.init else None
     if init:
         if folder == Path(init.source) or folder in Path(init.checkpoint).parents:
             raise UserError(
