@@ -9,8 +9,9 @@ Every step is the product's own command in its own process; the script only time
 what they wrote: each search's summary (trials, best trial, val cosine), the ensemble record and the
 report's rows with their bootstrap intervals. ``--spaces`` points at another folder of space files
 (for example the spaces of an earlier commit, to compare defaults), ``--recipe`` at another ensemble
-recipe; the rest of the pipeline stays as shipped. ``render/quality_report.py`` turns the JSON results into
-``reports/quality.md``.
+recipe; ``--init`` and ``--extra-train`` are passed to every search (the arms of
+``warm_start.py``); the rest of the pipeline stays as shipped. ``render/quality_report.py`` turns the
+JSON results into ``reports/quality.md``.
 
     python benchmarks/quality_pipeline.py --data ../shared/data/python-docs-minilm.npz \\
         --storage /tmp/q-python --out benchmarks/results/cpu/quality_python.json
@@ -50,6 +51,10 @@ def main(argv=None):
     p.add_argument(
         "--together", action="store_true", help="one `lvm-search run` of every space (one Ray session)"
     )
+    p.add_argument("--init", default=None, help="passed to every `lvm-search run` (warm starts)")
+    p.add_argument(
+        "--extra-train", action="append", default=[], help="passed to every `lvm-search run` (repeatable)"
+    )
     p.add_argument("--label", default="shipped defaults")
     p.add_argument("--note", default=None, help="what else ran on the machine, for the time table")
     p.add_argument("--out", required=True)
@@ -61,6 +66,8 @@ def main(argv=None):
     t0 = time.perf_counter()
     spaces = [str(Path(args.spaces) / f"{arch}.yaml") for arch in args.archs]
     search = [*cli, "run", "--data", args.data, "--storage", str(storage), "--json"]
+    search += ["--init", args.init] if args.init else []
+    search += [arg for extra in args.extra_train for arg in ("--extra-train", extra)]
     if args.together:
         steps["run"] = step("run", [*search, *spaces])
         printed = json.loads(steps["run"].pop("stdout"))  # one summary for one space, else a list
@@ -89,6 +96,9 @@ def main(argv=None):
         "machine": collect().one_line(),
         "note": args.note,
         "data": args.data,
+        "init": args.init,
+        "extra_train": args.extra_train,
+        "storage": str(storage.resolve()),
         "spaces": {arch: (Path(args.spaces) / f"{arch}.yaml").read_text() for arch in args.archs},
         "steps": steps,
         "total_s": total_s,

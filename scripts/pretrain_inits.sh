@@ -8,7 +8,8 @@
 #
 # Defaults: /work/extra-data/pretrain-docs-minilm.npz and ../shared/data/linux-docs-minilm.npz;
 # EPOCHS (default 10). Each checkpoint's config.json records the data it was trained on (files and
-# their digests) and its val cosine on the pretraining corpus's held-out documents.
+# their digests) and its val cosine on the pretraining corpus's held-out documents; INITS/wall_s.jsonl
+# the wall time of each.
 set -euo pipefail
 OUT=${1:?usage: pretrain_inits.sh INITS [PRETRAIN.npz] [LINUX.npz]}
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -30,5 +31,7 @@ PY
   start=$(date +%s)
   lvm-search train --arch "$arch" --data "$PRETRAIN" --extra-train "$LINUX" --k 16 --min-context 5 \
     --epochs "$EPOCHS" "${sets[@]}" --out "$OUT/$arch"
-  echo "$arch: $(( $(date +%s) - start )) s"
+  wall=$(( $(date +%s) - start ))
+  echo "$arch: $wall s"
+  echo "{\"arch\": \"$arch\", \"epochs\": $EPOCHS, \"wall_s\": $wall}" >> "$OUT/wall_s.jsonl"
 done

@@ -6,9 +6,10 @@ one corpus, timed), ``quality_python_before.json`` (the same pipeline with the s
 ef08a8d, the defaults before this work) and ``ensembles_linux.json`` from ``ensemble_study.py``
 (ensemble recipes compared on one storage folder) and ``distill_<corpus>.json`` from
 ``distill_study.py`` (the shipped spaces searched again with an ensemble as teacher), and
-``ablation_<corpus>.json`` / ``horizons_<corpus>.json`` (rendered by ``_ablation.py`` and
-``_horizons.py`` here). Every number and every verdict below is computed here from those files;
-nothing is typed in. The studies are in ``benchmarks/``; nothing of theirs is imported.
+``ablation_<corpus>.json`` / ``horizons_<corpus>.json`` / ``warm_start_<corpus>.json`` (rendered by
+``_ablation.py``, ``_horizons.py`` and ``_warm_start.py`` here). Every number and every verdict below
+is computed here from those files; nothing is typed in. The studies are in ``benchmarks/``; nothing
+of theirs is imported.
 
     python benchmarks/render/quality_report.py --out reports/quality.md
 """
@@ -22,6 +23,7 @@ from pathlib import Path
 from _ablation import ablation_section
 from _horizons import horizons_section
 from _markdown import markdown_table
+from _warm_start import target_checks, warm_start_section
 
 REPO = Path(__file__).resolve().parents[2]
 CORPORA = {  # result file stem: (corpus, role)
@@ -394,6 +396,7 @@ def main(argv=None):
     timing, time_checks = time_section(results, before)
     ensembles, ensemble_checks = ensembles_section(results, studies)
     checks = checks + time_checks + ensemble_checks + single_model_check(results, distill.get("linux-docs"))
+    checks += target_checks([json.loads(p.read_text()) for p in sorted(folder.glob("warm_start_*.json"))])
     corpora = [f"`{Path(r['data']).name}` ({CORPORA[s][0]}: {CORPORA[s][1]})" for s, r in results.items()]
     lines = [
         "# Model quality: the default pipeline, on corpora the defaults never saw",
@@ -418,6 +421,7 @@ def main(argv=None):
         *distill_section(distill),
         *ablation_section(folder),
         *horizons_section(folder),
+        *warm_start_section(folder),
     ]
     Path(args.out).write_text("\n".join(lines) + "\n")
     print(f"wrote {args.out}")
