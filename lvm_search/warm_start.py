@@ -4,11 +4,11 @@ The init is a checkpoint folder, a run folder (its best trial's checkpoint), or 
 of those per architecture, named after it (``lstm/``, ``gru/``...), for a run of several spaces. The
 model trained from it must have the init's shapes, so the settings that size the weights (width,
 depth, heads, ...: found by building the model on PyTorch's meta device, not listed by hand) take the
-init's values: a setting
-the user left at its default or searched is fixed at the init's value, one the user fixed to another
-value is refused in one line. Everything else (the recipe: lr, epochs, decay, weight decay, dropout)
-is trained or searched as usual. Checkpoints and runs record the init with a digest of its files, so a
-resume with another init, or with the same folder retrained in between, is refused.
+init's values: a setting the user left at its default or searched is fixed at the init's value, one
+the user fixed to another value is refused in one line. Everything else (the recipe: lr, epochs,
+decay, weight decay, dropout) is trained or searched as usual. Checkpoints and runs record the init
+with a digest of its files, so a resume with another init, or with the same folder retrained in
+between, is refused.
 """
 
 from __future__ import annotations
