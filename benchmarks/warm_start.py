@@ -69,7 +69,7 @@ def score_arm(name: str, record: dict, data) -> dict:
                 "cos": cosines(model, data, k),
             }
         )
-    best = max(runs, key=lambda r: r["search_val"])
+    best = dict(max(runs, key=lambda r: r["search_val"]))  # a copy: its scores replace "cos" apart
     folder, ensemble = find_ensembles(storage)[-1]
     predictor = load_predictor(folder)
     return {
