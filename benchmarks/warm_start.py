@@ -78,6 +78,7 @@ def score_arm(name: str, record: dict, data) -> dict:
         "init": record.get("init"),
         "extra_train": record.get("extra_train", []),
         "wall_s": {step: s["wall_s"] for step, s in record["steps"].items()} | {"total": record["total_s"]},
+        "note": record.get("note"),  # what else ran on the machine: its wall times are not clean then
         "runs": runs,
         "best_single": best,
         "ensemble": {
@@ -159,6 +160,7 @@ def main(argv=None):
         help="the .npz files the inits were pretrained on: checked to share no passage with this corpus's "
         "val and test documents; the first one's .provenance.json is recorded",
     )
+    p.add_argument("--inits-note", help="what else ran on the machine while the inits were trained")
     p.add_argument("--corpus", help="its name in the report (default: the file's stem)")
     p.add_argument("--out", required=True)
     args = p.parse_args(argv)
@@ -213,6 +215,7 @@ def main(argv=None):
         "pretraining": pretraining,
         "inits": inits_trained(args.zero_shot) if args.zero_shot else None,
         "inits_wall_s": inits_wall(args.zero_shot) if args.zero_shot else None,
+        "inits_note": args.inits_note,
     }
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(record, indent=2, default=float) + "\n")

@@ -69,7 +69,8 @@ def _corpus_table(result: dict) -> list[str]:
         "ensemble test − scratch's [paired CI]",
         "wall min: searches / pipeline",
     ]
-    return [markdown_table(header, rows), ""]
+    notes = [f"*{arm['name']}*'s wall time: {arm['note']}." for arm in result["arms"] if arm.get("note")]
+    return [markdown_table(header, rows), "", *([" ".join(notes), ""] if notes else [])]
 
 
 def _per_architecture(result: dict) -> list[str]:
@@ -166,7 +167,12 @@ def warm_start_section(folder: str | Path) -> list[str]:
         spent = ", ".join(
             f"{arch} {_minutes(w['wall_s'])} min ({w['epochs']} epochs)" for arch, w in walls.items()
         )
-        lines += [f"Pretraining each architecture's model (once, for every corpus): {spent}.", ""]
+        note = results[0].get("inits_note")
+        lines += [
+            f"Pretraining each architecture's model (once, for every corpus): {spent}"
+            + (f" ({note})." if note else "."),
+            "",
+        ]
     for result in results:
         lines += [
             f"**{result['corpus']}**: {result['windows']['test']:,} test windows in "
