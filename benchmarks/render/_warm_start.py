@@ -127,9 +127,10 @@ def warm_start_section(folder: str | Path) -> list[str]:
         "spaces' own epoch budgets: *scratch*, as shipped; *warm*, every trial starting from the "
         "pretrained model of its architecture (`--init`; the settings that size the weights are the "
         "pretrained model's, the recipe is searched); *mixed*, the pretraining windows added to every "
-        "trial's train split (`--extra-train`), for the architectures it was run on (an epoch then "
-        "covers the pretraining data too). The best single model is the best trial of the search "
-        "whose val cosine is highest: val decides, test only scores. Differences are paired over the "
+        "trial's train split (`--extra-train`; an epoch then covers the pretraining data too). Each "
+        "arm searched the architectures listed under its corpus. The best single model is the best "
+        "trial of the arm's search whose val cosine is highest: val decides, test only scores. "
+        "Differences are paired over the "
         "same resampled documents, 95% bootstrap. *Pretrained only*: the pretrained model scored on "
         "the corpus with no fitting at all.",
         "",
@@ -177,6 +178,12 @@ def warm_start_section(folder: str | Path) -> list[str]:
         lines += [
             f"**{result['corpus']}**: {result['windows']['test']:,} test windows in "
             f"{result['documents']['test']} documents; {result['machine']}",
+            "",
+            "Architectures searched: "
+            + "; ".join(
+                f"{arm['name']} {', '.join(r['arch'] for r in arm['runs'])}" for arm in result["arms"]
+            )
+            + ".",
             "",
             *_corpus_table(result),
             "Each search's best, val / test cosine:",
