@@ -7,17 +7,18 @@
 #   bash scripts/pretrain_inits.sh INITS [PRETRAIN.npz] [LINUX.npz]
 #
 # Defaults: /work/extra-data/pretrain-docs-minilm.npz and ../shared/data/linux-docs-minilm.npz;
-# EPOCHS (default 10). Each checkpoint's config.json records the data it was trained on (files and
-# their digests) and its val cosine on the pretraining corpus's held-out documents; INITS/wall_s.jsonl
-# the wall time of each.
+# EPOCHS (default 10); ARCHS (default "amn gru lstm transformer"). Each checkpoint's config.json
+# records the data it was trained on (files and their digests) and its val cosine on the pretraining
+# corpus's held-out documents; INITS/wall_s.jsonl the wall time of each.
 set -euo pipefail
 OUT=${1:?usage: pretrain_inits.sh INITS [PRETRAIN.npz] [LINUX.npz]}
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 PRETRAIN=${2:-/work/extra-data/pretrain-docs-minilm.npz}
 LINUX=${3:-$REPO/../shared/data/linux-docs-minilm.npz}
 EPOCHS=${EPOCHS:-10}
+ARCHS=${ARCHS:-amn gru lstm transformer}
 
-for arch in amn gru lstm transformer; do
+for arch in $ARCHS; do
   # the model settings of the shipped space's trial 0 (its `fixed` and `reference`), as --set flags
   mapfile -t sets < <(python3 - "$REPO/spaces/$arch.yaml" "$arch" <<'PY'
 import sys, yaml
