@@ -128,7 +128,8 @@ def warm_start_section(folder: str | Path) -> list[str]:
         "pretrained model of its architecture (`--init`; the settings that size the weights are the "
         "pretrained model's, the recipe is searched); *mixed*, the pretraining windows added to every "
         "trial's train split (`--extra-train`; an epoch then covers the pretraining data too). Each "
-        "arm searched the architectures listed under its corpus. The best single model is the best "
+        "arm searched the architectures listed under its corpus, and its ensemble is built from those "
+        "searches' trials. The best single model is the best "
         "trial of the arm's search whose val cosine is highest: val decides, test only scores. "
         "Differences are paired over the "
         "same resampled documents, 95% bootstrap. *Pretrained only*: the pretrained model scored on "
@@ -149,8 +150,8 @@ def warm_start_section(folder: str | Path) -> list[str]:
             if shared:
                 counts = ", ".join(f"`{Path(f).name}` {n}" for f, n in shared.items())
                 lines += [
-                    f"Pretraining passages with the same text as a {result['corpus']} val or test "
-                    f"passage: {counts}.",
+                    f"Pretraining passages with the same text as a val or test passage of "
+                    f"{result['corpus']}: {counts}.",
                     "",
                 ]
         rows = [
