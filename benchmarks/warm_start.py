@@ -90,9 +90,14 @@ def score_arm(name: str, record: dict, data) -> dict:
     }
 
 
+def _checkpoints(inits: Path) -> list[Path]:
+    """The checkpoint folders in a folder of inits, one per architecture."""
+    return sorted(p for p in inits.iterdir() if (p / "config.json").is_file())
+
+
 def zero_shot(inits: Path, data) -> list[dict]:
     rows = []
-    for checkpoint in sorted(p for p in inits.iterdir() if (p / "config.json").is_file()):
+    for checkpoint in _checkpoints(inits):
         model, meta = load_model(checkpoint)
         rows.append({"arch": meta["arch"], "k": meta["k"], "cos": cosines(model, data, meta["k"])})
     return rows
@@ -101,7 +106,7 @@ def zero_shot(inits: Path, data) -> list[dict]:
 def inits_trained(inits: Path) -> dict:
     """What each pretrained model was trained on and how it did there, from its checkpoint."""
     out = {}
-    for checkpoint in sorted(p for p in inits.iterdir() if (p / "config.json").is_file()):
+    for checkpoint in _checkpoints(inits):
         meta = json.loads((checkpoint / "config.json").read_text())
         out[meta["arch"]] = {
             key: meta.get(key) for key in ("data", "model_config", "params", "best", "train")
