@@ -126,13 +126,7 @@ def shared_texts(data, pretraining: list[str]) -> dict[str, int]:
     """Per pretraining file, how many of its passage texts are also a val or test passage of the
     corpus. ``load_data`` compares vectors bit for bit; this catches the same text embedded twice in
     different batches, whose vectors may differ in the last bits."""
-    held_out = np.unique(
-        np.concatenate(
-            [np.r_[data.splits[s].targets.numpy(), data.contexts(s).numpy().ravel()] for s in SPLITS]
-        )
-    )
-    held_out = held_out[held_out != data.pad_row]
-    scored = _texts(data.source, held_out)
+    scored = _texts(data.source, data.held_out_rows())
     return {str(path): len(_texts(path) & scored) for path in pretraining}
 
 

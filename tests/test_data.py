@@ -471,6 +471,24 @@ def test_extra_train_sharing_any_passage_of_a_held_out_document_is_refused(write
         load_data(main, extra_train=(extra,))
 
 
+@pytest.mark.hostile(LEAKAGE)
+def test_held_out_rows_are_every_passage_of_the_val_and_test_documents_and_not_the_pad_row(write_native):
+    data = load_data(write_native([9] * 12, dim=4), k=4, min_context=1)
+    assert data.padded
+    docs = {
+        name: {(int(s), int(e)) for s, e in zip(data.splits[name].starts, data.splits[name].targets)}
+        for name in data.splits
+    }
+    # a document's rows run from its start to its last target; context reaches back to the start
+    expected = sorted(
+        row
+        for name in ("val", "test")
+        for start in {s for s, _ in docs[name]}
+        for row in range(start, max(e for s, e in docs[name] if s == start) + 1)
+    )
+    assert data.held_out_rows().tolist() == expected
+
+
 @pytest.mark.hostile(FALSE_REFUSALS)
 def test_extra_train_sharing_only_training_passages_is_accepted(write_native):
     main = write_native([9] * 12, dim=4, name="main.npz")

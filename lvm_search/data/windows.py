@@ -155,6 +155,16 @@ class LVMData:
     def targets(self, split: str) -> torch.Tensor:
         return self.vectors[self.splits[split].targets].float()
 
+    def held_out_rows(self) -> np.ndarray:
+        """Sorted rows of ``vectors`` that a validation or test window reads (its target or a context
+        position), the pad row left out: the passages nothing trained on may contain."""
+        read = [
+            np.r_[self.splits[name].targets.cpu().numpy(), self.contexts(name).cpu().numpy().ravel()]
+            for name in ("val", "test")
+        ]
+        rows = np.unique(np.concatenate(read))
+        return rows if self.pad_row is None else rows[rows != self.pad_row]
+
     def to(self, device, dtype: torch.dtype | None = None) -> "LVMData":
         device = torch.device(device)
         dtype = dtype or self.vectors.dtype
@@ -541,14 +551,7 @@ def _check_no_shared_passages(data: LVMData, main_vectors, main_path: Path, vect
     put what the models are scored on into what they learn from."""
     if main_path.resolve() == path.resolve() or (main_path.exists() and os.path.samefile(main_path, path)):
         raise UserError(f"{path}: is the --data file itself; extra training data must be another corpus")
-    held_out = np.concatenate(
-        [
-            np.unique(np.r_[data.splits[name].targets.numpy(), data.contexts(name).numpy().ravel()])
-            for name in ("val", "test")
-        ]
-    )
-    held_out = held_out[held_out < len(main_vectors)]  # not the pad row
-    shared = _rows_in(vectors, main_vectors[held_out])
+    shared = _rows_in(vectors, main_vectors[data.held_out_rows()])
     if shared.any():
         raise UserError(
             f"{path}: {int(shared.sum())} of its passages are validation or test passages of {main_path} "
