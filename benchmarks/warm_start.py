@@ -56,6 +56,14 @@ def score_arm(name: str, record: dict, data) -> dict:
     storage = Path(record["storage"])
     runs = []
     for folder, summary in find_runs(storage):
+        d = summary.data
+        same_file = data.digests[0].startswith(d.content_digest)  # a run records the digest's first digits
+        if not same_file or (d.split_seed, d.min_context, d.horizon) != (
+            data.split_seed,
+            data.min_context,
+            data.horizon,
+        ):  # another file or split: some of the documents scored here would be ones it trained on
+            sys.exit(f"{folder}: trained on another file or split than {data.source} as scored here")
         k = summary.trial_k(summary.trial(summary.best.trial_id))
         model, _ = load_model(folder / summary.best.checkpoint)
         runs.append(
@@ -70,7 +78,10 @@ def score_arm(name: str, record: dict, data) -> dict:
             }
         )
     best = dict(max(runs, key=lambda r: r["search_val"]))  # a copy: its scores replace "cos" apart
-    folder, ensemble = find_ensembles(storage)[-1]
+    ensembles = find_ensembles(storage)
+    if len(ensembles) != 1:  # the pipeline builds one; which of several it was is not recorded
+        sys.exit(f"{storage}: {len(ensembles)} ensembles, not the one quality_pipeline.py builds")
+    folder, ensemble = ensembles[0]
     predictor = load_predictor(folder)
     return {
         "name": name,

@@ -187,6 +187,10 @@ def cmd_train(args) -> int:
     data = _load(args)
     init = load_init(args.init, args.arch) if args.init else None
     if init:
+        if out.resolve() == Path(init.checkpoint) or out.resolve() in Path(init.checkpoint).parents:
+            raise UserError(
+                f"{out}: --out would overwrite the --init checkpoint {init.checkpoint}; use another"
+            )
         given = {**settings, **({"k": args.k} if args.k is not None else {})}
         pinned = settings_from_init(init, args.arch, data.dim, given, {}, "--set/--k")
         data = data.with_k(pinned.pop("k")) if "k" in pinned else data

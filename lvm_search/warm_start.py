@@ -1,14 +1,15 @@
 """Warm starts (``--init``): a trained model's weights as the starting point of training.
 
 The init is a checkpoint folder, a run folder (its best trial's checkpoint), or a folder holding one
-of those per architecture, named after it (``lstm/``, ``gru/``...), for a run of several spaces. The
-model trained from it must have the init's shapes, so the settings that size the weights (width,
-depth, heads, ...: found by building the model on PyTorch's meta device, not listed by hand) take the
-init's values: a setting the user left at its default or searched is fixed at the init's value, one
-the user fixed to another value is refused in one line. Everything else (the recipe: lr, epochs,
-decay, weight decay, dropout) is trained or searched as usual. Checkpoints and runs record the init
-with a digest of its files, so a resume with another init, or with the same folder retrained in
-between, is refused.
+of those per architecture, named after it (``lstm/``, ``gru/``...), for a run of several spaces.
+Training starts from what the init computes: the model settings that size its weights (width,
+depth, ...: found by building the model on PyTorch's meta device) or change what they compute (heads,
+residual, base_decay: found by running the init's weights on a fixed input), none listed by hand,
+take the init's values where the user left them at their default or searched them. A setting the
+user fixed otherwise is refused in one line if it sizes the weights, and kept, with a warning, if it
+only changes what they compute. Everything else (the recipe: lr, epochs, weight decay, dropout,
+batch size, and the context length k) is trained or searched as usual. Checkpoints and runs record
+the init with a digest of its weights and config.json, so a resume with other weights is refused.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import torch
 
 from .errors import UserError, shown
 from .models import build_model, config_fields
-from .models.checkpoint import CONFIG, load_model
+from .models.checkpoint import CONFIG, WEIGHTS, load_model
 from .store.runs import SUMMARY, files_digest, read_summary
 
 logger = logging.getLogger(__name__)
@@ -47,11 +48,22 @@ def load_init(path: str | Path, arch: str) -> WarmStart:
     """The weights of a checkpoint folder, or of a run folder's best trial. A folder that is neither
     but holds one such folder per architecture, named after it, gives the one of ``arch``: so one
     ``--init`` serves a run of several spaces."""
-    source = Path(path).expanduser().resolve()
+    try:
+        return _load_init(Path(path).expanduser(), arch)
+    except (OSError, RuntimeError) as e:  # unreadable, or a symbolic link loop
+        raise UserError(f"{path}: --init: cannot read it ({e.strerror or e})") from None
+
+
+def _load_init(path: Path, arch: str) -> WarmStart:
+    source = path.resolve()
+    if source.is_file() and source.name == WEIGHTS:  # the weights file of a checkpoint: its folder
+        source = source.parent
+    if not source.exists():
+        raise UserError(f"{path}: --init: no such file or folder")
     if not (source / SUMMARY).is_file() and not (source / CONFIG).is_file():
         by_arch = source / arch
         if (by_arch / SUMMARY).is_file() or (by_arch / CONFIG).is_file():
-            source = by_arch
+            source = by_arch.resolve()  # a link to a run folder counts as that folder
     if (source / SUMMARY).is_file():
         summary = read_summary(source)
         if summary.best is None:
@@ -68,7 +80,7 @@ def load_init(path: str | Path, arch: str) -> WarmStart:
     return WarmStart(
         source=str(source),
         checkpoint=str(checkpoint),
-        digest=files_digest(checkpoint),
+        digest=files_digest(checkpoint, (WEIGHTS, CONFIG)),  # not a .DS_Store a file browser added
         arch=meta["arch"],
         dim=meta["dim"],
         k=meta["k"],
@@ -78,9 +90,11 @@ def load_init(path: str | Path, arch: str) -> WarmStart:
 
 
 def same_init(recorded: dict | None, init: WarmStart | None) -> bool:
+    """Whether a run recorded these weights: by their digest, so a project moved or mounted elsewhere
+    still resumes."""
     if recorded is None or init is None:
         return recorded is None and init is None
-    return recorded == init.describe()
+    return recorded["digest"] == init.digest
 
 
 def _shapes(arch: str, dim: int, k: int, model: dict) -> dict[str, tuple]:
@@ -91,9 +105,11 @@ def _shapes(arch: str, dim: int, k: int, model: dict) -> dict[str, tuple]:
 def settings_from_init(
     init: WarmStart, arch: str, dim: int, given: dict, searched: dict[str, list], where: str
 ) -> dict:
-    """The settings to fix so that the model has the init's shapes: each model setting (and ``k``) that
-    sizes the weights, at the init's value. ``given``: the settings the user fixed (refused if one
-    sizes them otherwise); ``searched``: the candidate values of each searched setting."""
+    """The settings to fix so that training starts from what the init computes: each model setting
+    (and ``k``) that sizes the weights, and each model setting that changes what they compute, at the
+    init's value. ``given``: the settings the user fixed (refused if one sizes the weights otherwise;
+    kept, with a warning, if it only changes what they compute); ``searched``: the candidate values
+    of each searched setting."""
     if arch != init.arch:
         raise UserError(f"{init.source}: --init is a checkpoint of arch {init.arch}, not {arch} ({where})")
     if dim != init.dim:
@@ -104,24 +120,48 @@ def settings_from_init(
     fixed = {}
     for name in (*defaults, "k"):
         candidates = searched.get(name) or [given.get(name, defaults.get(name, init.k))]
-        if all(_sizes_alike(arch, dim, values, name, c, reference) for c in candidates):
-            continue
-        if name in given and name not in searched:
-            theirs = shown(values[name])
-            raise UserError(
-                f"{where}: {name}={shown(given[name])} sizes the weights otherwise than --init "
-                f"{init.source} ({name}={theirs}); leave it out or set it to {theirs}"
-            )
-        fixed[name] = values[name]
+        user_fixed = name in given and name not in searched
+        theirs = shown(values[name])
+        if not all(_sizes_alike(arch, dim, values, name, c, reference) for c in candidates):
+            if user_fixed:
+                raise UserError(
+                    f"{where}: {name}={shown(given[name])} sizes the weights otherwise than --init "
+                    f"{init.source} ({name}={theirs}); leave it out or set it to {theirs}"
+                )
+            fixed[name] = values[name]
+        elif name != "k" and not all(_computes_alike(init, name, c) for c in candidates):
+            if user_fixed:
+                logger.warning(
+                    f"{where}: {name}={shown(given[name])} changes what --init {init.source} computes "
+                    f"({name}={theirs}); training starts from its weights with it as set"
+                )
+            else:
+                fixed[name] = values[name]
     if fixed:
         logger.info(
             f"--init {init.source}: "
             + ", ".join(f"{name}={shown(value)}" for name, value in fixed.items())
-            + " (the init's: "
-            + ("they size" if len(fixed) > 1 else "it sizes")
-            + " the weights)"
+            + " (the init's: training starts from what it computes)"
         )
     return fixed
+
+
+def _computes_alike(init: WarmStart, name: str, candidate) -> bool:
+    """Whether the init's weights, built with ``name=candidate``, give the init's predictions on a
+    fixed input (in eval mode: so dropout changes nothing, the number of heads or the base does)."""
+    probe = torch.nn.functional.normalize(
+        torch.randn(4, init.k, init.dim, generator=torch.Generator().manual_seed(0)), dim=-1
+    )
+    outputs = []
+    for model in (init.model_config, {**init.model_config, name: candidate}):
+        try:
+            net = build_model(init.arch, init.dim, init.k, **model)
+        except (UserError, ValueError, TypeError):  # a value this model cannot be built with
+            return False
+        net.load_state_dict(init.state)
+        with torch.no_grad():
+            outputs.append(net.eval()(probe))
+    return torch.allclose(*outputs, atol=1e-6)
 
 
 def _sizes_alike(arch: str, dim: int, values: dict, name: str, candidate, reference: dict) -> bool:

@@ -18,17 +18,35 @@ from lvm_search.warm_start import WarmStart, settings_from_init
 
 
 def _init(arch="amn", dim=8, k=5, **model) -> WarmStart:
+    torch.manual_seed(0)
     net = build_model(arch, dim, k, **model)
+    with torch.no_grad():  # as if trained: a new model's output layer is zero, so it computes the base only
+        for weights in net.parameters():
+            weights.normal_(std=0.3)
     return WarmStart("/x/init", "/x/init", "d", arch, dim, k, dict(vars(net.cfg)), net.state_dict())
 
 
-def test_the_settings_that_size_the_weights_take_the_inits_values():
-    init = _init(width=16, depth=1, dropout=0.1)
+def test_the_settings_that_size_the_weights_or_change_what_they_compute_take_the_inits_values(caplog):
+    init = _init(width=16, depth=1, dropout=0.1, base_decay=0.6)
     searched = {"width": [8, 32], "dropout": [0.0, 0.5], "base_decay": [0.5, 1.0], "k": [5, 16]}
     # width is searched and sizes the weights: fixed at 16; depth left at its default (2): fixed at 1;
-    # dropout, base_decay and k do not size them: still searched
-    assert settings_from_init(init, "amn", 8, {}, searched, "s.yaml") == {"width": 16, "depth": 1}
-    assert settings_from_init(init, "amn", 8, {"width": 16, "depth": 1}, {}, "s.yaml") == {}
+    # base_decay is searched and changes what they compute: fixed at 0.6; dropout (off at inference)
+    # and k (the context read) neither: still searched
+    pinned = {"width": 16, "depth": 1, "base_decay": 0.6}
+    assert settings_from_init(init, "amn", 8, {}, searched, "s.yaml") == pinned
+    assert (
+        settings_from_init(init, "amn", 8, {"width": 16, "depth": 1, "base_decay": 0.6}, {}, "s.yaml") == {}
+    )
+    # a base the user fixed is theirs to try: kept, with a warning
+    assert (
+        settings_from_init(init, "amn", 8, {"width": 16, "depth": 1, "base_decay": 0.9}, {}, "s.yaml") == {}
+    )
+    assert "s.yaml: base_decay=0.9 changes what --init /x/init computes (base_decay=0.6)" in caplog.text
+    # an init without the residual base: the default (residual) would compute something else from it
+    assert settings_from_init(_init(residual=False), "amn", 8, {}, {}, "s.yaml") == {"residual": False}
+    # the same weights read as another number of heads are another model
+    transformer = _init("transformer", width=16, depth=1, heads=4, ff=32)
+    assert settings_from_init(transformer, "transformer", 8, {}, {"heads": [2, 8]}, "s.yaml")["heads"] == 4
     with pytest.raises(
         UserError, match=r"s.yaml: width=32 sizes the weights otherwise than --init .*\(width=16\)"
     ):
@@ -54,7 +72,16 @@ def test_train_starts_from_the_inits_weights_and_records_it(cli, tmp_path):
     assert code == 2 and "width=16 sizes the weights otherwise than --init" in one_error(err)
     assert not (tmp_path / "c").exists()
     code, _, err = cli(*common, "--init", tmp_path / "nothing", "--out", tmp_path / "c")
+    assert code == 2 and "nothing: --init: no such file or folder" in one_error(err)
+    code, _, err = cli(*common, "--init", tmp_path, "--out", tmp_path / "c")
     assert code == 2 and "not a checkpoint or run folder" in one_error(err)
+    code, _, err = cli(*common, "--init", tmp_path / "a", "--out", tmp_path / "a")
+    assert code == 2 and "--out would overwrite the --init checkpoint" in one_error(err)
+    # the weights file itself names its checkpoint
+    code, _, err = cli(
+        *common, "--set", "lr=1e-12", "--init", tmp_path / "a" / "model.safetensors", "--out", tmp_path / "f"
+    )
+    assert code == 0, err
 
     # a folder of one init per architecture gives the one of the model trained
     shutil.copytree(tmp_path / "a", tmp_path / "inits" / "amn")
