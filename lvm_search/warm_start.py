@@ -51,7 +51,7 @@ def load_init(path: str | Path, arch: str) -> WarmStart:
     try:
         return _load_init(Path(path).expanduser(), arch)
     except (OSError, RuntimeError) as e:  # unreadable, or a symbolic link loop
-        raise UserError(f"{path}: --init: cannot read it ({e.strerror or e})") from None
+        raise UserError(f"{path}: --init: cannot read it ({getattr(e, 'strerror', None) or e})") from None
 
 
 def _load_init(path: Path, arch: str) -> WarmStart:

@@ -14,7 +14,8 @@ from safetensors.torch import load_file
 
 from lvm_search.errors import UserError
 from lvm_search.models import build_model
-from lvm_search.warm_start import WarmStart, settings_from_init
+from lvm_search.models.checkpoint import save_checkpoint
+from lvm_search.warm_start import WarmStart, load_init, same_init, settings_from_init
 
 
 def _init(arch="amn", dim=8, k=5, **model) -> WarmStart:
@@ -151,3 +152,23 @@ def test_a_search_starts_every_trial_from_the_init_and_a_resume_checks_it(cli, t
         assert code == 2 and "started from other initial weights" in one_error(err)
     code, _, err = cli("run", space, "--storage", storage, "--k", "5", "--init", run, "--name", "amn")
     assert code == 2 and "--init is in the run folder this search writes" in one_error(err)
+
+
+def test_an_init_is_known_by_its_weights_wherever_it_lies(tmp_path):
+    net = build_model("amn", 8, 5, width=8, depth=1)
+    meta = {"arch": "amn", "model_config": dict(vars(net.cfg)), "dim": 8, "k": 5, "fingerprint": "f"}
+    save_checkpoint(tmp_path / "a", net, meta)
+    recorded = load_init(tmp_path / "a", "amn").describe()
+    # moved, reached through a link in a folder of inits, or with a file browser's .DS_Store beside it
+    shutil.move(tmp_path / "a", tmp_path / "moved")
+    (tmp_path / "inits").mkdir()
+    (tmp_path / "inits" / "amn").symlink_to(tmp_path / "moved")
+    (tmp_path / "moved" / ".DS_Store").write_bytes(b"\0\1")
+    init = load_init(tmp_path / "inits", "amn")
+    assert init.source == str(tmp_path / "moved") and same_init(recorded, init)
+    # other weights are another init
+    save_checkpoint(tmp_path / "b", build_model("amn", 8, 5, width=8, depth=1), meta)
+    assert not same_init(recorded, load_init(tmp_path / "b", "amn"))
+    (tmp_path / "loop").symlink_to(tmp_path / "loop")
+    with pytest.raises(UserError, match="loop: --init: cannot read it"):
+        load_init(tmp_path / "loop", "amn")
