@@ -163,7 +163,10 @@ def cmd_train(args) -> int:
     from .warm_start import load_init, settings_from_init
 
     settings = parse_sets(args.set or [])
-    trial_settings(args.arch, {}, settings, where="--set")  # the --set values alone, named as such
+    init = load_init(args.init, args.arch) if args.init else None
+    # the init's model under the --set values: heads=3 is fine on its width 96, if not on the default
+    base = dict(init.model_config) if init and init.arch == args.arch else {}
+    trial_settings(args.arch, base, settings, where="--set")  # the --set values alone, named as such
     for flag, key, value in (("--epochs", "epochs", args.epochs), ("--device", "device", args.device)):
         if value is None:
             continue
@@ -171,9 +174,9 @@ def cmd_train(args) -> int:
             raise UserError(
                 f"{flag} {value}: {key} is also given by --set {key}={settings[key]}; give it once"
             )
-        trial_settings(args.arch, {}, {**settings, key: value}, where=flag)
+        trial_settings(args.arch, base, {**settings, key: value}, where=flag)
         settings[key] = value
-    cfg, k = trial_settings(args.arch, {}, settings, where="--set")
+    cfg, k = trial_settings(args.arch, base, settings, where="--set")
     if args.device:
         resolve_device(args.device, where="--device")
     if k is not None:
@@ -185,7 +188,6 @@ def cmd_train(args) -> int:
     if args.teacher:
         check_outside_teacher(out, args.teacher, "--out")
     data = _load(args)
-    init = load_init(args.init, args.arch) if args.init else None
     if init:
         if out.resolve() == Path(init.checkpoint) or out.resolve() in Path(init.checkpoint).parents:
             raise UserError(
@@ -227,7 +229,7 @@ def cmd_run(args) -> int:
     from .search.spaces import load_space
 
     spaces = [
-        load_space(path, check_data=False).with_overrides(
+        load_space(path, check_data=False, check_trials=not args.init).with_overrides(
             samples=args.samples,
             budget_epochs=args.budget_epochs,
             seed=args.seed,

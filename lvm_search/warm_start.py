@@ -124,6 +124,7 @@ def settings_from_init(
         theirs = shown(values[name])
         if not all(_sizes_alike(arch, dim, values, name, c, reference) for c in candidates):
             if user_fixed:
+                _check_builds(arch, dim, values, name, given[name], f"{where}: --init {init.source}")
                 raise UserError(
                     f"{where}: {name}={shown(given[name])} sizes the weights otherwise than --init "
                     f"{init.source} ({name}={theirs}); leave it out or set it to {theirs}"
@@ -162,6 +163,17 @@ def _computes_alike(init: WarmStart, name: str, candidate) -> bool:
         with torch.no_grad():
             outputs.append(net.eval()(probe))
     return torch.allclose(*outputs, atol=1e-6)
+
+
+def _check_builds(arch: str, dim: int, values: dict, name: str, value, where: str) -> None:
+    """Refuse ``name=value`` in the model's own words where the init's other settings cannot take it
+    (heads that do not divide the init's width): rather than say it sizes the weights otherwise."""
+    settings = {**values, name: value}
+    k = settings.pop("k")
+    try:
+        _shapes(arch, dim, k, settings)
+    except (UserError, ValueError, TypeError, RuntimeError) as e:
+        raise UserError(f"{where}: {name}={shown(value)} with the init's other settings: {e}") from None
 
 
 def _sizes_alike(arch: str, dim: int, values: dict, name: str, candidate, reference: dict) -> bool:

@@ -12,9 +12,12 @@ import yaml
 from conftest import one_error, one_trial_space
 from safetensors.torch import load_file
 
+from lvm_search.data.windows import load_data
 from lvm_search.errors import UserError
 from lvm_search.models import build_model
 from lvm_search.models.checkpoint import save_checkpoint
+from lvm_search.search.spaces import load_space
+from lvm_search.search.tuner import _fit_to_init
 from lvm_search.warm_start import WarmStart, load_init, same_init, settings_from_init
 
 
@@ -48,6 +51,9 @@ def test_the_settings_that_size_the_weights_or_change_what_they_compute_take_the
     # the same weights read as another number of heads are another model
     transformer = _init("transformer", width=16, depth=1, heads=4, ff=32)
     assert settings_from_init(transformer, "transformer", 8, {}, {"heads": [2, 8]}, "s.yaml")["heads"] == 4
+    # heads that cannot divide the init's width: refused for that, not for sizing the weights
+    with pytest.raises(UserError, match="heads=32 with the init's other settings: .*not divisible"):
+        settings_from_init(transformer, "transformer", 8, {"heads": 32}, {}, "s.yaml")
     with pytest.raises(
         UserError, match=r"s.yaml: width=32 sizes the weights otherwise than --init .*\(width=16\)"
     ):
@@ -84,6 +90,15 @@ def test_train_starts_from_the_inits_weights_and_records_it(cli, tmp_path):
     )
     assert code == 0, err
 
+    # heads=3 divides the init's width (24), if not the default one (512)
+    tf = ("train", "--arch", "transformer", "--epochs", "1", "--k", "5")
+    assert (
+        cli(*tf, "--set", "width=24", "--set", "depth=1", "--set", "ff=32", "--out", tmp_path / "t")[0] == 0
+    )
+    code, _, err = cli(*tf, "--set", "heads=3", "--init", tmp_path / "t", "--out", tmp_path / "t3")
+    assert code == 0, err
+    assert json.loads((tmp_path / "t3" / "config.json").read_text())["model_config"]["heads"] == 3
+
     # a folder of one init per architecture gives the one of the model trained
     shutil.copytree(tmp_path / "a", tmp_path / "inits" / "amn")
     code, _, err = cli(*common, "--set", "lr=1e-12", "--init", tmp_path / "inits", "--out", tmp_path / "d")
@@ -115,7 +130,7 @@ def test_a_search_starts_every_trial_from_the_init_and_a_resume_checks_it(cli, t
     space = tmp_path / "amn.yaml"
     space.write_text(yaml.safe_dump(one_trial_space()))  # searches width only
     code, _, err = cli("run", space, "--storage", tmp_path / "runs", "--init", tmp_path / "a", "--k", "5")
-    assert code == 2 and "nothing is left to search (width sizes the weights" in one_error(err)
+    assert code == 2 and "nothing is left to search (width: the init's values)" in one_error(err)
     lr = {"type": "float", "low": 1e-4, "high": 1e-2, "log": True}
     space.write_text(
         yaml.safe_dump(one_trial_space(space={"width": {"type": "choice", "values": [8, 16]}, "lr": lr}))
@@ -172,3 +187,24 @@ def test_an_init_is_known_by_its_weights_wherever_it_lies(tmp_path):
     (tmp_path / "loop").symlink_to(tmp_path / "loop")
     with pytest.raises(UserError, match="loop: --init: cannot read it"):
         load_init(tmp_path / "loop", "amn")
+
+
+def test_a_space_is_checked_on_the_inits_settings(write_native, tmp_path):
+    """heads: 3 cannot divide the default width (512) but divides the init's (24): with --init the
+    space's trials are checked once the init's settings are in."""
+    path = tmp_path / "t.yaml"
+    lr = {"type": "float", "low": 1e-4, "high": 1e-2, "log": True}
+    path.write_text(yaml.safe_dump({"arch": "transformer", "fixed": {"heads": 3}, "space": {"lr": lr}}))
+    with pytest.raises(UserError, match="not divisible by heads 3"):
+        load_space(path)
+    data = load_data(write_native([9] * 12, dim=8), k=5)
+    init = _init("transformer", width=24, depth=1, heads=4, ff=32)
+    space, _ = _fit_to_init(load_space(path, check_trials=False), data, init)
+    assert space.fixed["width"] == 24 and space.fixed["heads"] == 3 and set(space.space) == {"lr"}
+    path.write_text(yaml.safe_dump({"arch": "transformer", "fixed": {"heads": 5}, "space": {"lr": lr}}))
+    with pytest.raises(UserError, match="heads=5 with the init's other settings: .*not divisible by heads 5"):
+        _fit_to_init(load_space(path, check_trials=False), data, init)
+    # what load_space left unchecked is checked there all the same
+    path.write_text(yaml.safe_dump({"arch": "transformer", "fixed": {"ema": 1.5}, "space": {"lr": lr}}))
+    with pytest.raises(UserError, match=r"ema must be in \[0, 1\)"):
+        _fit_to_init(load_space(path, check_trials=False), data, init)

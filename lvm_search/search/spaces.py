@@ -368,17 +368,18 @@ def to_json(value):
 # --- loading ------------------------------------------------------------------------------------
 
 
-def load_space(path: str | Path, check_data: bool = True) -> SearchSpace:
+def load_space(path: str | Path, check_data: bool = True, check_trials: bool = True) -> SearchSpace:
     """``check_data=False`` when the command line may still complete the data section (with_overrides
-    checks it then)."""
-    return parse_space(read_yaml(Path(path), "space file"), str(path), check_data)
+    checks it then); ``check_trials=False`` when a warm start may still fix settings the trials'
+    validity rests on (heads that divide the init's width, not the default one: checked then)."""
+    return parse_space(read_yaml(Path(path), "space file"), str(path), check_data, check_trials)
 
 
 # Keys a file may leave empty (`fixed:` and nothing after it) to mean none of them.
 EMPTY_MEANS_NONE = ("fixed", "space", "reference", "loggers")
 
 
-def parse_space(raw, source: str, check_data: bool = True) -> SearchSpace:
+def parse_space(raw, source: str, check_data: bool = True, check_trials: bool = True) -> SearchSpace:
     """Each value's type and range, as the dataclasses above declare them, by ``records.parse``;
     then here what no type can say, section by section, and every trial the space can give."""
     if not isinstance(raw, dict):
@@ -401,7 +402,8 @@ def parse_space(raw, source: str, check_data: bool = True) -> SearchSpace:
     _check_reference(result)
     if check_data:
         _check_data_against_space(result, source)
-    check_every_trial(result)
+    if check_trials:
+        check_every_trial(result)
     return result
 
 

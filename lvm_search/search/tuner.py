@@ -70,7 +70,7 @@ from .cluster import environment, join_cluster, private_cluster
 from .internals import TruthfulOptunaSearch, cpus_ray_counts, tune_output_env
 from .progress import Progress, error_summary, proposal_number
 from .run_folder import Start, prepare_run_dir, run_lock, undo_start
-from .spaces import METRIC, SearchSpace, check_against_data, trial_settings
+from .spaces import METRIC, SearchSpace, check_against_data, check_every_trial, trial_settings
 from .trackers import callbacks, check_installed
 
 AUTO_GPUS_PER_TRIAL = 0.25  # measured: see Resources in spaces.py
@@ -722,18 +722,19 @@ class TrialLog(tune.Callback):
 
 
 def _fit_to_init(space: SearchSpace, data: LVMData, init: WarmStart) -> tuple[SearchSpace, LVMData]:
-    """The space with the settings that size the weights fixed at the init's, and the data at the
-    context length a pinned k needs."""
+    """The space with the settings that size the weights or change what they compute fixed at the
+    init's, every trial checked on them, and the data at the context length a pinned k needs."""
     given = {**space.fixed, **({"k": space.data.k} if space.data.k is not None else {})}
     searched = {name: list(dim.corners()) for name, dim in space.space.items()}
     pinned = settings_from_init(init, space.arch, data.dim, given, searched, space.source)
     if pinned and set(space.space) <= set(pinned):
         raise UserError(
             f"{space.source}: with --init {init.source} nothing is left to search "
-            f"({', '.join(space.space)} sizes the weights and takes the init's value); search the recipe "
+            f"({', '.join(space.space)}: the init's values); search the recipe "
             "too, or use lvm-search train --init"
         )
     space = space.pinned(pinned)
+    check_every_trial(space)  # on the init's settings: load_space left it for now (check_trials)
     return space, (data.with_k(pinned["k"]) if pinned.get("k", 0) > data.k else data)
 
 
