@@ -56,7 +56,7 @@ def load_init(path: str | Path, arch: str) -> WarmStart:
 
 def _load_init(path: Path, arch: str) -> WarmStart:
     source = path.resolve()
-    if source.is_file() and source.name == WEIGHTS:  # the weights file of a checkpoint: its folder
+    if source.is_file() and source.name in (WEIGHTS, CONFIG):  # a file of a checkpoint: its folder
         source = source.parent
     if not source.exists():
         raise UserError(f"{path}: --init: no such file or folder")

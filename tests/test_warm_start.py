@@ -84,9 +84,13 @@ def test_train_starts_from_the_inits_weights_and_records_it(cli, tmp_path):
     assert code == 2 and "not a checkpoint or run folder" in one_error(err)
     code, _, err = cli(*common, "--init", tmp_path / "a", "--out", tmp_path / "a")
     assert code == 2 and "--out would overwrite the --init checkpoint" in one_error(err)
-    # the weights file itself names its checkpoint
+    # the weights file itself names its checkpoint (as does its config.json)
     code, _, err = cli(
         *common, "--set", "lr=1e-12", "--init", tmp_path / "a" / "model.safetensors", "--out", tmp_path / "f"
+    )
+    assert code == 0, err
+    code, _, err = cli(
+        *common, "--set", "lr=1e-12", "--init", tmp_path / "a" / "config.json", "--out", tmp_path / "g"
     )
     assert code == 0, err
 
