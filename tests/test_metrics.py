@@ -211,7 +211,7 @@ def test_ridge_beats_the_mean_when_the_target_is_a_linear_function_of_the_contex
             seq.append(q @ seq[-1])
         docs.append(np.stack(seq))
     data = load_data(write_native([length] * 40, vectors=np.concatenate(docs)))
-    ridge = RidgeBaseline(data)
+    ridge = RidgeBaseline.fit(data)
     for split in ("val", "test"):
         x, _ = data.batch(split, slice(None))
         ridge_cos = score(ridge(x), data, split)["cosine"]

@@ -35,11 +35,11 @@ from ..data.windows import LVMData, is_windows_file, load_data
 from ..errors import UserError, reason
 from ..limits import MAX_ENSEMBLE_SIZE, MAX_SEED
 from ..models.checkpoint import check_fingerprint, load_model
+from ..scoring.baseline_cache import fitted_baselines
 from ..scoring.intervals import DocumentBootstrap
 from ..scoring.metrics import (
     ReferenceMean,
     context_mean_baseline,
-    fit_baselines,
     last_vector_baseline,
     per_window,
     predict,
@@ -278,8 +278,8 @@ class BaselineMember(nn.Module):
         return {"name": self.name, "decay": self.decay, "min_context": self.min_context}
 
 
-def fitted_baseline_members(data: LVMData) -> list[BaselineMember]:
-    predictors, fitted = fit_baselines(data)
+def fitted_baseline_members(data: LVMData, storage: Path) -> list[BaselineMember]:
+    predictors, fitted = fitted_baselines(data, storage)
     ridge = predictors["ridge"]
     return [
         BaselineMember("mean", min_context=data.min_context),
@@ -471,7 +471,7 @@ def _load_candidates(
         )
     if recipe.baselines:
         logger.info(f"ensemble: fitting the classical baselines at k={data.k}")
-        for member in fitted_baseline_members(data):
+        for member in fitted_baseline_members(data, storage):
             candidates.append(
                 Candidate(f"baseline:{member.name}", "baseline", data.k, data.fingerprint, member)
             )

@@ -36,10 +36,10 @@ from ..ensemble.build import load_ensemble, runs_data
 from ..errors import UserError
 from ..logs import quieted
 from ..models.checkpoint import check_fingerprint, load_model
+from ..scoring.baseline_cache import fitted_baselines
 from ..scoring.intervals import DocumentBootstrap, verdict
 from ..scoring.metrics import (
     ReferenceMean,
-    fit_baselines,
     last_vector_baseline,
     per_window,
     predict,
@@ -126,7 +126,9 @@ def build_report(
     rows, models = _model_rows(runs, data)
     ensemble_rows, ensembles = _ensemble_rows(storage, data)
     rows += ensemble_rows
-    rows += _baseline_rows(data, {r["k"] for r in rows if "k" in r} | ({data.k} if ensembles else set()))
+    rows += _baseline_rows(
+        data, {r["k"] for r in rows if "k" in r} | ({data.k} if ensembles else set()), storage
+    )
 
     mean_row, best_baseline = _intervals_and_ranks(rows, ensembles, runs, data, boot)
 
@@ -271,9 +273,9 @@ def _ensemble_rows(storage: Path, data: LVMData) -> tuple[list[dict], list[dict]
     return rows, records
 
 
-def _baseline_rows(data: LVMData, model_ks: set[int]) -> list[dict]:
+def _baseline_rows(data: LVMData, model_ks: set[int], storage: Path) -> list[dict]:
     """The baselines, fitted on train (ridge's lambda on val): on the classic k = min_context windows,
-    and the fitted ones again at every context length a model row reads."""
+    and the fitted ones again at every context length a model row reads (fits kept in ``storage``)."""
     classic = data.with_k(data.min_context)
     rows = [
         _row("mean of context", "baseline", ReferenceMean(data.min_context), classic, 0, 0.0),
@@ -281,7 +283,7 @@ def _baseline_rows(data: LVMData, model_ks: set[int]) -> list[dict]:
     ]
     for d in (data.with_k(k) for k in sorted({classic.k, *model_ks})):
         _log(f"fitting the recency and ridge baselines at k={d.k}")
-        predictors, fitted = fit_baselines(d)
+        predictors, fitted = fitted_baselines(d, storage)
         decay, recency, ridge = fitted["recency"]["decay"], predictors["recency"], predictors["ridge"]
         rows.append(
             _row(f"recency-weighted mean (k={d.k}, decay {decay:.2f})", "baseline", recency, d, 1, 0.0)

@@ -177,7 +177,11 @@ class RidgeBaseline:
     (windows x windows) when train has fewer windows than k*D. Lambda is chosen on val cosine.
     """
 
-    def __init__(self, data: LVMData):
+    def __init__(self, x_mean: torch.Tensor, r_mean: torch.Tensor, weights: torch.Tensor, lam: float):
+        self.x_mean, self.r_mean, self.weights, self.lam = x_mean, r_mean, weights, lam
+
+    @classmethod
+    def fit(cls, data: LVMData) -> "RidgeBaseline":
         features = data.k * data.dim
         n = len(data.splits["train"])
         dual = n < features
@@ -194,7 +198,7 @@ class RidgeBaseline:
         xtr = torch.zeros(features, data.dim, dtype=torch.float64) if not dual else None
         rows, residuals = [], []
         for x, y in data.chunks("train"):
-            X, R = self._features(x), (y - context_mean(x)).double().cpu()
+            X, R = cls._features(x), (y - context_mean(x)).double().cpu()
             sx += X.sum(0)
             sr += R.sum(0)
             if dual:
@@ -203,34 +207,30 @@ class RidgeBaseline:
             else:
                 gram += X.T @ X
                 xtr += X.T @ R
-        self.x_mean, self.r_mean = sx / n, sr / n
+        x_mean, r_mean = sx / n, sr / n
         if dual:
-            Xc = torch.cat(rows) - self.x_mean
-            Rc = torch.cat(residuals) - self.r_mean
+            Xc = torch.cat(rows) - x_mean
+            Rc = torch.cat(residuals) - r_mean
             kernel = Xc @ Xc.T
             solve = lambda lam: Xc.T @ _solve_spd(kernel, Rc, lam)  # noqa: E731
         else:
-            gram -= n * torch.outer(self.x_mean, self.x_mean)
-            xtr -= n * torch.outer(self.x_mean, self.r_mean)
+            gram -= n * torch.outer(x_mean, x_mean)
+            xtr -= n * torch.outer(x_mean, r_mean)
             solve = lambda lam: _solve_spd(gram, xtr, lam)  # noqa: E731
         best = None
         for lam in RIDGE_LAMBDAS:
-            weights = solve(lam)
-            val = predict(lambda c, w=weights: self._predict(c, w), data, "val")
-            value = cosines(val, data.targets("val")).double().mean().item()
+            candidate = cls(x_mean, r_mean, solve(lam), lam)
+            value = cosines(predict(candidate, data, "val"), data.targets("val")).double().mean().item()
             if best is None or value > best[0]:
-                best = (value, lam, weights)
-        _, self.lam, self.weights = best
+                best = (value, candidate)
+        return best[1]
 
     @staticmethod
     def _features(x):
         return x.reshape(len(x), -1).double().cpu()
 
-    def _predict(self, x, weights):
-        return ridge_prediction(x, self.x_mean, self.r_mean, weights)
-
     def __call__(self, contexts):
-        return self._predict(contexts, self.weights)
+        return ridge_prediction(contexts, self.x_mean, self.r_mean, self.weights)
 
 
 def ridge_prediction(contexts, x_mean, r_mean, weights) -> torch.Tensor:
@@ -249,12 +249,16 @@ def _solve_spd(matrix: torch.Tensor, rhs: torch.Tensor, lam: float) -> torch.Ten
 def fit_baselines(data: LVMData) -> tuple[dict[str, object], dict[str, dict]]:
     """Every classical baseline as a predictor of contexts, fitted on train (ridge's lambda on val),
     and what was fitted."""
-    decay = fit_recency_decay(data)
+    return baseline_predictors(RidgeBaseline.fit(data), fit_recency_decay(data))
+
+
+def baseline_predictors(ridge: RidgeBaseline, decay: float) -> tuple[dict[str, object], dict[str, dict]]:
+    """The classical baselines as predictors of contexts, from the ridge and recency decay fitted."""
     return {
         "mean": context_mean_baseline,
         "last": last_vector_baseline,
         "recency": lambda x, decay=decay: recency_weighted_baseline(x, decay),
-        "ridge": RidgeBaseline(data),
+        "ridge": ridge,
     }, {"recency": {"decay": decay}}
 
 
