@@ -116,6 +116,7 @@ def settings_from_init(
         raise UserError(f"{init.source}: --init reads D={init.dim} vectors; the data has D={dim}")
     values = {**init.model_config, "k": init.k}
     reference = _shapes(arch, dim, init.k, init.model_config)
+    predictions = _predictions(init, init.model_config)
     defaults = config_fields(arch)
     fixed = {}
     for name in (*defaults, "k"):
@@ -130,7 +131,7 @@ def settings_from_init(
                     f"{init.source} ({name}={theirs}); leave it out or set it to {theirs}"
                 )
             fixed[name] = values[name]
-        elif name != "k" and not all(_computes_alike(init, name, c) for c in candidates):
+        elif name != "k" and not all(_computes_alike(init, name, c, predictions) for c in candidates):
             if user_fixed:
                 logger.warning(
                     f"{where}: {name}={shown(given[name])} changes what --init {init.source} computes "
@@ -147,39 +148,45 @@ def settings_from_init(
     return fixed
 
 
-def _computes_alike(init: WarmStart, name: str, candidate) -> bool:
-    """Whether the init's weights, built with ``name=candidate``, give the init's predictions on a
-    fixed input (in eval mode: so dropout changes nothing, the number of heads or the base does)."""
+def _predictions(init: WarmStart, model: dict) -> torch.Tensor:
+    """The init's weights, built with ``model``, on a fixed input (in eval mode: so dropout changes
+    nothing, the number of heads or the base does)."""
     probe = torch.nn.functional.normalize(
         torch.randn(4, init.k, init.dim, generator=torch.Generator().manual_seed(0)), dim=-1
     )
-    outputs = []
-    for model in (init.model_config, {**init.model_config, name: candidate}):
-        try:
-            net = build_model(init.arch, init.dim, init.k, **model)
-        except (UserError, ValueError, TypeError):  # a value this model cannot be built with
-            return False
-        net.load_state_dict(init.state)
-        with torch.no_grad():
-            outputs.append(net.eval()(probe))
-    return torch.allclose(*outputs, atol=1e-6)
+    net = build_model(init.arch, init.dim, init.k, **model)
+    net.load_state_dict(init.state)
+    with torch.no_grad():
+        return net.eval()(probe)
+
+
+def _computes_alike(init: WarmStart, name: str, candidate, predictions: torch.Tensor) -> bool:
+    """Whether the init's weights, built with ``name=candidate`` (the init's shapes: checked before),
+    give the init's ``predictions``."""
+    return torch.allclose(_predictions(init, {**init.model_config, name: candidate}), predictions, atol=1e-6)
+
+
+def _shapes_with(arch: str, dim: int, values: dict, name: str, value) -> dict[str, tuple]:
+    """The weights' shapes with the init's settings (``values``, k among them) but ``name=value``."""
+    settings = {**values, name: value}
+    k = settings.pop("k")
+    return _shapes(arch, dim, k, settings)
+
+
+UNBUILDABLE = (UserError, ValueError, TypeError, RuntimeError)  # a value this model cannot be built with
 
 
 def _check_builds(arch: str, dim: int, values: dict, name: str, value, where: str) -> None:
     """Refuse ``name=value`` in the model's own words where the init's other settings cannot take it
     (heads that do not divide the init's width): rather than say it sizes the weights otherwise."""
-    settings = {**values, name: value}
-    k = settings.pop("k")
     try:
-        _shapes(arch, dim, k, settings)
-    except (UserError, ValueError, TypeError, RuntimeError) as e:
+        _shapes_with(arch, dim, values, name, value)
+    except UNBUILDABLE as e:
         raise UserError(f"{where}: {name}={shown(value)} with the init's other settings: {e}") from None
 
 
 def _sizes_alike(arch: str, dim: int, values: dict, name: str, candidate, reference: dict) -> bool:
-    settings = {**values, name: candidate}
-    k = settings.pop("k")
     try:
-        return _shapes(arch, dim, k, settings) == reference
-    except (UserError, ValueError, TypeError, RuntimeError):  # a value this model cannot be built with
+        return _shapes_with(arch, dim, values, name, candidate) == reference
+    except UNBUILDABLE:
         return False
