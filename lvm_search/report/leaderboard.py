@@ -282,7 +282,7 @@ def _baseline_rows(data: LVMData, model_ks: set[int], storage: Path) -> list[dic
         _row("last vector", "baseline", last_vector_baseline, classic, 0, 0.0),
     ]
     for d in (data.with_k(k) for k in sorted({classic.k, *model_ks})):
-        _log(f"fitting the recency and ridge baselines at k={d.k}")
+        _log(f"the recency and ridge baselines at k={d.k}")  # fitted, or read back (baseline_cache)
         predictors, fitted = fitted_baselines(d, storage)
         decay, recency, ridge = fitted["recency"]["decay"], predictors["recency"], predictors["ridge"]
         rows.append(

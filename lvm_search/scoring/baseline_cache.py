@@ -46,7 +46,7 @@ def fitted_baselines(data: LVMData, storage: str | Path) -> tuple[dict[str, obje
     key = _key(data)
     kept = _read(path, key)
     if kept is not None:
-        logger.debug(f"baselines at k={data.k}: fitted before ({path})")
+        logger.info(f"baselines at k={data.k}: read back from an earlier fit ({path})")
         return kept
     predictors, fitted = fit_baselines(data)
     ridge = predictors["ridge"]
