@@ -80,6 +80,7 @@ def test_train_distils_a_teacher_and_records_it(cli, tiny_storage, tmp_path):
     assert meta["teacher"]["source"] == str(folder) and meta["train_config"]["distill"] == 0.8
 
 
+@pytest.mark.slow
 def test_a_student_reads_fewer_passages_than_its_teacher(cli, tmp_path):
     from lvm_search.ensemble.build import build_ensemble, load_recipe
 
@@ -300,6 +301,7 @@ def test_a_member_rewritten_in_its_run_is_found_in_the_ensemble_that_links_it(ti
 
 
 @pytest.mark.hostile(DIGESTS)
+@pytest.mark.slow
 def test_a_resume_refuses_a_teacher_whose_member_was_replaced_between_starts(tiny_storage, tmp_path, cli):
     for legacy in (False, True):
         teacher = tmp_path / f"teacher-{legacy}"

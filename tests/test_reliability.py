@@ -165,6 +165,7 @@ def test_a_diverging_trial_is_recorded_and_the_search_goes_on(tmp_path):
     assert summary.best is None and summary.complete
 
 
+@pytest.mark.slow
 def test_a_trial_that_raises_is_retried_once_then_recorded(tmp_path, monkeypatch):
     # torch.compile needs a C++ compiler; without one every try of the trial raises inside Ray
     # (which also shows that `compile: true` is not ignored).

@@ -23,11 +23,17 @@ from lvm_search.models.checkpoint import load_model
 from lvm_search.scoring.metrics import predict, reference_mean, score
 from lvm_search.search.progress import _short
 from lvm_search.search.spaces import load_space, parse_space
-from lvm_search.search.tuner import SearchOptions, resolve_concurrency, resolve_device, run_search
+from lvm_search.search.tuner import (
+    SearchOptions,
+    resolve_concurrency,
+    resolve_device,
+    run_search,
+    run_searches,
+)
 from lvm_search.store.runs import read_summary
 
-# AMN trains in a fraction of a second per epoch on the sample; the reference (width 512,
-# key_dim 256) must lie inside the space, so it is one of the choices.
+# AMN trains in a fraction of a second per epoch on the sample; trial 0, the space's reference, is
+# the small end of each choice.
 TINY_SPACE = """
 arch: amn
 samples: {samples}
@@ -42,6 +48,7 @@ space:
   key_dim: {{type: choice, values: [16, 256]}}
   lr: {{type: float, low: 1.0e-4, high: 3.0e-3, log: true}}
   epochs: {{type: int, low: 2, high: 20}}
+reference: {{width: 32, key_dim: 16}}
 """
 
 
@@ -91,7 +98,7 @@ def test_the_reference_configuration_is_trial_zero(tiny_run):
     first = summary.trials[0]
     assert first.number == 0
     assert first.config == space.reference_point()
-    assert first.config["width"] == 512 and first.config["key_dim"] == 256
+    assert first.config["width"] == 32 and first.config["key_dim"] == 16  # the space's reference
 
 
 def test_the_best_checkpoint_reproduces_its_recorded_val_cosine(tiny_run):
@@ -198,26 +205,28 @@ def test_an_interrupted_search_resumes_to_exactly_samples_trials(tmp_path, sig):
     assert len(study.trials) == 4 and all(t.state != optuna.trial.TrialState.RUNNING for t in study.trials)
 
 
-@pytest.mark.parametrize("sampler", ["gp", "auto", "random"])
-def test_every_sampler_runs_a_real_tiny_search(tmp_path, sampler):
-    raw = {
-        "arch": "amn",
-        "samples": 3,
-        "max_concurrent": 2,
-        "sampler": sampler,
-        "scheduler": {"type": "none"},
-        "fixed": {"epochs": 1, "width": 32, "key_dim": 16},
-        "space": {
-            "lr": {"type": "float", "low": 1e-4, "high": 3e-3, "log": True},
-            "dropout": {"type": "float", "low": 0.0, "high": 0.3},
-        },
-    }
-    space = parse_space(raw, f"{sampler}.yaml")
-    # all-numeric and no early stopping: auto is GP
-    assert space.resolved_sampler() == {"auto": "gp"}.get(sampler, sampler)
-    summary = run_search(space, SearchOptions(storage=str(tmp_path / "runs")))
-    assert summary.counts.trials == 3 and summary.counts.ok == 3
-    assert len({json.dumps(t.config, sort_keys=True) for t in summary.trials}) == 3
+def test_every_sampler_runs_a_real_tiny_search(tmp_path):
+    """GP, auto (here GP: all-numeric, no early stopping) and random, each a real search; the three in
+    one Ray session, as `lvm-search run` searches several spaces."""
+    spaces = []
+    for sampler in ("gp", "auto", "random"):
+        raw = {
+            "arch": "amn",
+            "samples": 3,
+            "max_concurrent": 2,
+            "sampler": sampler,
+            "scheduler": {"type": "none"},
+            "fixed": {"epochs": 1, "width": 32, "key_dim": 16},
+            "space": {
+                "lr": {"type": "float", "low": 1e-4, "high": 3e-3, "log": True},
+                "dropout": {"type": "float", "low": 0.0, "high": 0.3},
+            },
+        }
+        spaces.append(parse_space(raw, f"{sampler}.yaml"))
+        assert spaces[-1].resolved_sampler() == {"auto": "gp"}.get(sampler, sampler)
+    for summary in run_searches(spaces, SearchOptions(storage=str(tmp_path / "runs"))):
+        assert summary.counts.trials == 3 and summary.counts.ok == 3, summary.name
+        assert len({json.dumps(t.config, sort_keys=True) for t in summary.trials}) == 3
 
 
 @pytest.mark.parametrize(

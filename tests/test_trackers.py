@@ -32,6 +32,7 @@ def _events(path: Path) -> list:
     return events
 
 
+@pytest.mark.slow
 def test_tensorboard_event_files_hold_each_trials_val_curve(tmp_path, cli):
     code, out, err = cli(
         "run", _space(tmp_path), "--storage", tmp_path / "runs", "--log", "tensorboard", "--json"
