@@ -1,4 +1,4 @@
-"""How long `lvm-search report` takes on the packaged sample with runs at k=5, 8 and 16, before and after.
+"""How long `lvm-search report` or `ensemble` takes, before and after (packaged sample, runs at k=5, 8, 16).
 
 For each version (``--versions``: ``after`` is this checkout, a git ref is checked out into a
 temporary worktree and run from there with PYTHONPATH), three one-trial searches with that version's
@@ -13,6 +13,9 @@ small real search on python-docs:
 
     python benchmarks/report_speed.py --versions dd3f07b after --storage /tmp/r29 \
         --out benchmarks/results/cpu/report_speed_python.json
+
+``--command ensemble`` times `lvm-search ensemble` instead: the packaged default recipe, renamed
+``speed-VERSION`` so that the storage's own ensembles are left as they are.
 """
 
 from __future__ import annotations
@@ -59,16 +62,24 @@ def prepare(version: str, scratch: Path) -> tuple[dict, Path]:
     return env, storage
 
 
-def timed_report(version: str, env: dict, storage: Path, scratch: Path) -> tuple[float, float]:
-    """Wall seconds and CPU seconds (user + system of the report's process) of one report. On a shared
-    machine the CPU seconds move less with other people's load than the wall seconds do."""
-    out = scratch / f"report-{version}.md"
-    if out.exists():
-        out.unlink()  # the old version would overwrite it; the new one replaces only its own
+def timed(command: str, version: str, env: dict, storage: Path, scratch: Path) -> tuple[float, float]:
+    """Wall seconds and CPU seconds (user + system of the command's process) of one report or
+    ensemble. On a shared machine the CPU seconds move less with other people's load than the wall
+    seconds do."""
+    if command == "report":
+        out = scratch / f"report-{version}.md"
+        if out.exists():
+            out.unlink()  # the old version would overwrite it; the new one replaces only its own
+        argv = ["report", "--storage", str(storage), "--out", str(out)]
+    else:
+        recipe = scratch / f"speed-{version}.yaml"
+        default = (REPO / "ensembles" / "default.yaml").read_text()
+        recipe.write_text(default.replace("name: default", f"name: speed-{version}"))
+        argv = ["ensemble", str(recipe), "--storage", str(storage)]
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     subprocess.run(
-        [sys.executable, "-m", "lvm_search.cli", "report", "--storage", str(storage), "--out", str(out)],
+        [sys.executable, "-m", "lvm_search.cli", *argv],
         env=env,
         cwd=checkout(version, scratch),
         check=True,
@@ -85,6 +96,7 @@ def main(argv=None):
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--out", default=None)
     p.add_argument("--storage", default=None, help="report this storage with every version (no searches)")
+    p.add_argument("--command", choices=("report", "ensemble"), default="report")
     args = p.parse_args(argv)
     scratch = Path(tempfile.mkdtemp(prefix="lvm-report-speed-"))
     try:
@@ -96,7 +108,7 @@ def main(argv=None):
         times, cpu = {v: [] for v in args.versions}, {v: [] for v in args.versions}
         for _ in range(args.repeats):
             for version, (env, storage) in prepared.items():
-                wall, cpu_s = timed_report(version, env, storage, scratch)
+                wall, cpu_s = timed(args.command, version, env, storage, scratch)
                 times[version].append(wall)
                 cpu[version].append(cpu_s)
                 print(f"{version}: {wall:.1f} s ({cpu_s:.1f} s CPU)", file=sys.stderr, flush=True)
@@ -118,6 +130,7 @@ def main(argv=None):
     ]
     record = {
         "benchmark": "report_speed",
+        "command": args.command,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "machine": collect().one_line(),
         "load_avg": os.getloadavg(),

@@ -13,6 +13,7 @@ from torch.nn.functional import normalize
 
 from lvm_search.data.windows import load_data
 from lvm_search.ensemble.build import (
+    _SimplexObjective,
     build_ensemble,
     ensemble_cosine,
     greedy_weights,
@@ -61,6 +62,25 @@ def test_simplex_refinement_reaches_the_exact_optimum():
     assert refined.sum().item() == pytest.approx(1.0) and (refined >= 0).all()
     assert refined[0].item() == pytest.approx(w_a, abs=2e-3)
     assert ensemble_cosine(preds, refined, targets) >= ensemble_cosine(preds, greedy, targets)
+
+
+@pytest.mark.parametrize("candidates, dim", [(5, 16), (12, 4)], ids=["fewer than D", "more than D"])
+def test_the_simplex_objective_is_the_ensembles_val_cosine_value_and_gradient(candidates, dim):
+    """With few candidates the simplex reads the candidates' dot products instead of their vectors:
+    the same function of the weights, to float rounding, also where a candidate predicts zeros."""
+    preds = normalize(torch.randn(candidates, 30, dim, dtype=torch.float64), dim=-1)
+    preds[1, :7] = 0  # an unusable prediction, as normalize leaves it
+    targets = normalize(torch.randn(30, dim, dtype=torch.float64), dim=-1)
+    objective = _SimplexObjective(preds, targets)
+    one_hot = torch.eye(candidates, dtype=torch.float64)[1]  # only the candidate with zero rows
+    for weights in (torch.rand(candidates, dtype=torch.float64), one_hot):
+        w1 = (weights / weights.sum()).requires_grad_(True)
+        w2 = w1.detach().clone().requires_grad_(True)
+        expected, got = ensemble_cosine(preds, w1, targets), objective(w2)
+        expected.backward()
+        got.backward()
+        assert got.item() == pytest.approx(expected.item(), abs=1e-12)
+        assert torch.allclose(w2.grad, w1.grad, rtol=1e-9, atol=1e-10)
 
 
 def fake_run(
