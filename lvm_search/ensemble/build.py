@@ -215,7 +215,8 @@ class _SimplexObjective:
     """``ensemble_cosine(preds, w, targets)`` as a function of the weights alone. With no more
     candidates than dimensions it reads each window's dot products among the candidates and with its
     target ([M, m, m] and [M, m], no larger than the predictions), so a step costs M*m^2, not M*m*D:
-    python-docs' wide ensemble (55 candidates, D=384) fitted its simplex 5x faster."""
+    on python-docs' 58 candidates (D=384) `lvm-search ensemble` took 33 s instead of 46
+    (benchmarks/results/cpu/ensemble_speed_simplex.json)."""
 
     def __init__(self, preds: torch.Tensor, targets: torch.Tensor):
         self.preds, self.targets = preds, targets
