@@ -14,8 +14,9 @@ small real search on python-docs:
     python benchmarks/report_speed.py --versions dd3f07b after --storage /tmp/r29 \
         --out benchmarks/results/cpu/report_speed_python.json
 
-``--command ensemble`` times `lvm-search ensemble` instead: the packaged default recipe, renamed
-``speed-VERSION`` so that the storage's own ensembles are left as they are.
+``--command ensemble`` times `lvm-search ensemble` instead, with this checkout's default recipe for
+every version (the same work for each), renamed ``speed-VERSION``: the storage's own ensembles are
+left as they are, and the ones the benchmark wrote are removed at the end.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import resource
 import shutil
 import statistics
@@ -62,6 +64,11 @@ def prepare(version: str, scratch: Path) -> tuple[dict, Path]:
     return env, storage
 
 
+def speed_name(version: str) -> str:
+    """The ensemble name for a version: git refs such as HEAD~1 or origin/main are no run names."""
+    return "speed-" + re.sub(r"[^A-Za-z0-9._-]", "-", version)
+
+
 def timed(command: str, version: str, env: dict, storage: Path, scratch: Path) -> tuple[float, float]:
     """Wall seconds and CPU seconds (user + system of the command's process) of one report or
     ensemble. On a shared machine the CPU seconds move less with other people's load than the wall
@@ -72,20 +79,22 @@ def timed(command: str, version: str, env: dict, storage: Path, scratch: Path) -
             out.unlink()  # the old version would overwrite it; the new one replaces only its own
         argv = ["report", "--storage", str(storage), "--out", str(out)]
     else:
-        recipe = scratch / f"speed-{version}.yaml"
+        recipe = scratch / f"{speed_name(version)}.yaml"
         default = (REPO / "ensembles" / "default.yaml").read_text()
-        recipe.write_text(default.replace("name: default", f"name: speed-{version}"))
+        recipe.write_text(default.replace("name: default", f"name: {speed_name(version)}"))
         argv = ["ensemble", str(recipe), "--storage", str(storage)]
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
-    subprocess.run(
+    done = subprocess.run(
         [sys.executable, "-m", "lvm_search.cli", *argv],
         env=env,
         cwd=checkout(version, scratch),
-        check=True,
         capture_output=True,
+        text=True,
     )
     wall = time.perf_counter() - t0
+    if done.returncode != 0:
+        sys.exit(f"{version}: lvm-search {command} failed (exit {done.returncode}):\n{done.stderr[-2000:]}")
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
@@ -99,6 +108,7 @@ def main(argv=None):
     p.add_argument("--command", choices=("report", "ensemble"), default="report")
     args = p.parse_args(argv)
     scratch = Path(tempfile.mkdtemp(prefix="lvm-report-speed-"))
+    prepared = {}
     try:
         if args.storage:
             storage = Path(args.storage).resolve()
@@ -113,6 +123,9 @@ def main(argv=None):
                 cpu[version].append(cpu_s)
                 print(f"{version}: {wall:.1f} s ({cpu_s:.1f} s CPU)", file=sys.stderr, flush=True)
     finally:
+        if args.command == "ensemble":
+            for version, (_, storage) in prepared.items():
+                shutil.rmtree(storage / "ensembles" / speed_name(version), ignore_errors=True)
         remove_checkouts(scratch)
         shutil.rmtree(scratch, ignore_errors=True)
     sys.path.insert(0, str(REPO))

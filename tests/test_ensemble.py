@@ -64,7 +64,7 @@ def test_simplex_refinement_reaches_the_exact_optimum():
     assert ensemble_cosine(preds, refined, targets) >= ensemble_cosine(preds, greedy, targets)
 
 
-@pytest.mark.parametrize("candidates, dim", [(5, 16), (12, 4)], ids=["fewer than D", "more than D"])
+@pytest.mark.parametrize("candidates, dim", [(5, 16), (12, 4)], ids=["few candidates", "more than D"])
 def test_the_simplex_objective_is_the_ensembles_val_cosine_value_and_gradient(candidates, dim):
     """With few candidates the simplex reads the candidates' dot products instead of their vectors:
     the same function of the weights, to float rounding, also where a candidate predicts zeros."""

@@ -16,6 +16,7 @@ import numpy as np
 import optuna
 import pytest
 import torch
+import yaml
 from conftest import FALSE_REFUSALS, HANGS, LATE, RESUME, one_error, one_trial_space
 
 from lvm_search.data.windows import load_data
@@ -99,6 +100,11 @@ def test_the_reference_configuration_is_trial_zero(tiny_run):
     assert first.number == 0
     assert first.config == space.reference_point()
     assert first.config["width"] == 32 and first.config["key_dim"] == 16  # the space's reference
+    # without a reference: the architecture's defaults (AMN width 512, key_dim 256), both searched
+    without = yaml.safe_load(TINY_SPACE.format(samples=3, sampler="tpe", concurrent=1))
+    del without["reference"]
+    defaults = parse_space(without, "tiny.yaml").reference_point()
+    assert defaults["width"] == 512 and defaults["key_dim"] == 256
 
 
 def test_the_best_checkpoint_reproduces_its_recorded_val_cosine(tiny_run):
@@ -224,7 +230,9 @@ def test_every_sampler_runs_a_real_tiny_search(tmp_path):
         }
         spaces.append(parse_space(raw, f"{sampler}.yaml"))
         assert spaces[-1].resolved_sampler() == {"auto": "gp"}.get(sampler, sampler)
-    for summary in run_searches(spaces, SearchOptions(storage=str(tmp_path / "runs"))):
+    summaries = run_searches(spaces, SearchOptions(storage=str(tmp_path / "runs")))
+    assert [s.name for s in summaries] == ["gp", "auto", "random"]
+    for summary in summaries:
         assert summary.counts.trials == 3 and summary.counts.ok == 3, summary.name
         assert len({json.dumps(t.config, sort_keys=True) for t in summary.trials}) == 3
 

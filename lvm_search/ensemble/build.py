@@ -212,17 +212,18 @@ def simplex_weights(
 
 
 class _SimplexObjective:
-    """``ensemble_cosine(preds, w, targets)`` as a function of the weights alone. With no more
-    candidates than dimensions it reads each window's dot products among the candidates and with its
-    target ([M, m, m] and [M, m], no larger than the predictions), so a step costs M*m^2, not M*m*D:
+    """``ensemble_cosine(preds, w, targets)`` as a function of the weights alone. With at most half as
+    many candidates as dimensions it reads each window's dot products among the candidates and with
+    its target ([M, m, m] and [M, m], at most half the predictions' size), so a step costs M*m^2, not
+    M*m*D (near m = D building them costs more than the steps save):
     on python-docs' 58 candidates (D=384) `lvm-search ensemble` took 33 s instead of 46
     (benchmarks/results/cpu/ensemble_speed_simplex.json)."""
 
     def __init__(self, preds: torch.Tensor, targets: torch.Tensor):
-        self.preds, self.targets = preds, targets
-        self.small = len(preds) <= preds.shape[-1]
+        self.preds, self.targets = preds, targets.to(preds.dtype)
+        self.small = 2 * len(preds) <= preds.shape[-1]
         if self.small:
-            self.pred_target = torch.einsum("mnd,nd->nm", preds, targets)
+            self.pred_target = torch.einsum("mnd,nd->nm", preds, self.targets)
             self.gram = torch.einsum("mnd,knd->nmk", preds, preds)
 
     def __call__(self, weights: torch.Tensor) -> torch.Tensor:
