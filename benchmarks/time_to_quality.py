@@ -6,7 +6,7 @@ seed defaults:
 1. ref: the reference recipe (``_reference.py``: batch 32, lr 5e-4, ReduceLROnPlateau) for
    ``--ref-epochs`` epochs over a CPU ``TensorDataset`` of the project's train windows,
    evaluating val cosine after every epoch; its best val cosine is the target;
-2. ours: ``lvm_search.train.train`` (warm-up + cosine over ``--epochs``, bf16 autocast on CUDA) once
+2. ours: ``lvm_search.train.train`` (warm-up + cosine over ``--epochs``, ``bf16: auto``) once
    per ``--recipes`` BATCH:LR pair (default 1024:1e-3, 512:1e-3, 1024:2e-3 and the trainer's
    default 256:1e-3), noting the wall time at which val cosine first reaches the target.
 
@@ -28,6 +28,7 @@ import _common as C
 import torch
 from _reference import pytorch_defaults, reference_epoch, reference_loader, reference_optimizer
 
+from lvm_search.devices import computes_bf16
 from lvm_search.models import build_model
 from lvm_search.scoring.metrics import predict
 from lvm_search.train import TrainConfig, train
@@ -78,7 +79,7 @@ def run_ours(arch, data, device, args, batch_size, lr, target, seed) -> list[dic
         lr=lr,
         seed=seed,
         device=str(device),
-        bf16=not args.no_bf16,
+        bf16="auto" if not args.no_bf16 else False,  # where the device computes in bf16
         threads=args.threads,
     )
     history, t0 = [], time.perf_counter()
@@ -207,7 +208,7 @@ def main(argv=None):
         "ours best val cos",
         "speed-up",
     ]
-    bf16 = device.type == "cuda" and not args.no_bf16
+    bf16 = computes_bf16(device) is True and not args.no_bf16  # what bf16: auto comes to
     notes = [
         f"Data: {data_desc}.",
         "ref: reference recipe (batch 32, lr 5e-4, ReduceLROnPlateau on val cosine, float32 with TF32 "

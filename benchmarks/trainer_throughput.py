@@ -6,7 +6,8 @@ one process, interleaved (ref, ours, ref, ours, ...), median of ``--repeats``:
 * ref: the reference recipe (``_reference.py``), batch 32, timed over ``--ref-batches`` batches after
   ``--ref-warmup`` untimed ones;
 * ours: ``lvm_search.train.train`` with its default recipe (warm-up + cosine, AdamW, grad clip 1)
-  at ``--batch-size`` 1024 and lr 2e-3, bf16 autocast on CUDA; one untimed warm-up epoch, then
+  at ``--batch-size`` 1024 and lr 2e-3, ``bf16: auto`` (autocast where the device computes in
+  bf16: CUDA from Ampere, a CPU with AVX-512 BF16 or AMX); one untimed warm-up epoch, then
   ``--epochs`` timed epochs, read from the trainer's own ``train_samples_per_s`` (evaluation excluded).
 
 Data: by default random unit vectors at D=768 cut into 80,629 sliding windows of k=5, like the
@@ -34,6 +35,7 @@ from _reference import (
 )
 
 import lvm_search.train as trainer
+from lvm_search.devices import computes_bf16
 from lvm_search.models import build_model
 
 ARCHS = ("lstm", "gru", "transformer", "amn")
@@ -76,7 +78,7 @@ def measure_ours(arch, data, device, args, repeat, compile_model=False) -> float
         lr=args.lr,
         seed=repeat,
         device=str(device),
-        bf16=not args.no_bf16,
+        bf16="auto" if not args.no_bf16 else False,  # where the device computes in bf16
         threads=args.threads,
     )
     timed = []  # (samples, seconds) of the epochs after the first
@@ -103,7 +105,7 @@ def main(argv=None):
     p.add_argument("--epochs", type=int, default=2, help="timed epochs of ours (after one warm-up epoch)")
     p.add_argument("--batch-size", type=int, default=1024)
     p.add_argument("--lr", type=float, default=2e-3)
-    p.add_argument("--no-bf16", action="store_true", help="ours in float32 on CUDA too")
+    p.add_argument("--no-bf16", action="store_true", help="ours in float32 on bf16 hardware too")
     p.add_argument("--compile", action="store_true", help="also measure ours with torch.compile")
     args = p.parse_args(argv)
 
@@ -155,7 +157,7 @@ def main(argv=None):
     columns = ["arch", "params", "ref samples/s", "ours samples/s", "ours / ref"]
     if args.compile:
         columns += ["ours+compile samples/s", "compile / ours"]
-    bf16 = device.type == "cuda" and not args.no_bf16
+    bf16 = computes_bf16(device) is True and not args.no_bf16  # what bf16: auto comes to
     notes = [
         f"Data: {data_desc}.",
         "ref: reference recipe, batch 32, lr 5e-4, float32 (TF32 off, PyTorch's default), loss.item() "

@@ -1,8 +1,8 @@
 """Aggregate train samples/s of 1, 2, 4, 8 trainer processes sharing one GPU.
 
 How many search trials should share a GPU (``gpus_per_trial`` 1, 0.5, 0.25, 0.125)? Each process
-runs ``lvm_search.train.train`` on the same data (batch 256, the trainer's default recipe, bf16
-autocast) for one untimed warm-up epoch, waits until every process of its round has finished its
+runs ``lvm_search.train.train`` on the same data (batch 256, the trainer's default recipe, ``bf16:
+auto``) for one untimed warm-up epoch, waits until every process of its round has finished its
 warm-up, then trains ``--epochs`` timed epochs. Aggregate = all processes' timed train samples /
 (last process's end - common start); the timed span includes each epoch's evaluation, as a trial's
 does. The worker processes are started once (spawn) and reused by every round.
@@ -102,10 +102,13 @@ def save(args, device, data_desc, out, rows, quiet=False) -> None:
         "vs 1 process",
         "timed span s",
     ]
+    from lvm_search.devices import computes_bf16
+
+    bf16 = computes_bf16(device) is True and not args.no_bf16  # what bf16: auto comes to
     notes = [
         f"Data: {data_desc}.",
         f"Each process: lvm_search.train.train, batch {args.batch_size}, lr {args.lr:g}, warm-up + cosine, "
-        f"{'bf16 autocast' if device.type == 'cuda' and not args.no_bf16 else 'float32'}; 1 warm-up epoch, "
+        f"{'bf16 autocast' if bf16 else 'float32'}; 1 warm-up epoch, "
         f"then {args.epochs} timed epochs "
         "(evaluation included in the timed span).",
         "Processes of a round start their timed epochs together; aggregate = total timed samples / (last "
@@ -118,7 +121,7 @@ def save(args, device, data_desc, out, rows, quiet=False) -> None:
         "data": data_desc,
         "epochs": args.epochs,
         "batch_size": args.batch_size,
-        "bf16": not args.no_bf16,
+        "bf16": bf16,
         "threads_per_process": args.threads_per_process,
     }
     C.finish("trials_per_gpu", args, device, settings, out, columns, rows, notes, args.out, quiet=quiet)
@@ -185,7 +188,7 @@ def main(argv=None):
                 "epochs": args.epochs,
                 "batch_size": args.batch_size,
                 "lr": args.lr,
-                "bf16": not args.no_bf16,
+                "bf16": "auto" if not args.no_bf16 else False,  # where the device computes in bf16
                 "threads": args.threads_per_process,
             }
             for r in range(n):
