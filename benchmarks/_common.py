@@ -35,7 +35,7 @@ from _markdown import machine_line, markdown_table  # noqa: E402,F401
 
 from lvm_search.data.windows import LVMData, Split, load_data  # noqa: E402,F401  (load_data: for the scripts)
 from lvm_search.store.provenance import cpu_model  # noqa: E402,F401  (for the scripts)
-from lvm_search.train import resolve_device  # noqa: E402
+from lvm_search.train import TrainConfig, _bf16, resolve_device  # noqa: E402
 
 LINUX_DATA_ENV = "LVM_LINUX_DATA"
 LINUX_DATA_NAME = "linux-docs-minilm.npz"
@@ -83,6 +83,17 @@ def pick_device(name: str, threads: int | None = None) -> torch.device:
     if threads:
         torch.set_num_threads(threads)
     return resolve_device(name)
+
+
+def bf16_setting(no_bf16: bool) -> bool | str:
+    """The trainer's ``bf16`` for a script's ``--no-bf16``: auto (autocast where the device computes in
+    bf16: CUDA from Ampere, a CPU with AVX-512 BF16 or AMX), else off."""
+    return False if no_bf16 else "auto"
+
+
+def bf16_used(device: torch.device, no_bf16: bool) -> bool:
+    """What that setting comes to on ``device``, by the trainer's own rule: what a result records."""
+    return _bf16(TrainConfig(bf16=bf16_setting(no_bf16)), device)
 
 
 def sync(device: torch.device) -> None:

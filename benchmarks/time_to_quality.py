@@ -28,7 +28,6 @@ import _common as C
 import torch
 from _reference import pytorch_defaults, reference_epoch, reference_loader, reference_optimizer
 
-from lvm_search.devices import computes_bf16
 from lvm_search.models import build_model
 from lvm_search.scoring.metrics import predict
 from lvm_search.train import TrainConfig, train
@@ -79,7 +78,7 @@ def run_ours(arch, data, device, args, batch_size, lr, target, seed) -> list[dic
         lr=lr,
         seed=seed,
         device=str(device),
-        bf16="auto" if not args.no_bf16 else False,  # where the device computes in bf16
+        bf16=C.bf16_setting(args.no_bf16),
         threads=args.threads,
     )
     history, t0 = [], time.perf_counter()
@@ -208,7 +207,7 @@ def main(argv=None):
         "ours best val cos",
         "speed-up",
     ]
-    bf16 = computes_bf16(device) is True and not args.no_bf16  # what bf16: auto comes to
+    bf16 = C.bf16_used(device, args.no_bf16)
     notes = [
         f"Data: {data_desc}.",
         "ref: reference recipe (batch 32, lr 5e-4, ReduceLROnPlateau on val cosine, float32 with TF32 "

@@ -35,7 +35,6 @@ from _reference import (
 )
 
 import lvm_search.train as trainer
-from lvm_search.devices import computes_bf16
 from lvm_search.models import build_model
 
 ARCHS = ("lstm", "gru", "transformer", "amn")
@@ -78,7 +77,7 @@ def measure_ours(arch, data, device, args, repeat, compile_model=False) -> float
         lr=args.lr,
         seed=repeat,
         device=str(device),
-        bf16="auto" if not args.no_bf16 else False,  # where the device computes in bf16
+        bf16=C.bf16_setting(args.no_bf16),
         threads=args.threads,
     )
     timed = []  # (samples, seconds) of the epochs after the first
@@ -157,7 +156,7 @@ def main(argv=None):
     columns = ["arch", "params", "ref samples/s", "ours samples/s", "ours / ref"]
     if args.compile:
         columns += ["ours+compile samples/s", "compile / ours"]
-    bf16 = computes_bf16(device) is True and not args.no_bf16  # what bf16: auto comes to
+    bf16 = C.bf16_used(device, args.no_bf16)
     notes = [
         f"Data: {data_desc}.",
         "ref: reference recipe, batch 32, lr 5e-4, float32 (TF32 off, PyTorch's default), loss.item() "

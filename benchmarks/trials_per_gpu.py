@@ -102,9 +102,7 @@ def save(args, device, data_desc, out, rows, quiet=False) -> None:
         "vs 1 process",
         "timed span s",
     ]
-    from lvm_search.devices import computes_bf16
-
-    bf16 = computes_bf16(device) is True and not args.no_bf16  # what bf16: auto comes to
+    bf16 = C.bf16_used(device, args.no_bf16)
     notes = [
         f"Data: {data_desc}.",
         f"Each process: lvm_search.train.train, batch {args.batch_size}, lr {args.lr:g}, warm-up + cosine, "
@@ -188,7 +186,7 @@ def main(argv=None):
                 "epochs": args.epochs,
                 "batch_size": args.batch_size,
                 "lr": args.lr,
-                "bf16": "auto" if not args.no_bf16 else False,  # where the device computes in bf16
+                "bf16": C.bf16_setting(args.no_bf16),
                 "threads": args.threads_per_process,
             }
             for r in range(n):

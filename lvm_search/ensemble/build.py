@@ -495,9 +495,8 @@ def _load_candidates(
             f"{storage}: the runs {[s.name for _, s in runs]} have no finished trial with a checkpoint"
         )
     if recipe.baselines:
-        logger.info(
-            f"ensemble: the classical baselines at k={data.k}"
-        )  # fitted, or read back (baseline_cache)
+        # fitted, or read back from the storage (baseline_cache says which)
+        logger.info(f"ensemble: the classical baselines at k={data.k}")
         for member in fitted_baseline_members(data, storage):
             candidates.append(
                 Candidate(f"baseline:{member.name}", "baseline", data.k, data.fingerprint, member)
